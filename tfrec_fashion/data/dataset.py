@@ -213,14 +213,14 @@ class FashionDataset:
             if bad.any():
                 row = int(np.argmax(bad))
                 raise DataError(f"{source}: pair_ratings row {row} has label "
-                                f"{self.pair_ratings.label[row]!r}; labels must be +1 or -1")
+                                f"{self.pair_ratings.label[row].item()!r}; labels must be +1 or -1")
         if self.ratings is not None and "rating_range" in self.metadata:
             low, high = self.metadata["rating_range"]
             value = self.ratings.value
             bad = (value < low) | (value > high) | ~np.isfinite(value)
             if bad.any():
                 row = int(np.argmax(bad))
-                raise DataError(f"{source}: ratings row {row} has value {value[row]!r}, "
+                raise DataError(f"{source}: ratings row {row} has value {value[row].item()!r}, "
                                 f"outside rating_range [{low}, {high}]")
 
     # ------------------------------------------------------------------ disk format
@@ -328,6 +328,8 @@ class FashionDataset:
 
                 items.images = np.stack([read_image(directory / p) for p in items.image_paths])
 
+        _check_unique(users.ids, str(directory / "users.csv"))
+        _check_unique(items.ids, str(directory / "items.csv"))
         user_index = _Index(users.ids, "user_id")
         item_index = _Index(items.ids, "item_id")
         tables: dict[str, Any] = {}
@@ -398,7 +400,7 @@ class _Index:
             index = self.lookup.get(value)
             if index is None:
                 # row + 2: 1-based line numbers with the header on line 1.
-                raise DataError(f"{path}, line {row + 2}: unknown {self.column} {value!r}")
+                raise DataError(f"{path}, line {row + 2}: unknown {self.column} {str(value)!r}")
             out[row] = index
         return out
 
@@ -414,7 +416,7 @@ def _check_range(index: np.ndarray, size: int, what: str, allow_missing: bool) -
     bad = (index < low) | (index >= size)
     if bad.any():
         position = np.argwhere(bad)[0]
-        raise DataError(f"{what}: index {index[tuple(position)]} at row {position[0]} is outside "
+        raise DataError(f"{what}: index {index[tuple(position)].item()} at row {position[0]} is outside "
                         f"[{low}, {size})")
 
 
@@ -422,7 +424,7 @@ def _check_images_exist(directory: Path, image_paths: np.ndarray) -> None:
     for row, relative in enumerate(image_paths):
         if relative and not (directory / relative).is_file():
             raise MissingDataError(f"{directory / 'items.csv'}, line {row + 2}: image "
-                                   f"{relative!r} does not exist")
+                                   f"{str(relative)!r} does not exist")
 
 
 def _ids_or_empty(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -467,7 +469,7 @@ def _as_number(values: np.ndarray, dtype: Any, path: Path, column: str) -> np.nd
             try:
                 float(value)
             except ValueError:
-                raise DataError(f"{path}, line {row + 2}: {column} {value!r} is not a number") \
+                raise DataError(f"{path}, line {row + 2}: {column} {str(value)!r} is not a number") \
                     from None
         raise
 
