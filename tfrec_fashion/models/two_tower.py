@@ -1,0 +1,90 @@
+"""A minimal TFRS two-tower retrieval model over user and item ids.
+
+The smallest honest retrieval model: a user embedding and an item embedding, scored by their
+inner product and trained with TFRS's in-batch softmax ``Retrieval`` task. It is the baseline the
+training harness is exercised with; the fashion models (StyNet, VBPR, ...) add features to the
+towers.
+"""
+
+from __future__ import annotations
+
+import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
+import tensorflow as tf
+import tensorflow_recommenders as tfrs
+
+from tfrec_fashion.serialization import register_serializable
+
+
+@register_serializable
+class TwoTowerRetrieval(tfrs.Model):
+    """User-id and item-id towers scored by inner product, trained with in-batch softmax.
+
+    Args:
+        n_users: number of user indices (inputs are int indices in [0, n_users)).
+        n_items: number of item indices.
+        embedding_dim: size of both embeddings.
+        l2: L2 penalty on the embeddings.
+        temperature: softmax temperature of the retrieval loss (None = 1).
+
+    Inputs to ``fit``: dict batches {"user": int32 [batch], "item": int32 [batch]} of positive
+    pairs, optionally "item_probability": float32 [batch], the item's share of the training
+    pairs; the other items of the batch are the negatives.
+
+    Example:
+    >>> model = TwoTowerRetrieval(n_users=10, n_items=20, embedding_dim=4)
+    >>> model.compile(tf.keras.optimizers.Adam(0.1))
+    >>> scores = model.score(tf.constant([0, 1]))  # [2, 20]
+    """
+
+    def __init__(self, n_users: int, n_items: int, embedding_dim: int = 32, l2: float = 0.0,
+                 temperature: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.n_users = n_users
+        self.n_items = n_items
+        self.embedding_dim = embedding_dim
+        self.l2 = l2
+        self.temperature = temperature
+        regularizer = tf.keras.regularizers.l2(l2) if l2 else None
+        # === Towers ===
+        self.user_tower = tf.keras.layers.Embedding(
+            n_users, embedding_dim, embeddings_regularizer=regularizer, name="user_embedding")
+        self.item_tower = tf.keras.layers.Embedding(
+            n_items, embedding_dim, embeddings_regularizer=regularizer, name="item_embedding")
+        # === Task ===
+        self.task = tfrs.tasks.Retrieval(temperature=temperature)
+        # Every variable exists from construction, so checkpoints (BackupAndRestore included)
+        # restore into a model that has not seen data yet.
+        self.user_tower.build((None,))
+        self.item_tower.build((None,))
+        self.built = True
+
+    def compute_loss(self, features, training: bool = False) -> tf.Tensor:
+        users = self.user_tower(features["user"])
+        items = self.item_tower(features["item"])
+        # Accidental hits (the batch's own positive repeated as a negative) are removed, and
+        # when given, each item's sampling probability corrects the in-batch softmax for
+        # popular items appearing as negatives more often (logQ correction, Yi et al. 2019).
+        return self.task(users, items, candidate_ids=features["item"],
+                         candidate_sampling_probability=features.get("item_probability"),
+                         compute_metrics=not training)
+
+    def call(self, users: tf.Tensor) -> tf.Tensor:
+        """Returns the user vectors [batch, embedding_dim] for int user indices [batch]."""
+        return self.user_tower(users)
+
+    def item_vectors(self) -> tf.Tensor:
+        """Returns all item vectors [n_items, embedding_dim]."""
+        return self.item_tower.embeddings
+
+    def user_vectors(self) -> tf.Tensor:
+        """Returns all user vectors [n_users, embedding_dim]."""
+        return self.user_tower.embeddings
+
+    def score(self, users: tf.Tensor) -> tf.Tensor:
+        """Returns x_ui for every item: [batch, n_items]."""
+        return tf.matmul(self.user_tower(users), self.item_vectors(), transpose_b=True)
+
+    def get_config(self) -> dict:
+        return {"n_users": self.n_users, "n_items": self.n_items,
+                "embedding_dim": self.embedding_dim, "l2": self.l2,
+                "temperature": self.temperature, "name": self.name}

@@ -1,0 +1,272 @@
+"""The training harness: one path from a ``RunConfig`` to a trained model in a run directory.
+
+Run directory layout::
+
+    <run_dir>/config.yaml            the resolved config the run used (file + --set overrides)
+    <run_dir>/backup/                BackupAndRestore state while a run is unfinished
+    <run_dir>/checkpoints/best*      weights of the best epoch by ``train.monitor``
+    <run_dir>/model/weights*         final weights (the best epoch's), read by ``load_run``
+    <run_dir>/logs/training.csv      one row per epoch (CSVLogger)
+    <run_dir>/logs/tensorboard/      TensorBoard event files
+    <run_dir>/metrics.json           held-out metrics, best epoch, epochs run
+
+A killed run is resumed by running the same command again: BackupAndRestore restores the model,
+optimizer and epoch, and the best-so-far value of the monitored quantity is recovered from the
+CSV log so the best checkpoint is not overwritten by a worse epoch. A finished run is never
+overwritten unless asked (``overwrite=True``).
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
+import tensorflow as tf
+
+from tfrec_fashion.config import from_dict, read_yaml, save_config, to_dict
+from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.training.recipes import Recipe, get_recipe
+from tfrec_fashion.training.run_config import RunConfig, TrainConfig
+
+# Keys that may change between an interrupted run and its resumption.
+_RESUMABLE_CHANGES = {"train.epochs", "train.verbose", "train.early_stopping_patience"}
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What ``train`` returns: the run directory, the trained model and its numbers."""
+
+    run_dir: Path
+    model: tf.keras.Model
+    recipe: Recipe
+    history: dict[str, list[float]]
+    metrics: dict[str, Any]
+
+
+def make_strategy(name: str) -> tf.distribute.Strategy:
+    """Returns the distribution strategy named by ``train.strategy``.
+
+    "multi_worker" reads the cluster from the ``TF_CONFIG`` environment variable, as
+    ``tf.distribute.MultiWorkerMirroredStrategy`` does, and fails clearly when it is unset.
+    """
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        if not os.environ.get("TF_CONFIG"):
+            raise ConfigError("train.strategy: multi_worker needs the TF_CONFIG environment "
+                              "variable describing the cluster (see tf.distribute docs)")
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise ConfigError(f"train.strategy: unknown strategy {name!r}")
+
+
+def _is_chief() -> bool:
+    """True unless TF_CONFIG names this process a non-chief worker (TF's convention: the
+    "chief" task, or worker 0 when the cluster has no chief)."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task")
+    if not task or task.get("type") == "chief":
+        return True
+    return (task.get("type") == "worker" and task.get("index", 0) == 0
+            and "chief" not in tf_config.get("cluster", {}))
+
+
+def make_optimizer(config: TrainConfig) -> tf.keras.optimizers.Optimizer:
+    optimizers = {"adam": tf.keras.optimizers.Adam, "adagrad": tf.keras.optimizers.Adagrad,
+                  "sgd": tf.keras.optimizers.SGD}
+    return optimizers[config.optimizer](learning_rate=config.learning_rate)
+
+
+def set_seeds(seed: int, deterministic: bool) -> None:
+    """Seeds Python, NumPy and TensorFlow; optionally makes TF ops deterministic."""
+    tf.keras.utils.set_random_seed(seed)
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def train(config: RunConfig, run_dir: str | Path | None = None,
+          overwrite: bool = False) -> TrainResult:
+    """Trains ``config.model`` on ``config.data`` and writes the run directory.
+
+    Args:
+        config: the resolved run config.
+        run_dir: overrides ``config.run_dir``.
+        overwrite: replace a finished run in ``run_dir`` (otherwise an error).
+
+    Returns:
+        A ``TrainResult`` with the best epoch's model and its held-out metrics.
+    """
+    run_dir = Path(run_dir or config.run_dir)
+    if not _is_chief():
+        # Non-chief workers of a multi-worker run keep their (identical) files apart.
+        task = json.loads(os.environ["TF_CONFIG"])["task"]
+        run_dir = run_dir / "workers" / f"{task['type']}_{task['index']}"
+    _prepare_run_dir(run_dir, config, overwrite)
+    save_config(config, run_dir / "config.yaml")
+
+    train_config = config.train
+    set_seeds(config.seed, train_config.deterministic)
+    strategy = make_strategy(train_config.strategy)
+    recipe = get_recipe(config.model, train_config, config.seed)
+    recipe.prepare(config.data.build())
+    with strategy.scope():
+        model = recipe.build_model()
+        if not model.built:
+            raise TypeError(f"the {config.model.name} recipe must return a built model (all "
+                            "variables created) so that an interrupted run can be restored")
+        model.compile(optimizer=make_optimizer(train_config))
+    train_data, validation_data = recipe.datasets()
+
+    csv_path = run_dir / "logs" / "training.csv"
+    best_path = run_dir / "checkpoints" / "best"
+    checkpoint = tf.keras.callbacks.ModelCheckpoint(
+        str(best_path), monitor=train_config.monitor, mode=train_config.monitor_mode,
+        save_best_only=True, save_weights_only=True, verbose=0)
+    previous_best = _best_logged(csv_path, train_config.monitor, train_config.monitor_mode)
+    if previous_best is not None:
+        checkpoint.best = previous_best
+    callbacks: list[tf.keras.callbacks.Callback] = [
+        *recipe.callbacks(model),  # first: they add the monitored validation metrics to logs
+        tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        checkpoint,
+        tf.keras.callbacks.CSVLogger(str(csv_path), append=True),
+        tf.keras.callbacks.TensorBoard(str(run_dir / "logs" / "tensorboard"), profile_batch=0),
+    ]
+    if train_config.early_stopping_patience:
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor=train_config.monitor, mode=train_config.monitor_mode,
+            patience=train_config.early_stopping_patience))
+    model.fit(train_data, validation_data=validation_data, epochs=train_config.epochs,
+              steps_per_epoch=train_config.steps_per_epoch, callbacks=callbacks,
+              verbose=train_config.verbose)
+
+    if not _has_backup(run_dir):
+        shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    history = _read_log(csv_path)
+    if best_path.with_suffix(".index").exists():
+        model.load_weights(str(best_path)).expect_partial()
+    model.save_weights(str(run_dir / "model" / "weights"))
+    metrics = recipe.evaluate(model)
+    monitored = history.get(train_config.monitor, [])
+    summary = {
+        **metrics,
+        "epochs_run": len(history.get("epoch", [])),
+        "best_epoch": _best_epoch(history, train_config.monitor, train_config.monitor_mode),
+        f"best_{train_config.monitor}": _best_value(monitored, train_config.monitor_mode),
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    return TrainResult(run_dir, model, recipe, history, summary)
+
+
+def load_run(run_dir: str | Path) -> tuple[RunConfig, Recipe, tf.keras.Model]:
+    """Rebuilds a finished run's recipe and model from its directory (config + weights)."""
+    run_dir = Path(run_dir)
+    weights = run_dir / "model" / "weights"
+    if not weights.with_suffix(".index").exists():
+        raise ConfigError(f"{run_dir} holds no trained model (no model/weights); "
+                          "train it first with `tfrec-fashion train`")
+    config = from_dict(RunConfig, read_yaml(run_dir / "config.yaml"),
+                       source=str(run_dir / "config.yaml"))
+    recipe = get_recipe(config.model, config.train, config.seed)
+    recipe.prepare(config.data.build())
+    model = recipe.build_model()
+    model.load_weights(str(weights)).expect_partial()
+    return config, recipe, model
+
+
+def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
+    """Re-evaluates a finished run and returns its held-out metrics."""
+    _, recipe, model = load_run(run_dir)
+    return recipe.evaluate(model)
+
+
+# ----------------------------------------------------------------------------- run directory
+def _prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> None:
+    finished = (run_dir / "metrics.json").exists()
+    interrupted = _has_backup(run_dir)
+    if finished and not interrupted:
+        if not overwrite:
+            raise ConfigError(f"run directory {run_dir} already holds a finished run; choose "
+                              "another run_dir or pass --overwrite to replace it")
+        shutil.rmtree(run_dir)
+    elif interrupted:
+        _check_resumable(run_dir, config)
+        print(f"Resuming the interrupted run in {run_dir}")
+    elif run_dir.exists():
+        # Killed before its first epoch ended: nothing to resume, stale logs would mislead.
+        for stale in ("logs", "checkpoints", "model"):
+            shutil.rmtree(run_dir / stale, ignore_errors=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _has_backup(run_dir: Path) -> bool:
+    """True when BackupAndRestore left training state behind (it keeps an empty folder at the end)."""
+    backup = run_dir / "backup"
+    return backup.is_dir() and any(path.is_file() for path in backup.rglob("*"))
+
+
+def _check_resumable(run_dir: Path, config: RunConfig) -> None:
+    saved_path = run_dir / "config.yaml"
+    if not saved_path.exists():
+        return
+    saved = _flatten(read_yaml(saved_path))
+    current = _flatten(to_dict(config))
+    changed = sorted(k for k in set(saved) | set(current)
+                     if saved.get(k) != current.get(k) and k not in _RESUMABLE_CHANGES)
+    if changed:
+        raise ConfigError(f"run directory {run_dir} holds an interrupted run with a different "
+                          f"config ({', '.join(changed)} differ); resume with the same config, "
+                          "or choose another run_dir")
+
+
+def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(data, dict):
+        flat = {}
+        for key, value in data.items():
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: data}
+
+
+def _read_log(csv_path: Path) -> dict[str, list[float]]:
+    """Reads the CSV log; an epoch logged twice (killed between log and backup) keeps its last row."""
+    if not csv_path.exists():
+        return {}
+    with csv_path.open(newline="") as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle) if row.get("epoch")}
+    history: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            history.setdefault(key, []).append(float(value) if value not in ("", None) else math.nan)
+    return history
+
+
+def _best_value(values: list[float], mode: str) -> float | None:
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return None
+    return max(finite) if mode == "max" else min(finite)
+
+
+def _best_logged(csv_path: Path, monitor: str, mode: str) -> float | None:
+    return _best_value(_read_log(csv_path).get(monitor, []), mode)
+
+
+def _best_epoch(history: dict[str, list[float]], monitor: str, mode: str) -> int | None:
+    values = history.get(monitor)
+    if not values:
+        return None
+    array = np.array(values, dtype=float)
+    if np.isnan(array).all():
+        return None
+    position = int(np.nanargmax(array) if mode == "max" else np.nanargmin(array))
+    return int(history["epoch"][position]) + 1  # 1-based, as Keras prints epochs

@@ -1,0 +1,79 @@
+"""The recipe interface and its registry."""
+
+from __future__ import annotations
+
+import abc
+import importlib
+from typing import Any, Callable
+
+import tfrec_fashion  # noqa: F401
+import tensorflow as tf
+
+from tfrec_fashion.data.dataset import FashionDataset
+from tfrec_fashion.training.run_config import TrainConfig
+
+# Model name -> the module whose import registers its recipe (imported when first needed).
+RECIPE_MODULES: dict[str, str] = {
+    "two_tower": "tfrec_fashion.training.recipes.two_tower",
+}
+_RECIPES: dict[str, type["Recipe"]] = {}
+
+
+class Recipe(abc.ABC):
+    """How one model family is trained and evaluated by the shared harness.
+
+    Args:
+        model_config: the model's config dataclass (its fields are constructor arguments).
+        train_config: the run's ``TrainConfig``.
+        seed: the run's seed, for data sampling.
+
+    The harness calls, in order: ``prepare(dataset)`` (splits, samplers, anything derived from
+    the data), ``build_model()`` inside the distribution strategy's scope, ``datasets()``,
+    ``callbacks(model)`` (e.g. a validation metric logged each epoch so the best epoch is chosen
+    on validation), and after training ``evaluate(model)``.
+    """
+
+    def __init__(self, model_config: Any, train_config: TrainConfig, seed: int = 0):
+        self.model_config = model_config
+        self.train_config = train_config
+        self.seed = seed
+
+    @abc.abstractmethod
+    def prepare(self, dataset: FashionDataset) -> None:
+        """Splits the data and keeps what the other steps need."""
+
+    @abc.abstractmethod
+    def build_model(self) -> tf.keras.Model:
+        """Returns the uncompiled Keras model (the harness compiles it with the optimizer)."""
+
+    @abc.abstractmethod
+    def datasets(self) -> tuple[tf.data.Dataset, tf.data.Dataset | None]:
+        """Returns the (train, validation) tf.data pipelines; validation may be None."""
+
+    def callbacks(self, model: tf.keras.Model) -> list[tf.keras.callbacks.Callback]:
+        """Extra callbacks run before checkpointing (so their logs can be monitored)."""
+        return []
+
+    @abc.abstractmethod
+    def evaluate(self, model: tf.keras.Model) -> dict[str, float]:
+        """Returns the held-out metrics of a trained model (and oracle/baseline rows if known)."""
+
+
+def register_recipe(name: str) -> Callable[[type[Recipe]], type[Recipe]]:
+    """Registers a recipe for ``model.name: <name>`` (its config is in ``model_configs``)."""
+
+    def decorator(cls: type[Recipe]) -> type[Recipe]:
+        _RECIPES[name] = cls
+        return cls
+
+    return decorator
+
+
+def get_recipe(model_config: Any, train_config: TrainConfig, seed: int = 0) -> Recipe:
+    """Instantiates the recipe registered for ``model_config.name``."""
+    name = model_config.name
+    if name not in _RECIPES:
+        if name not in RECIPE_MODULES:
+            raise KeyError(f"no recipe for model {name!r}; known: {sorted(RECIPE_MODULES)}")
+        importlib.import_module(RECIPE_MODULES[name])
+    return _RECIPES[name](model_config, train_config, seed)
