@@ -241,27 +241,27 @@ class FashionDataset:
             for path, image in zip(image_paths, items.images):
                 Image.fromarray(image).save(directory / path)
         user_ids, item_ids = self.users.ids, items.ids
-        _write_csv(directory / "users.csv", {"user_id": user_ids, **self.users.features})
+        write_csv(directory / "users.csv", {"user_id": user_ids, **self.users.features})
         item_columns: dict[str, np.ndarray] = {"item_id": item_ids, "category": items.category,
                                                **items.attributes}
         if items.titles is not None:
             item_columns["title"] = items.titles
         if image_paths is not None:
             item_columns["image"] = image_paths
-        _write_csv(directory / "items.csv", item_columns)
+        write_csv(directory / "items.csv", item_columns)
         if items.features is not None:
             np.save(directory / "item_features.npy", items.features.astype(np.float32))
         if self.interactions is not None:
             t = self.interactions
-            _write_csv(directory / "interactions.csv", {
+            write_csv(directory / "interactions.csv", {
                 "user_id": user_ids[t.user], "item_id": item_ids[t.item], "timestamp": t.timestamp})
         if self.ratings is not None:
             t = self.ratings
-            _write_csv(directory / "ratings.csv", {
+            write_csv(directory / "ratings.csv", {
                 "user_id": user_ids[t.user], "item_id": item_ids[t.item], "value": t.value})
         if self.pair_ratings is not None:
             t = self.pair_ratings
-            _write_csv(directory / "pair_ratings.csv", {
+            write_csv(directory / "pair_ratings.csv", {
                 "user_id": user_ids[t.user], "item_a": item_ids[t.item_a],
                 "item_b": item_ids[t.item_b], "label": t.label})
         if self.outfits is not None:
@@ -269,10 +269,10 @@ class FashionDataset:
             columns = {"outfit_id": t.ids, "user_id": _ids_or_empty(user_ids, t.user)}
             for slot, column in zip(t.slots, t.items.T):
                 columns[slot] = _ids_or_empty(item_ids, column)
-            _write_csv(directory / "outfits.csv", columns)
+            write_csv(directory / "outfits.csv", columns)
         if self.triplets is not None:
             t = self.triplets
-            _write_csv(directory / "triplets.csv", {
+            write_csv(directory / "triplets.csv", {
                 "anchor": item_ids[t.anchor], "positive": item_ids[t.positive],
                 "negative": item_ids[t.negative]})
         if self.truth:
@@ -283,7 +283,7 @@ class FashionDataset:
         return directory
 
     @classmethod
-    def load(cls, directory: str | Path, load_images: bool = False) -> "FashionDataset":
+    def load(cls, directory: str | Path, load_images: bool = False) -> FashionDataset:
         """Reads a dataset written by ``save`` or by a converter.
 
         Args:
@@ -428,10 +428,14 @@ def _check_images_exist(directory: Path, image_paths: np.ndarray) -> None:
 
 
 def _ids_or_empty(ids: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Ids at ``index``, "" where the index is -1 (also when there are no ids at all)."""
+    if len(ids) == 0:
+        return np.full(len(index), "")
     return np.where(index >= 0, ids[np.maximum(index, 0)], "")
 
 
-def _write_csv(path: Path, columns: dict[str, np.ndarray]) -> None:
+def write_csv(path: Path, columns: dict[str, Any]) -> None:
+    """Writes columns (name -> equal-length sequences) as a CSV with a header row."""
     names = list(columns)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
