@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tfrec_fashion.cli import build_parser, main
+from tfrec_fashion.cli import main
 
 SUBCOMMANDS = ["data", "train", "evaluate", "export", "serve", "query", "visualize", "design",
                "demo"]

@@ -1,7 +1,6 @@
 """Fashion-MNIST loader: the real Debian files (when installed) and IDX parsing errors on fixtures."""
 
 import gzip
-import os
 import struct
 import time
 

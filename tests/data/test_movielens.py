@@ -1,7 +1,6 @@
 """MovieLens-100K loader: the real recbole wheel (when fetched) and .inter errors on zip fixtures."""
 
 import datetime
-import os
 import zipfile
 
 import numpy as np

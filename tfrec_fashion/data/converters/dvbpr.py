@@ -46,7 +46,7 @@ from tqdm import tqdm
 
 from tfrec_fashion.data.converters import _tables
 from tfrec_fashion.data.converters._io import PathLike, split_sources
-from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Users
+from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Users, write_csv
 from tfrec_fashion.errors import DataError
 
 SPLITS = ("train", "validation", "test")
@@ -99,7 +99,7 @@ def convert(*paths: PathLike, output_dir: PathLike | None = None, images: str = 
                                       "user_id, item_id, split per interactions.csv row"}})
         stats = {f"{s}_actions": int(np.count_nonzero(split == s)) for s in SPLITS}
         _tables.save(dataset, staging, "dvbpr", skipped, stats)
-        _tables.write_csv(staging / "interaction_splits.csv", {
+        write_csv(staging / "interaction_splits.csv", {
             "user_id": dataset.users.ids[user], "item_id": dataset.items.ids[item],
             "split": split})
     return dataset

@@ -65,7 +65,7 @@ from tfrec_fashion.data.converters._io import (
     require_fields,
     split_sources,
 )
-from tfrec_fashion.data.dataset import FashionDataset, Items, Outfits, Users
+from tfrec_fashion.data.dataset import FashionDataset, Items, Outfits, Users, write_csv
 from tfrec_fashion.errors import DataError, MissingDataError
 
 URL = "http://i.pinimg.com/400x/{0}/{1}/{2}/{3}.jpg"
@@ -160,7 +160,7 @@ def convert_stl(*paths: PathLike, output_dir: PathLike | None = None,
             converter="pinterest_stl", metadata=metadata, staging=staging,
             skipped={"repeated_scene_product_lines": repeated},
             stats={"products_without_category": int(np.count_nonzero(category == "unknown"))})
-        _tables.write_csv(staging / "scene_products.csv", {
+        write_csv(staging / "scene_products.csv", {
             "scene": [scene_ids[s] for s, _, _ in rows],
             "product": [product_ids[p] for _, p, _ in rows],
             **{side: [box[k] for _, _, box in rows]
@@ -283,7 +283,7 @@ def convert_ctl(*paths: PathLike, output_dir: PathLike | None = None,
             triplets=triplets, seed=seed, converter="pinterest_ctl", metadata=metadata,
             staging=staging, skipped={"repeated_rows": repeated}, stats={},
             triplet_groups=chosen)
-        _tables.write_csv(staging / "outfit_splits.csv", {
+        write_csv(staging / "outfit_splits.csv", {
             "outfit_id": outfit_ids, "split": [outfit_split[o] for o in range(len(outfit_ids))]})
         if fitb_path:
             _tables.write_json(staging / "fitb.json", _read_ctl_fitb(fitb_path, items, item_ids))

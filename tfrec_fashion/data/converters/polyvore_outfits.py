@@ -60,7 +60,7 @@ from tfrec_fashion.data.converters._io import (
     require_file,
     split_sources,
 )
-from tfrec_fashion.data.dataset import FashionDataset, Items, Outfits, Users
+from tfrec_fashion.data.dataset import FashionDataset, Items, Outfits, Users, write_csv
 from tfrec_fashion.errors import DataError
 
 SPLITS = ("train", "valid", "test")
@@ -173,7 +173,7 @@ def convert(*paths: PathLike, output_dir: PathLike | None = None,
         stats.update(fitb_questions=len(fitb), compatibility_questions=len(compatibility))
         skipped = {"triplet_pairs_without_negative": skipped_pairs} if triplets else {}
         _tables.save(dataset, staging, "polyvore_outfits", skipped, stats)
-        _tables.write_csv(staging / "outfit_splits.csv",
+        write_csv(staging / "outfit_splits.csv",
                           {"outfit_id": outfit_ids, "split": outfit_split})
         if fitb:
             _tables.write_json(staging / "fitb.json", fitb)

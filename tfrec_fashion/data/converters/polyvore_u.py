@@ -51,7 +51,7 @@ from tfrec_fashion.data.converters._io import (
     require_file,
     split_sources,
 )
-from tfrec_fashion.data.dataset import FashionDataset, Items, Outfits, Users
+from tfrec_fashion.data.dataset import FashionDataset, Items, Outfits, Users, write_csv
 from tfrec_fashion.errors import DataError, MissingDataError
 
 CATEGORIES = {"top": "top", "bottom": "bottom", "shoe": "shoes"}  # list name -> our category
@@ -139,7 +139,7 @@ def convert(*paths: PathLike, output_dir: PathLike | None = None, subset: str | 
                       "extra_files": _extra_files(bool(negatives), fitb is not None)})
         stats = {f"{s}_positive_outfits": len(p[1]) for s, p in positives.items()}
         _tables.save(dataset, staging, "polyvore_u", {}, stats)
-        _tables.write_csv(staging / "outfit_splits.csv", {
+        write_csv(staging / "outfit_splits.csv", {
             "outfit_id": outfit_ids, "split": [s for s, p in positives.items() for _ in p[1]]})
         if negatives:
             _write_negatives(staging / "negative_outfits.csv", negatives, slots, users, item_ids)
@@ -285,7 +285,7 @@ def _write_negatives(path: Path, negatives: list, slots: tuple[str, ...], users:
         columns["user_id"] += [users[u] for u in user]
         for slot, column in zip(slots, items.T):
             columns[slot] += [item_ids[i] if i >= 0 else "" for i in column]
-    _tables.write_csv(path, columns)
+    write_csv(path, columns)
 
 
 def _extra_files(negatives: bool, fitb: bool) -> dict[str, str]:
