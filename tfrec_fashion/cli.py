@@ -45,10 +45,20 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from tfrec_fashion.config import load_config
+    from tfrec_fashion.config import apply_overrides, from_dict, read_yaml, to_dict
     from tfrec_fashion.data.synthetic import SyntheticWorldConfig, make_world
 
-    config = load_config(SyntheticWorldConfig, args.config, args.set)
+    # Preset first, then the file's values, then --set: each layer overrides the one before.
+    values = to_dict(SyntheticWorldConfig.preset(args.preset))
+    source = f"preset {args.preset}"
+    if args.config:
+        values.update(read_yaml(args.config))
+        source = args.config
+    if args.set:
+        source += " with --set " + " ".join(args.set)
+    config = from_dict(SyntheticWorldConfig, apply_overrides(values, args.set), source)
+    print(f"building the planted world: {config.n_users} users x {config.n_items} items, "
+          f"{config.image_size}px images, seed {config.seed} ...", flush=True)
     world = make_world(config)
     out = world.save(args.out)
     print(f"wrote {world.name} to {out}: {json.dumps(world.counts())}")
@@ -155,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth = data_commands.add_parser("synth", help="write the planted synthetic world",
                                      description="Builds the planted synthetic fashion world "
                                      "from a seed and saves it in the dataset layout.")
+    synth.add_argument("--preset", default="small", choices=("tiny", "small", "large"),
+                       help="size preset the config and --set values start from")
     synth.add_argument("--config", help="YAML file of SyntheticWorldConfig fields")
     synth.add_argument("--out", required=True, help="output dataset folder")
     add_set(synth)

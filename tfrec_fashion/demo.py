@@ -45,6 +45,7 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
                           "root or pass --config")
     config = load_config(DemoConfig, path, overrides)
     workdir.mkdir(parents=True, exist_ok=True)
+    _show_worlds(config, workdir)
     results: dict[str, dict] = {}
     for name, run in config.runs.items():
         print(f"\n=== {name}: training {run.model.name} on {run.data.name}")
@@ -65,6 +66,21 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
     (workdir / "summary.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\nwrote {workdir / 'summary.md'} and per-run folders under {workdir}")
     return results
+
+
+def _show_worlds(config: DemoConfig, workdir: Path) -> None:
+    """Writes a grid of each planted world's items (with titles) the demo trains on."""
+    from tfrec_fashion.visualisation.item_grid import plot_item_grid
+
+    for name, run in config.runs.items():
+        world = run.data.build()
+        if world.items.images is None:
+            continue
+        titles = world.items.titles if world.items.titles is not None else world.items.category
+        shown = slice(0, 32)
+        path = plot_item_grid(world.items.images[shown], list(titles[shown]),
+                              workdir / f"{name}_items.png", title=f"{world.name}: items")
+        print(f"{name}: {world.counts()}; item grid {path}")
 
 
 def _summary_table(results: dict[str, dict]) -> str:

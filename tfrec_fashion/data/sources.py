@@ -15,7 +15,8 @@ from tfrec_fashion.config import Registry
 from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Users
 
 # Sources defined in other modules register themselves when the registry is first read.
-DATA_SOURCES = Registry("data source", populate=("tfrec_fashion.data.fashion_mnist_world",))
+DATA_SOURCES = Registry("data source", populate=("tfrec_fashion.data.synthetic",
+                                                      "tfrec_fashion.data.fashion_mnist_world"))
 
 
 @DATA_SOURCES.register("folder")

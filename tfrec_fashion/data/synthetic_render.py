@@ -1,0 +1,183 @@
+"""Rendering the planted world's item images from their attributes, in NumPy only.
+
+Every image is drawn from four attributes, so a model that reads pixels can recover them:
+
+- category -> silhouette: a ``top`` is a shirt (torso, neckline, two sleeves), a ``bottom`` is
+  trousers (waistband, hips, two legs), ``shoes`` a shoe in profile (sole, upper, toe to the right);
+- length -> sleeve length of a top (short / long), leg length of a bottom (shorts / trousers),
+  shaft of a shoe (low shoe / ankle boot);
+- colour -> the fill colour, one of ``PALETTE`` with a small per-item shade change;
+- pattern -> ``plain``, ``stripes`` (horizontal bands), ``dots`` (a grid of discs) or ``checks``
+  (a chequerboard), drawn in a contrasting shade of the item's colour.
+
+Shapes are defined in unit coordinates, so any ``image_size`` works; each item gets its own small
+shift, scale, sleeve/leg width and pattern phase, plus pixel noise, so no two images are equal.
+Masks come from coordinate grids and patterns from modular arithmetic, a chunk of items at a time.
+
+Example:
+
+    images = render_items(category=np.array([0, 1, 2]), colour_rgb=np.array([PALETTE["red"]] * 3),
+                          pattern=np.array([1, 0, 3]), length=np.array([1, 0, 1]),
+                          image_size=32, rng=np.random.default_rng(0))   # uint8 [3, 32, 32, 3]
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CATEGORIES: tuple[str, ...] = ("top", "bottom", "shoes")
+PATTERNS: tuple[str, ...] = ("plain", "stripes", "dots", "checks")
+LENGTHS: tuple[str, ...] = ("short", "long")
+
+# Named colours (sRGB). Hues far apart and lightness spread so pixels separate them.
+PALETTE: dict[str, tuple[int, int, int]] = {
+    "black": (28, 28, 32),
+    "white": (246, 246, 240),
+    "grey": (128, 128, 134),
+    "navy": (30, 42, 100),
+    "beige": (214, 190, 146),
+    "red": (198, 32, 44),
+    "pink": (238, 134, 174),
+    "yellow": (236, 200, 46),
+    "green": (46, 142, 74),
+    "blue": (60, 122, 214),
+}
+
+BACKGROUND = 212.0  # light grey, so white items still show against it (they also get an outline)
+_SOLE_GREY = 70.0
+_CHUNK = 512  # items rendered per vectorised step (bounds memory at large image sizes)
+
+
+def render_items(category: np.ndarray, colour_rgb: np.ndarray, pattern: np.ndarray,
+                 length: np.ndarray, image_size: int, rng: np.random.Generator,
+                 shade_noise: float = 10.0, pixel_noise: float = 3.0) -> np.ndarray:
+    """Draws one RGB image per item.
+
+    Args:
+        category: int [n], index into ``CATEGORIES``.
+        colour_rgb: float or int [n, 3], the item's base colour in 0..255.
+        pattern: int [n], index into ``PATTERNS``.
+        length: int [n], index into ``LENGTHS``.
+        image_size: height and width in pixels (shapes scale with it; >= 16 keeps them legible).
+        rng: source of the per-item jitter and noise.
+        shade_noise: std of the per-item colour shift (0..255 units, per channel).
+        pixel_noise: std of the per-pixel noise.
+
+    Returns:
+        uint8 [n, image_size, image_size, 3].
+    """
+    n = len(category)
+    images = np.empty((n, image_size, image_size, 3), np.uint8)
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        images[start:stop] = _render_chunk(
+            np.asarray(category[start:stop]), np.asarray(colour_rgb[start:stop], np.float32),
+            np.asarray(pattern[start:stop]), np.asarray(length[start:stop]), image_size, rng,
+            shade_noise, pixel_noise)
+    return images
+
+
+def _render_chunk(category, colour_rgb, pattern, length, size, rng, shade_noise, pixel_noise):
+    n = len(category)
+    # Per-item placement jitter: shift up to 4% of the frame, scale 0.9..1.05.
+    shift = rng.uniform(-0.04, 0.04, size=(n, 2)).astype(np.float32)
+    scale = rng.uniform(0.9, 1.05, size=n).astype(np.float32)
+    width = rng.uniform(0.9, 1.1, size=n).astype(np.float32)  # sleeve / leg / shaft width factor
+    phase = rng.uniform(0.0, 8.0, size=(n, 2)).astype(np.float32)
+    shade = colour_rgb + rng.normal(0.0, shade_noise, size=(n, 3)).astype(np.float32)
+
+    grid = (np.arange(size, dtype=np.float32) + 0.5) / size
+    u = (grid[None, None, :] - 0.5 - shift[:, 0, None, None]) / scale[:, None, None] + 0.5
+    v = (grid[None, :, None] - 0.5 - shift[:, 1, None, None]) / scale[:, None, None] + 0.5
+    u, v = np.broadcast_arrays(u, v)
+
+    body = np.zeros((n, size, size), bool)  # pixels in the item's colour / pattern
+    sole = np.zeros((n, size, size), bool)  # shoes only: a dark sole
+    for code, draw in enumerate((_top_mask, _bottom_mask, _shoes_mask)):
+        rows = np.flatnonzero(category == code)
+        if rows.size:
+            masks = draw(u[rows], v[rows], length[rows, None, None] == 1, width[rows, None, None])
+            body[rows] = masks[0]
+            if len(masks) > 1:
+                sole[rows] = masks[1]
+
+    # Patterns in a 32-pixel reference frame that moves with the item, so they scale with size.
+    motif = np.zeros((n, size, size), bool)
+    for code, draw in enumerate((None, _stripes, _dots, _checks)):
+        rows = np.flatnonzero(pattern == code)
+        if draw is not None and rows.size:
+            motif[rows] = draw(u[rows] * 32.0 + phase[rows, 0, None, None],
+                               v[rows] * 32.0 + phase[rows, 1, None, None])
+
+    # The motif colour moves 60% of the way to white (dark colours) or to black (light ones).
+    luminance = shade @ np.array([0.299, 0.587, 0.114], np.float32)
+    target = np.where(luminance[:, None] < 110.0, 255.0, 0.0).astype(np.float32)
+    contrast = shade + 0.35 * (target - shade)
+
+    # Each pixel picks one of four colours of its item: background, fill, motif, sole.
+    layer = body.astype(np.intp) + (body & motif) + 3 * sole
+    layer += 4 * np.arange(n)[:, None, None]
+    colours = np.stack([np.full_like(shade, BACKGROUND), shade, contrast,
+                        np.full_like(shade, _SOLE_GREY)], axis=1)  # [n, 4, 3]
+    image = colours.reshape(4 * n, 3)[layer]  # [n, size, size, 3]
+    outline = (body | sole) & ~_erode(body | sole)
+    image *= np.where(outline, 0.55, 1.0).astype(np.float32)[..., None]
+    image += rng.standard_normal(size=image.shape, dtype=np.float32) * np.float32(pixel_noise)
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def _stripes(x, y):
+    return np.floor(y * 0.5) % 2 == 1
+
+
+def _dots(x, y):
+    return ((x % 6.0) - 3.0) ** 2 + ((y % 6.0) - 3.0) ** 2 < 1.6 ** 2
+
+
+def _checks(x, y):
+    return (np.floor(x * 0.25) + np.floor(y * 0.25)) % 2 == 1
+
+
+def _top_mask(u, v, long, width):
+    """A shirt: torso with a round neckline, two sleeves from the shoulders."""
+    d = np.abs(u - 0.5)  # horizontal distance from the centre line; shapes are symmetric
+    torso = (d < 0.19) & (v > 0.2) & (v < 0.84)
+    neck = ((u - 0.5) / 0.085) ** 2 + ((v - 0.2) / 0.07) ** 2 < 1.0
+    # Sleeve: a capsule from the shoulder to the elbow (short) or the wrist (long).
+    end_d = np.where(long, 0.36, 0.3)
+    end_v = np.where(long, 0.8, 0.44)
+    sleeve = _capsule(d, v, 0.16, 0.25, end_d, end_v, 0.075 * width)
+    return ((torso & ~neck) | sleeve,)
+
+
+def _bottom_mask(u, v, long, width):
+    """Trousers (long) or shorts (short): waistband and hips, then two legs with a gap between."""
+    d = np.abs(u - 0.5)
+    hips = (d < 0.2) & (v > 0.12) & (v < 0.38)
+    end_v = np.where(long, 0.9, 0.56)
+    # Each leg's centre drifts outwards as it goes down; the hem is flat.
+    centre = 0.105 + 0.04 * (v - 0.3)
+    leg = (v > 0.3) & (v < end_v) & (np.abs(d - centre) < 0.09 * width) & (d > 0.018)
+    return (hips | leg,)
+
+
+def _shoes_mask(u, v, long, width):
+    """A shoe in profile: upper (half ellipse, toe to the right), sole, and a shaft for boots."""
+    upper = (((u - 0.52) / 0.37) ** 2 + ((v - 0.74) / 0.24) ** 2 < 1.0) & (v < 0.74)
+    shaft = long & (u > 0.17) & (u < 0.17 + 0.27 * width) & (v > 0.24) & (v < 0.74)
+    sole = (u > 0.12) & (u < 0.9) & (v >= 0.74) & (v < 0.83)
+    return (upper | shaft, sole)
+
+
+def _capsule(d, v, d0, v0, d1, v1, radius):
+    """Pixels within ``radius`` of the segment (d0, v0) -> (d1, v1) (vectorised over items)."""
+    seg_d, seg_v = d1 - d0, v1 - v0
+    t = np.clip(((d - d0) * seg_d + (v - v0) * seg_v) / (seg_d ** 2 + seg_v ** 2), 0.0, 1.0)
+    return (d - d0 - t * seg_d) ** 2 + (v - v0 - t * seg_v) ** 2 < radius ** 2
+
+
+def _erode(mask: np.ndarray) -> np.ndarray:
+    """4-neighbour binary erosion of [n, h, w] masks (pixels outside the frame count as empty)."""
+    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)))
+    return (padded[:, 1:-1, 1:-1] & padded[:, :-2, 1:-1] & padded[:, 2:, 1:-1]
+            & padded[:, 1:-1, :-2] & padded[:, 1:-1, 2:])
