@@ -6,10 +6,9 @@ import textwrap
 from pathlib import Path
 from typing import Sequence
 
-import matplotlib
+from tfrec_fashion.visualisation.figures import save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402  (after figures.py chose the Agg backend)
 import numpy as np  # noqa: E402
 
 
@@ -35,10 +34,4 @@ def plot_item_grid(images: np.ndarray, captions: Sequence[str], path: str | Path
     for axis, image, caption in zip(axes.ravel(), images, captions):
         axis.imshow(image, interpolation="nearest")
         axis.set_title(textwrap.fill(str(caption), 24), fontsize=6)
-    figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title, dpi=120)

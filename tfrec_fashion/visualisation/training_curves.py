@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import matplotlib
+from tfrec_fashion.visualisation.figures import save_figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402  (after figures.py chose the Agg backend)
 
 
 def plot_training_curves(history: dict[str, list[float]], path: str | Path, title: str = "",
@@ -44,13 +43,7 @@ def plot_training_curves(history: dict[str, list[float]], path: str | Path, titl
             axis.legend(loc="best", fontsize=8)
     left.set_title("training loss")
     right.set_title("validation metrics")
-    figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path, title, dpi=110)
 
 
 def _finite(values: list[float]) -> bool:

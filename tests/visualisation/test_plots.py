@@ -1,0 +1,35 @@
+"""Plots are real PNG files a person can open, and bad input is refused with a message."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tfrec_fashion.visualisation.item_grid import plot_item_grid
+from tfrec_fashion.visualisation.training_curves import plot_training_curves
+
+
+def test_item_grid_is_a_png_with_one_cell_per_item(tmp_path):
+    images = np.zeros((10, 16, 16, 3), np.uint8)
+    images[:, 4:12, 4:12] = [200, 30, 30]
+    path = plot_item_grid(images, [f"red top {i}" for i in range(10)], tmp_path / "g" / "grid.png",
+                          columns=5, title="items")
+    with Image.open(path) as png:
+        assert png.format == "PNG"
+        width, height = png.size
+    assert width > height  # 5 columns x 2 rows
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    assert (np.abs(pixels.astype(int) - [200, 30, 30]).sum(axis=-1) < 40).any(), "items drawn"
+
+
+def test_item_grid_needs_one_caption_per_image(tmp_path):
+    with pytest.raises(ValueError, match="one caption per image. Received: 2 images, 1 captions"):
+        plot_item_grid(np.zeros((2, 4, 4, 3), np.uint8), ["x"], tmp_path / "g.png")
+
+
+def test_training_curves_draw_losses_metrics_and_reference_lines(tmp_path):
+    history = {"epoch": [0, 1, 2], "loss": [3.0, 2.0, 1.5], "total_loss": [3.1, 2.1, 1.6],
+               "val_auc": [0.6, 0.7, float("nan")]}
+    path = plot_training_curves(history, tmp_path / "curves.png", title="run",
+                                reference={"oracle": 0.9})
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.size[0] > 500
