@@ -45,18 +45,13 @@ def _data_fetch(args: argparse.Namespace) -> int:
 
 
 def _data_synth(args: argparse.Namespace) -> int:
-    from tfrec_fashion.config import apply_overrides, from_dict, read_yaml, to_dict
+    from tfrec_fashion.config import load_config, to_dict
     from tfrec_fashion.data.synthetic import SyntheticWorldConfig, make_world
 
     # Preset first, then the file's values, then --set: each layer overrides the one before.
-    values = to_dict(SyntheticWorldConfig.preset(args.preset))
-    source = f"preset {args.preset}"
-    if args.config:
-        values.update(read_yaml(args.config))
-        source = args.config
-    if args.set:
-        source += " with --set " + " ".join(args.set)
-    config = from_dict(SyntheticWorldConfig, apply_overrides(values, args.set), source)
+    config = load_config(SyntheticWorldConfig, args.config, args.set,
+                         base=to_dict(SyntheticWorldConfig.preset(args.preset)),
+                         base_source=f"preset {args.preset}")
     print(f"building the planted world: {config.n_users} users x {config.n_items} items, "
           f"{config.image_size}px images, seed {config.seed} ...", flush=True)
     world = make_world(config)

@@ -152,12 +152,11 @@ def _convert(hint: Any, value: Any, source: str, key: str) -> Any:
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
                 return _convert(arg, value, source, key)
-            except ConfigError as error:
-                errors.append(error)
+            except ConfigError:
+                continue
         raise ConfigError(f"{source}: '{key}' expects {_type_name(hint)}, got {_describe(value)}")
     if origin is Literal:
         if value not in args:
@@ -250,10 +249,15 @@ def apply_overrides(data: dict, overrides: list[str] | tuple[str, ...]) -> dict:
 
 
 def load_config(cls: type[T], path: str | Path | None = None,
-                overrides: list[str] | tuple[str, ...] = ()) -> T:
-    """Reads ``path`` (or starts empty), applies ``overrides`` and builds ``cls``."""
-    data = read_yaml(path) if path is not None else {}
-    source = str(path) if path is not None else "<defaults>"
+                overrides: list[str] | tuple[str, ...] = (), base: dict | None = None,
+                base_source: str = "<defaults>") -> T:
+    """Builds ``cls`` from layers, each overriding the one before: ``base`` (e.g. a preset's
+    values), the YAML file at ``path``, then the ``KEY=VALUE`` ``overrides``."""
+    data = dict(base or {})
+    source = base_source
+    if path is not None:
+        data.update(read_yaml(path))
+        source = str(path)
     if overrides:
         source += " with --set " + " ".join(overrides)
     return from_dict(cls, apply_overrides(data, overrides), source)
