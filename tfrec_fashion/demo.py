@@ -1,7 +1,8 @@
 """The end-to-end demo: every stage that exists, on the embedded synthetic worlds.
 
 ``tfrec-fashion demo`` (or ``make demo``) reads ``configs/demo.yaml``: for each named run it
-trains, evaluates (with the oracle and baselines beside the model), and plots training curves;
+trains, evaluates (with the oracle and baselines beside the model), plots training curves and,
+for worlds with images, a grid of their items;
 then it prints one table and writes ``<workdir>/summary.md``. Stages still to come (export,
 serving, queries, attention maps) are listed as pending rather than silently skipped.
 """
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 from tfrec_fashion.config import load_config
+from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.run_config import RunConfig
 
@@ -45,7 +47,6 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
                           "root or pass --config")
     config = load_config(DemoConfig, path, overrides)
     workdir.mkdir(parents=True, exist_ok=True)
-    _show_worlds(config, workdir)
     results: dict[str, dict] = {}
     for name, run in config.runs.items():
         print(f"\n=== {name}: training {run.model.name} on {run.data.name}")
@@ -58,6 +59,7 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
                                     title=f"{name}: {run.model.name} on {run.data.name}",
                                     reference=oracle)
         print(f"    curves: {plot}")
+        _show_items(result.dataset, workdir / f"{name}_items.png")
         results[name] = metrics
     summary = _summary_table(results)
     print("\n" + summary)
@@ -68,19 +70,17 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
     return results
 
 
-def _show_worlds(config: DemoConfig, workdir: Path) -> None:
-    """Writes a grid of each planted world's items (with titles) the demo trains on."""
+def _show_items(world: FashionDataset, path: Path) -> None:
+    """Writes a grid of the first items (with titles) of a world that has images."""
     from tfrec_fashion.visualisation.item_grid import plot_item_grid
 
-    for name, run in config.runs.items():
-        world = run.data.build()
-        if world.items.images is None:
-            continue
-        titles = world.items.titles if world.items.titles is not None else world.items.category
-        shown = slice(0, 32)
-        path = plot_item_grid(world.items.images[shown], list(titles[shown]),
-                              workdir / f"{name}_items.png", title=f"{world.name}: items")
-        print(f"{name}: {world.counts()}; item grid {path}")
+    if world.items.images is None:
+        return
+    titles = world.items.titles if world.items.titles is not None else world.items.category
+    shown = slice(0, 32)
+    plot_item_grid(world.items.images[shown], list(titles[shown]), path,
+                   title=f"{world.name}: items")
+    print(f"    items: {path}")
 
 
 def _summary_table(results: dict[str, dict]) -> str:

@@ -32,6 +32,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.config import from_dict, read_yaml, save_config, to_dict
+from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.recipes import Recipe, get_recipe
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
@@ -47,6 +48,7 @@ class TrainResult:
     run_dir: Path
     model: tf.keras.Model
     recipe: Recipe
+    dataset: FashionDataset
     history: dict[str, list[float]]
     metrics: dict[str, Any]
 
@@ -69,15 +71,17 @@ def make_strategy(name: str) -> tf.distribute.Strategy:
     raise ConfigError(f"train.strategy: unknown strategy {name!r}")
 
 
-def _is_chief() -> bool:
-    """True unless TF_CONFIG names this process a non-chief worker (TF's convention: the
-    "chief" task, or worker 0 when the cluster has no chief)."""
+def _non_chief_task() -> dict | None:
+    """The TF_CONFIG task of this process if it is a non-chief worker, else None (TF's
+    convention: the "chief" task, or worker 0 when the cluster has no chief, is the chief)."""
     tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
     task = tf_config.get("task")
     if not task or task.get("type") == "chief":
-        return True
-    return (task.get("type") == "worker" and task.get("index", 0) == 0
-            and "chief" not in tf_config.get("cluster", {}))
+        return None
+    if (task.get("type") == "worker" and task.get("index", 0) == 0
+            and "chief" not in tf_config.get("cluster", {})):
+        return None
+    return task
 
 
 def make_optimizer(config: TrainConfig) -> tf.keras.optimizers.Optimizer:
@@ -106,9 +110,9 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
         A ``TrainResult`` with the best epoch's model and its held-out metrics.
     """
     run_dir = Path(run_dir or config.run_dir)
-    if not _is_chief():
+    task = _non_chief_task()
+    if task is not None:
         # Non-chief workers of a multi-worker run keep their (identical) files apart.
-        task = json.loads(os.environ["TF_CONFIG"])["task"]
         run_dir = run_dir / "workers" / f"{task['type']}_{task['index']}"
     _prepare_run_dir(run_dir, config, overwrite)
     save_config(config, run_dir / "config.yaml")
@@ -117,7 +121,8 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     set_seeds(config.seed, train_config.deterministic)
     strategy = make_strategy(train_config.strategy)
     recipe = get_recipe(config.model, train_config, config.seed)
-    recipe.prepare(config.data.build())
+    dataset = config.data.build()
+    recipe.prepare(dataset)
     with strategy.scope():
         model = recipe.build_model()
         if not model.built:
@@ -131,7 +136,7 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     checkpoint = tf.keras.callbacks.ModelCheckpoint(
         str(best_path), monitor=train_config.monitor, mode=train_config.monitor_mode,
         save_best_only=True, save_weights_only=True, verbose=0)
-    previous_best = _best_logged(csv_path, train_config.monitor, train_config.monitor_mode)
+    _, previous_best = _best(_read_log(csv_path), train_config.monitor, train_config.monitor_mode)
     if previous_best is not None:
         checkpoint.best = previous_best
     callbacks: list[tf.keras.callbacks.Callback] = [
@@ -156,15 +161,15 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
         model.load_weights(str(best_path)).expect_partial()
     model.save_weights(str(run_dir / "model" / "weights"))
     metrics = recipe.evaluate(model)
-    monitored = history.get(train_config.monitor, [])
+    best_epoch, best_value = _best(history, train_config.monitor, train_config.monitor_mode)
     summary = {
         **metrics,
         "epochs_run": len(history.get("epoch", [])),
-        "best_epoch": _best_epoch(history, train_config.monitor, train_config.monitor_mode),
-        f"best_{train_config.monitor}": _best_value(monitored, train_config.monitor_mode),
+        "best_epoch": best_epoch,
+        f"best_{train_config.monitor}": best_value,
     }
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
-    return TrainResult(run_dir, model, recipe, history, summary)
+    return TrainResult(run_dir, model, recipe, dataset, history, summary)
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, Recipe, tf.keras.Model]:
@@ -250,23 +255,12 @@ def _read_log(csv_path: Path) -> dict[str, list[float]]:
     return history
 
 
-def _best_value(values: list[float], mode: str) -> float | None:
-    finite = [v for v in values if not math.isnan(v)]
-    if not finite:
-        return None
-    return max(finite) if mode == "max" else min(finite)
-
-
-def _best_logged(csv_path: Path, monitor: str, mode: str) -> float | None:
-    return _best_value(_read_log(csv_path).get(monitor, []), mode)
-
-
-def _best_epoch(history: dict[str, list[float]], monitor: str, mode: str) -> int | None:
-    values = history.get(monitor)
-    if not values:
-        return None
-    array = np.array(values, dtype=float)
-    if np.isnan(array).all():
-        return None
-    position = int(np.nanargmax(array) if mode == "max" else np.nanargmin(array))
-    return int(history["epoch"][position]) + 1  # 1-based, as Keras prints epochs
+def _best(history: dict[str, list[float]], monitor: str, mode: str
+          ) -> tuple[int | None, float | None]:
+    """The best logged epoch (1-based, as Keras prints epochs) and its ``monitor`` value,
+    NaNs ignored; (None, None) when nothing finite was logged."""
+    values = np.array(history.get(monitor, []), dtype=float)
+    if not values.size or np.isnan(values).all():
+        return None, None
+    position = int(np.nanargmax(values) if mode == "max" else np.nanargmin(values))
+    return int(history["epoch"][position]) + 1, float(values[position])
