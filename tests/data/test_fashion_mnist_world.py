@@ -11,7 +11,6 @@ import struct
 
 import numpy as np
 import pytest
-import scipy.stats
 
 from tfrec_fashion.config import from_dict, tagged
 from tfrec_fashion.data.dataset import FashionDataset
@@ -25,6 +24,7 @@ from tfrec_fashion.data.fashion_mnist_world import (
 )
 from tfrec_fashion.data.sources import DATA_SOURCES
 from tfrec_fashion.errors import ConfigError, MissingDataError
+from tfrec_fashion.metrics import per_user_auc_values
 
 
 def _build_real(config):
@@ -44,14 +44,11 @@ def world():
 
 
 def _per_user_auc(scores, positives, exclude, item_mask=None):
-    """Mean over users of the rank-based AUC of positives vs every other non-excluded item."""
-    candidates = ~exclude if item_mask is None else ~exclude & item_mask[None, :]
-    ranks = scipy.stats.rankdata(np.where(candidates, scores, np.nan), axis=1, nan_policy="omit")
-    positive = positives & candidates
-    n_pos, n_neg = positive.sum(1), candidates.sum(1) - positive.sum(1)
-    wins = np.where(positive, ranks, 0).sum(1) - n_pos * (n_pos + 1) / 2
-    defined = (n_pos > 0) & (n_neg > 0)
-    return float(np.mean(wins[defined] / (n_pos * n_neg)[defined])), int(defined.sum())
+    """The library's per-user AUC (mean over defined users) and how many users were defined."""
+    values = per_user_auc_values(np.broadcast_to(scores, exclude.shape), positives, exclude,
+                                 item_mask)
+    defined = ~np.isnan(values)
+    return float(values[defined].mean()), int(defined.sum())
 
 
 def _split(dataset, test_mask):

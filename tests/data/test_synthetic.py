@@ -25,6 +25,7 @@ from tfrec_fashion.data.synthetic import (
 )
 from tfrec_fashion.data.synthetic_render import BACKGROUND
 from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.metrics import per_user_auc
 
 
 @pytest.fixture(scope="module")
@@ -225,33 +226,28 @@ def _leave_last_out(world):
     test[user[last]] = item[last]
     train = np.zeros((world.n_users, world.n_items), bool)
     train[user[~last], item[~last]] = True
-    unobserved = ~train
-    unobserved[np.arange(world.n_users), test] = False
-    return train, test, unobserved
+    return train, test
 
 
-def _per_user_auc(scores, test, negatives, users):
-    """Mean over ``users`` of P(score of the test item > score of a negative), ties count 1/2."""
-    scores = np.broadcast_to(scores, negatives.shape)
-    positive = scores[np.arange(len(test)), test][:, None]
-    wins = (((scores < positive) & negatives).sum(1)
-            + 0.5 * ((scores == positive) & negatives).sum(1))
-    users = users & (negatives.sum(1) > 0)
-    return float((wins[users] / negatives.sum(1)[users]).mean())
+def _per_user_auc(scores, train, test, item_mask=None):
+    """The library's per-user AUC of each user's test item against every unobserved item
+    (both restricted to ``item_mask``); users whose test item is outside it are skipped."""
+    positives = np.zeros_like(train)
+    positives[np.arange(len(test)), test] = True
+    return per_user_auc(np.broadcast_to(scores, train.shape), positives, train, item_mask)
 
 
 @pytest.fixture(scope="module")
 def aucs(world):
-    train, test, unobserved = _leave_last_out(world)
+    train, test = _leave_last_out(world)
     cold = train.sum(0) < 5
     scorers = {"oracle": world.truth["user_item_score"],
                "popularity": train.sum(0)[None, :].astype(np.float64),
                "visual": true_score_parts(world)["visual"]}
-    everyone = np.ones(world.n_users, bool)
     return {name: {
-        "all": _per_user_auc(s, test, unobserved, everyone),
-        "cold": _per_user_auc(s, test, unobserved & cold, cold[test]),
-        "warm": _per_user_auc(s, test, unobserved & ~cold, ~cold[test]),
+        "all": _per_user_auc(s, train, test),
+        "cold": _per_user_auc(s, train, test, cold),
+        "warm": _per_user_auc(s, train, test, ~cold),
     } for name, s in scorers.items()} | {"cold_share": float(cold.mean()),
                                          "cold_users": int(cold[test].sum())}
 
