@@ -36,13 +36,8 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrec_fashion.losses.bpr import bpr_loss
+from tfrec_fashion.models.item_table import ItemTable
 from tfrec_fashion.serialization import register_serializable
-
-
-class _ItemImageTable:
-    """Holds the image variable out of Keras' attribute tracking, so checkpoints skip it."""
-
-    variable: tf.Variable | None = None
 
 
 @register_serializable
@@ -98,7 +93,7 @@ class DVBPR(tfrs.Model):
         self.user_embedding.build((None,))
         # Share of triplets ranked right (x_ui > x_uj): the training AUC estimate BPR optimises.
         self.pairwise_accuracy = tf.keras.metrics.Mean(name="pairwise_accuracy")
-        self._item_table = _ItemImageTable()
+        self._item_table = ItemTable("item_images", setter="set_item_images")
         if item_images is not None:
             self.set_item_images(item_images)
         # Every variable exists from construction, so checkpoints (BackupAndRestore included)
@@ -124,20 +119,12 @@ class DVBPR(tfrs.Model):
         if low < 0.0 or high > 1.0:
             raise ValueError("item images must lie in [0, 1]. "
                              f"Received: min={low:.4g}, max={high:.4g}")
-        if self._item_table.variable is None:
-            with self.distribute_strategy.scope():
-                self._item_table.variable = tf.Variable(images, trainable=False,
-                                                        name="item_images")
-        else:
-            self._item_table.variable.assign(images)
+        self._item_table.assign(images, self.distribute_strategy)
 
     @property
     def item_images(self) -> tf.Variable:
         """The image table, float32 [n_items, H, W, 3] in [0, 1]."""
-        if self._item_table.variable is None:
-            raise ValueError(f"{self.name} has no item images: pass item_images= at construction "
-                             "or call set_item_images (the table is not saved with the weights)")
-        return self._item_table.variable
+        return self._item_table.get(self.name)
 
     # ------------------------------------------------------------------ training
     def compute_loss(self, features, training: bool = False) -> tf.Tensor:
