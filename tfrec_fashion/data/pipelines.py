@@ -43,7 +43,8 @@ _UINT64 = (1 << 64) - 1
 # ---------------------------------------------------------------------------- sampled
 def bpr_dataset(sampler: BprTripletSampler, batch_size: int, steps_per_epoch: int | None = None,
                 epoch_size: int | None = None, seed: int = 0) -> tf.data.Dataset:
-    """BPR triplets, redrawn every epoch: {"user", "pos_item", "neg_item"}, each int32 [batch].
+    """BPR triplets, redrawn every epoch: {"user", "pos_item", "neg_item"}, each int32 [batch],
+    and "epoch" (the time epoch of the positive, TVBPR) when the sampler has ``epochs``.
 
     Args:
         sampler: draws (u, i, j) (see :class:`~tfrec_fashion.data.samplers.BprTripletSampler`).
@@ -52,10 +53,13 @@ def bpr_dataset(sampler: BprTripletSampler, batch_size: int, steps_per_epoch: in
             batch may be smaller). Default: one triplet per training positive.
         seed: determines every batch of every epoch.
     """
-    def draw(size: int, rng: np.random.Generator) -> list[np.ndarray]:
-        return list(sampler.sample(size, rng))
+    timed = sampler.epochs is not None
+    names = ("user", "pos_item", "neg_item", "epoch") if timed else ("user", "pos_item", "neg_item")
 
-    return _sampled_dataset(draw, ("user", "pos_item", "neg_item"), ((), (), ()), batch_size,
+    def draw(size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        return list(sampler.sample_with_epochs(size, rng) if timed else sampler.sample(size, rng))
+
+    return _sampled_dataset(draw, names, ((),) * len(names), batch_size,
                             _epoch_sizes(batch_size, steps_per_epoch, epoch_size, len(sampler)),
                             seed)
 

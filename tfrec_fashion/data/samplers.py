@@ -41,13 +41,17 @@ class BprTripletSampler:
         train_matrix: [n_users, n_items] scipy.sparse or dense; nonzero = training positive
             (``ImplicitSplit.train_matrix``).
         seed: seed of the sampler's own generator (used when ``sample`` gets no ``rng``).
+        epochs: optional [n_users, n_items] scipy.sparse or dense int, the time epoch of each
+            training positive (TVBPR); read at the positives of ``train_matrix`` only. With it,
+            :meth:`sample_with_epochs` also returns the epoch of each triplet's positive, the
+            time at which the triplet is scored (its negative is compared at that time too).
 
     Example:
         >>> sampler = BprTripletSampler(split.train_matrix, seed=0)
         >>> users, positives, negatives = sampler.sample(128)
     """
 
-    def __init__(self, train_matrix: Any, seed: int = 0):
+    def __init__(self, train_matrix: Any, seed: int = 0, epochs: Any = None):
         matrix = scipy.sparse.csr_matrix(train_matrix, dtype=np.float32)
         matrix.eliminate_zeros()
         matrix.sum_duplicates()
@@ -67,6 +71,22 @@ class BprTripletSampler:
         self._keys = np.repeat(np.arange(self.n_users, dtype=np.int64), positives) * self.n_items \
             + self._indices
         self._rng = np.random.default_rng(seed)
+        self.epochs = None if epochs is None else self._epochs_at_positives(epochs)
+
+    def _epochs_at_positives(self, epochs: Any) -> np.ndarray:
+        """int32 [nnz]: the epoch of every positive, in the order of ``self._indices``."""
+        if tuple(epochs.shape) != tuple(self.train_matrix.shape):
+            raise DataError(f"BprTripletSampler: `epochs` must have the train matrix's shape "
+                            f"{self.train_matrix.shape}. Received: shape={tuple(epochs.shape)}")
+        rows = np.repeat(np.arange(self.n_users), np.diff(self._indptr))
+        if scipy.sparse.issparse(epochs):
+            values = np.asarray(scipy.sparse.csr_matrix(epochs)[rows, self._indices]).ravel()
+        else:
+            values = np.asarray(epochs)[rows, self._indices]
+        if len(values) and values.min() < 0:
+            raise DataError(f"BprTripletSampler: epochs must be >= 0. Received: min="
+                            f"{values.min()}")
+        return values.astype(np.int32)
 
     def __len__(self) -> int:
         """Number of training positives (a natural epoch size)."""
@@ -81,10 +101,24 @@ class BprTripletSampler:
     def sample(self, n: int, rng: np.random.Generator | None = None
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Returns (users, positive items, negative items), each int32 [n]."""
+        return self._sample(n, rng)[:3]
+
+    def sample_with_epochs(self, n: int, rng: np.random.Generator | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Returns (users, positives, negatives, epochs of the positives), each int32 [n]; the
+        same draw as :meth:`sample` with the same generator state."""
+        if self.epochs is None:
+            raise ConfigError("BprTripletSampler: sample_with_epochs needs `epochs` at "
+                              "construction (the time epoch of every training positive)")
+        return self._sample(n, rng)
+
+    def _sample(self, n: int, rng: np.random.Generator | None
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
         rng = self._rng if rng is None else rng
         users = self.users[rng.integers(len(self.users), size=n)]
         start, count = self._indptr[users], np.diff(self._indptr)[users]
-        positives = self._indices[start + (rng.random(n) * count).astype(np.int64)]
+        where = start + (rng.random(n) * count).astype(np.int64)
+        positives = self._indices[where]
         negatives = rng.integers(self.n_items, size=n)
         rejected = np.flatnonzero(self.is_positive(users, negatives))
         for _ in range(_REJECTION_ROUNDS):
@@ -95,7 +129,9 @@ class BprTripletSampler:
         for k in rejected:  # rare: dense users; draw exactly from the complement
             row = self._indices[self._indptr[users[k]]:self._indptr[users[k] + 1]]
             negatives[k] = rng.choice(np.setdiff1d(np.arange(self.n_items), row))
-        return users.astype(np.int32), positives.astype(np.int32), negatives.astype(np.int32)
+        epochs = None if self.epochs is None else self.epochs[where]
+        return (users.astype(np.int32), positives.astype(np.int32), negatives.astype(np.int32),
+                epochs)
 
 
 def pair_rating_arrays(pair_ratings: PairRatings) -> dict[str, np.ndarray]:
