@@ -20,15 +20,18 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import zipfile
 from dataclasses import dataclass
+from typing import Optional
 from pathlib import Path
 
 import numpy as np
 
-from tfrec_fashion.data.dataset import Interactions
+from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Users
+from tfrec_fashion.data.sources import DATA_SOURCES
 from tfrec_fashion.data.wheels import wheel_path
 from tfrec_fashion.errors import DataError, MissingDataError
 
@@ -119,6 +122,28 @@ def movielens_implicit(ml: MovieLens, min_rating: float | None = None) -> Intera
         keep = ml.ratings >= min_rating
     return Interactions(user=ml.user_index[keep], item=ml.item_index[keep],
                         timestamp=ml.timestamps[keep])
+
+
+@DATA_SOURCES.register("movielens_100k")
+@dataclasses.dataclass
+class MovieLens100K:
+    """MovieLens-100K as implicit feedback, a run config's ``data: {name: movielens_100k}``.
+
+    Every rating is an interaction (``min_rating: null``, the VBPR / DVBPR protocol) or only
+    ratings >= ``min_rating``. No images, features or truth: models without them only.
+    """
+
+    name: str = "movielens_100k"
+    min_rating: Optional[float] = None
+
+    def build(self) -> FashionDataset:
+        ml = load_movielens_100k()
+        return FashionDataset(
+            name="movielens_100k",
+            users=Users(ids=ml.user_vocab.astype(str)),
+            items=Items(ids=ml.item_vocab.astype(str), category=np.full(ml.n_items, "movie")),
+            interactions=movielens_implicit(ml, self.min_rating),
+            metadata={"source": "movielens_100k", "min_rating": self.min_rating})
 
 
 @functools.lru_cache(maxsize=2)

@@ -16,7 +16,8 @@ from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, User
 
 # Sources defined in other modules register themselves when the registry is first read.
 DATA_SOURCES = Registry("data source", populate=("tfrec_fashion.data.synthetic",
-                                                      "tfrec_fashion.data.fashion_mnist_world"))
+                                                      "tfrec_fashion.data.fashion_mnist_world",
+                                                      "tfrec_fashion.data.movielens"))
 
 
 @DATA_SOURCES.register("folder")
