@@ -24,3 +24,132 @@ class TwoTowerConfig:
     embedding_dim: int = 32
     l2: float = 0.0
     temperature: Optional[float] = None
+
+
+@MODEL_CONFIGS.register("bpr_mf")
+@dataclasses.dataclass
+class BPRMFConfig:
+    """``models.vbpr.VBPR`` without item features: BPR-MF, x_ui = beta_i + gamma_u . gamma_i.
+
+    Args:
+        latent_dim: K, the size of gamma_u and gamma_i (papers: 10 to 50).
+        l2_latent, l2_bias: L2 weights per triplet on the gammas and on beta_i.
+    """
+
+    name: str = "bpr_mf"
+    latent_dim: int = 10
+    l2_latent: float = 0.01
+    l2_bias: float = 0.01
+
+    def __post_init__(self) -> None:
+        _non_negative(self, "latent_dim", "l2_latent", "l2_bias")
+        if self.latent_dim < 1:
+            raise ValueError(f"model.latent_dim must be positive for BPR-MF. Received: "
+                             f"latent_dim={self.latent_dim}")
+
+
+FEATURE_SOURCES = ("dataset", "attributes", "efficientnet")
+
+
+@MODEL_CONFIGS.register("vbpr")
+@dataclasses.dataclass
+class VBPRConfig:
+    """``models.vbpr.VBPR``: BPR-MF plus theta_u . (E f_i) + beta' . f_i on item features f_i.
+
+    Args:
+        latent_dim, visual_dim: K (gammas) and K' (theta_u, rows of E); papers: 10 and 10.
+        l2_latent, l2_bias, l2_visual, l2_embedding: L2 weights on the gammas, beta_i, theta_u
+            and (E, beta' and the temporal weights), see the model.
+        feature_source: where f_i comes from: "dataset" (``items.features``, e.g. the
+            converters' pretrained CNN features), "attributes" (one-hot of the items'
+            interpretable attributes: I-VBPR), or "efficientnet" (EfficientNet-Lite0 with its
+            real ImageNet weights, average-pooled, computed once from the item images).
+        attributes: with "attributes": the attribute columns to encode ("category" is the
+            item category); null = category and every attribute column.
+        image_size: with "efficientnet": the side the images are resized to first.
+        standardize: scale every feature column to zero mean, unit variance over the items.
+        n_time_epochs: T > 1 makes it TVBPR (paper 002 eq. 2), with fixed equal-width epochs
+            over the training interactions' time span.
+    """
+
+    name: str = "vbpr"
+    latent_dim: int = 10
+    visual_dim: int = 10
+    l2_latent: float = 0.01
+    l2_bias: float = 0.01
+    l2_visual: float = 0.01
+    l2_embedding: float = 0.0001
+    feature_source: str = "dataset"
+    attributes: Optional[list[str]] = None
+    image_size: int = 96
+    standardize: bool = True
+    n_time_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        _non_negative(self, "latent_dim", "l2_latent", "l2_bias", "l2_visual", "l2_embedding")
+        if self.visual_dim < 1 or self.n_time_epochs < 1 or self.image_size < 1:
+            raise ValueError("model.visual_dim, n_time_epochs and image_size must be positive. "
+                             f"Received: visual_dim={self.visual_dim}, n_time_epochs="
+                             f"{self.n_time_epochs}, image_size={self.image_size}")
+        if self.feature_source not in FEATURE_SOURCES:
+            raise ValueError(f"model.feature_source must be one of {list(FEATURE_SOURCES)}. "
+                             f"Received: feature_source={self.feature_source!r}")
+
+
+@MODEL_CONFIGS.register("tvbpr")
+@dataclasses.dataclass
+class TVBPRConfig(VBPRConfig):
+    """TVBPR: ``VBPRConfig`` with time epochs (default 4)."""
+
+    name: str = "tvbpr"
+    n_time_epochs: int = 4
+
+
+@MODEL_CONFIGS.register("ivbpr")
+@dataclasses.dataclass
+class IVBPRConfig(VBPRConfig):
+    """I-VBPR (paper 002): VBPR on interpretable attribute features; with n_time_epochs > 1 it
+    is I-TVBPR, whose feature-level trends (eq. 8) are read from the trained model."""
+
+    name: str = "ivbpr"
+    feature_source: str = "attributes"
+
+
+@MODEL_CONFIGS.register("dvbpr")
+@dataclasses.dataclass
+class DVBPRConfig:
+    """``models.dvbpr.DVBPR`` with a ``layers.cnn_f.CNNF`` image network trained end to end.
+
+    Args:
+        backbone: CNN-F preset, "cnn_f" (the paper's sizes, 224x224) or "small_cnn" (the same
+            layer sequence with small widths, for 32x32 images).
+        embedding_dim: K, the width of fc8 (paper: 50).
+        image_size: images are resized to this side (null: the preset's input size).
+        lambda_theta: L2 weight on theta_u (paper: 1).
+        weight_decay, dropout_rate: CNN-F's regularisation (paper: 1e-3, 0.5); null keeps the
+            preset's.
+    """
+
+    name: str = "dvbpr"
+    backbone: str = "small_cnn"
+    embedding_dim: int = 50
+    image_size: Optional[int] = None
+    lambda_theta: float = 1.0
+    weight_decay: Optional[float] = None
+    dropout_rate: Optional[float] = None
+
+    def __post_init__(self) -> None:
+        _non_negative(self, "lambda_theta")
+        if self.backbone not in ("cnn_f", "small_cnn"):
+            raise ValueError("model.backbone must be 'cnn_f' or 'small_cnn'. Received: "
+                             f"backbone={self.backbone!r}")
+        if self.embedding_dim < 1 or (self.image_size is not None and self.image_size < 1):
+            raise ValueError("model.embedding_dim and image_size must be positive. Received: "
+                             f"embedding_dim={self.embedding_dim}, image_size={self.image_size}")
+
+
+def _non_negative(config: object, *fields: str) -> None:
+    for field in fields:
+        if getattr(config, field) < 0:
+            raise ValueError(f"model.{field} must be >= 0. Received: "
+                             f"{field}={getattr(config, field)}")

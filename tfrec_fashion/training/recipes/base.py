@@ -15,6 +15,11 @@ from tfrec_fashion.training.run_config import TrainConfig
 # Model name -> the module whose import registers its recipe (imported when first needed).
 RECIPE_MODULES: dict[str, str] = {
     "two_tower": "tfrec_fashion.training.recipes.two_tower",
+    "bpr_mf": "tfrec_fashion.training.recipes.vbpr",
+    "vbpr": "tfrec_fashion.training.recipes.vbpr",
+    "tvbpr": "tfrec_fashion.training.recipes.vbpr",
+    "ivbpr": "tfrec_fashion.training.recipes.vbpr",
+    "dvbpr": "tfrec_fashion.training.recipes.dvbpr",
 }
 _RECIPES: dict[str, type["Recipe"]] = {}
 

@@ -1,0 +1,53 @@
+"""Recipe for ``models.dvbpr.DVBPR``: a CNN-F trained end to end from the item images.
+
+Triplets as for BPR (``data.pipelines.bpr_dataset``, DVBPR's batch 128 in ``train``); the
+image table is the items' images resized to ``model.image_size`` (default: the backbone
+preset's input), held by the model, never in its checkpoints. Evaluation: the shared implicit
+protocol (``implicit.py``); every item's vector comes from its image, so cold items are scored
+from pixels alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tfrec_fashion  # noqa: F401
+import tensorflow as tf
+
+from tfrec_fashion.data.dataset import FashionDataset
+from tfrec_fashion.data.pipelines import bpr_dataset
+from tfrec_fashion.data.samplers import BprTripletSampler
+from tfrec_fashion.layers.cnn_f import CNNF, PRESETS
+from tfrec_fashion.models.dvbpr import DVBPR
+from tfrec_fashion.training.recipes.base import register_recipe
+from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
+from tfrec_fashion.training.recipes.vbpr import item_images
+
+
+@register_recipe("dvbpr")
+class DVBPRRecipe(ImplicitRankingRecipe):
+    """Trains ``DVBPR`` with a ``CNNF`` backbone from ``model.backbone``'s preset."""
+
+    def prepare_inputs(self, dataset: FashionDataset) -> None:
+        config = self.model_config
+        size = config.image_size or PRESETS[config.backbone]["image_shape"][0]
+        self.images = item_images(dataset, size)
+
+    def build_model(self) -> DVBPR:
+        config = self.model_config
+        overrides = {key: value for key in ("weight_decay", "dropout_rate")
+                     if (value := getattr(config, key)) is not None}
+        backbone = CNNF.from_preset(config.backbone, output_dim=config.embedding_dim,
+                                    image_shape=tuple(self.images.shape[1:]), **overrides)
+        return DVBPR(self.dataset.n_users, self.dataset.n_items, backbone,
+                     lambda_theta=config.lambda_theta, item_images=self.images)
+
+    def datasets(self) -> tuple[tf.data.Dataset, None]:
+        sampler = BprTripletSampler(self.split.train_matrix, seed=self.seed)
+        return bpr_dataset(sampler, self.train_config.batch_size,
+                           self.train_config.steps_per_epoch, seed=self.seed), None
+
+    def user_vectors(self, model: DVBPR) -> np.ndarray:
+        return model.user_vectors().numpy()
+
+    def item_vectors(self, model: DVBPR, epoch: int | None = None) -> np.ndarray:
+        return model.item_vectors().numpy()

@@ -1,0 +1,122 @@
+"""Recipe for the ``models.vbpr.VBPR`` family: BPR-MF, VBPR, TVBPR and I-VBPR.
+
+All four train on BPR triplets (u, i, j) redrawn every epoch (``data.pipelines.bpr_dataset``;
+TVBPR's carry the time epoch of the positive) and are evaluated by the shared implicit protocol
+(``implicit.py``). They differ only in the item features f_i (``model.feature_source``):
+
+- BPR-MF: none.
+- VBPR / TVBPR: "dataset" (``items.features``: a converter's pretrained CNN features, a world's
+  simulated ones) or "efficientnet" (EfficientNet-Lite0 with real ImageNet weights, 1280-d
+  average-pooled, computed once from the item images at ``model.image_size``).
+- I-VBPR: "attributes", the one-hot interpretable attributes (``data.features``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tfrec_fashion  # noqa: F401
+import tensorflow as tf
+
+from tfrec_fashion.data.dataset import FashionDataset
+from tfrec_fashion.data.features import attribute_onehot
+from tfrec_fashion.data.pipelines import bpr_dataset, image_table
+from tfrec_fashion.data.samplers import BprTripletSampler
+from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.models.vbpr import VBPR
+from tfrec_fashion.training.recipes.base import register_recipe
+from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
+
+_EFFICIENTNET_BATCH = 64
+
+
+@register_recipe("bpr_mf")
+@register_recipe("vbpr")
+@register_recipe("tvbpr")
+@register_recipe("ivbpr")
+class VBPRRecipe(ImplicitRankingRecipe):
+    """Trains ``VBPR`` (BPR-MF when the config has no ``feature_source``) with model.fit."""
+
+    def prepare_inputs(self, dataset: FashionDataset) -> None:
+        config = self.model_config
+        self.n_time_epochs = getattr(config, "n_time_epochs", 1)
+        source = getattr(config, "feature_source", None)
+        self.features, self.feature_names = (None, None) if source is None else item_features(
+            dataset, source, getattr(config, "attributes", None), config.image_size,
+            config.standardize)
+
+    def build_model(self) -> VBPR:
+        config = self.model_config
+        visual = {} if self.features is None else {
+            "visual_dim": config.visual_dim, "item_features": self.features,
+            "n_time_epochs": config.n_time_epochs, "l2_visual": config.l2_visual,
+            "l2_embedding": config.l2_embedding}
+        return VBPR(self.dataset.n_users, self.dataset.n_items, latent_dim=config.latent_dim,
+                    l2_latent=config.l2_latent, l2_bias=config.l2_bias, name=config.name,
+                    **visual)
+
+    def datasets(self) -> tuple[tf.data.Dataset, None]:
+        epochs = self.train_epoch_matrix() if self.n_time_epochs > 1 else None
+        sampler = BprTripletSampler(self.split.train_matrix, seed=self.seed, epochs=epochs)
+        return bpr_dataset(sampler, self.train_config.batch_size,
+                           self.train_config.steps_per_epoch, seed=self.seed), None
+
+    def user_vectors(self, model: VBPR) -> np.ndarray:
+        return model.user_vectors().numpy()
+
+    def item_vectors(self, model: VBPR, epoch: int | None = None) -> np.ndarray:
+        return model.item_vectors(epoch).numpy()
+
+
+def item_features(dataset: FashionDataset, source: str, attributes: list[str] | None = None,
+                  image_size: int = 96, standardize: bool = True
+                  ) -> tuple[np.ndarray, list[str]]:
+    """The item features f_i of ``source`` and their names: (float32 [n_items, F], F names).
+
+    Standardised columns (zero mean, unit variance over the items; constant columns left at 0)
+    keep E's scale comparable across sources. Interpretable attributes are standardised too:
+    names still say what each column is, and the one-hot structure is kept (one affine map per
+    column).
+    """
+    items = dataset.items
+    if source == "dataset":
+        if items.features is None:
+            raise ConfigError(f"model.feature_source: dataset {dataset.name!r} has no item "
+                              "features; use 'efficientnet' (from its images) or 'attributes'")
+        features = np.asarray(items.features, np.float32)
+        names = [f"feature_{k}" for k in range(features.shape[1])]
+    elif source == "attributes":
+        features, names = attribute_onehot(items, attributes)
+    elif source == "efficientnet":
+        features = efficientnet_features(dataset, image_size)
+        names = [f"efficientnet_{k}" for k in range(features.shape[1])]
+    else:
+        raise ConfigError(f"model.feature_source: unknown source {source!r}")
+    if not np.isfinite(features).all():
+        raise ConfigError(f"model.feature_source: dataset {dataset.name!r} has non-finite "
+                          "item features")
+    if standardize:
+        std = features.std(axis=0)
+        features = (features - features.mean(axis=0)) / np.where(std > 0, std, 1.0)
+    return features.astype(np.float32), names
+
+
+def efficientnet_features(dataset: FashionDataset, image_size: int) -> np.ndarray:
+    """EfficientNet-Lite0 (real ImageNet weights) average-pooled features: [n_items, 1280]."""
+    from tfrec_fashion.layers.efficientnet_lite import efficientnet_lite0
+
+    images = item_images(dataset, image_size)
+    backbone = efficientnet_lite0(input_shape=(image_size, image_size, 3), include_top=False,
+                                  pooling="avg")
+    # The port takes RGB in [0, 255], as keras.applications models do.
+    return np.concatenate([backbone(images[start:start + _EFFICIENTNET_BATCH] * 255.0,
+                                    training=False).numpy()
+                           for start in range(0, len(images), _EFFICIENTNET_BATCH)])
+
+
+def item_images(dataset: FashionDataset, image_size: int | None = None) -> tf.Tensor:
+    """Every item's image, float32 [n_items, s, s, 3] in [0, 1], resized to ``image_size``."""
+    if dataset.items.images is None:
+        raise ConfigError(f"dataset {dataset.name!r} has no images in memory; for a saved "
+                          "dataset set `data.load_images: true`")
+    size = None if image_size is None else (image_size, image_size)
+    return image_table(dataset.items, size)
