@@ -111,6 +111,19 @@ def _print_metrics(metrics: dict) -> None:
         print(f"  {key:<{width}}  {shown}")
 
 
+# ----------------------------------------------------------------------------- tables
+def _table(args: argparse.Namespace) -> int:
+    from tfrec_fashion.config import load_config
+    from tfrec_fashion.tables import TableConfig
+
+    load_config(TableConfig, args.config, args.set)  # checked before TensorFlow loads
+    from tfrec_fashion.tables import run_table
+
+    table = run_table(args.config, args.set, overwrite=args.overwrite, methods=args.methods)
+    print("\n" + table.format_markdown())
+    return 0
+
+
 # ----------------------------------------------------------------------------- demo
 def _demo(args: argparse.Namespace) -> int:
     from tfrec_fashion.demo import run_demo
@@ -121,8 +134,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 def config_class_for(path: str | Path) -> type:
     """The config dataclass a file under configs/ holds, by its name (see configs/README.md):
-    ``demo*.yaml`` -> DemoConfig, ``synthetic*.yaml`` -> SyntheticWorldConfig, else RunConfig."""
+    ``demo*.yaml`` -> DemoConfig, ``synthetic*.yaml`` -> SyntheticWorldConfig, ``table*.yaml``
+    -> TableConfig, else RunConfig."""
     name = Path(path).name
+    if name.startswith("table"):
+        from tfrec_fashion.tables import TableConfig
+
+        return TableConfig
     if name.startswith("demo"):
         from tfrec_fashion.demo import DemoConfig
 
@@ -192,6 +210,17 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("run_dir", help="a run directory written by `train`")
     evaluate.add_argument("--out", help="also write the metrics to this JSON file")
     evaluate.set_defaults(run=_evaluate)
+
+    table = commands.add_parser(
+        "table", help="train every method of a table config and print the AUC table",
+        description="Trains (or reuses) each method's run on one dataset and prints DVBPR's "
+        "Table III: per-user AUC on all and cold items, baselines and oracle; writes "
+        "<run_dir>/table.md and table.json.")
+    table.add_argument("config", help="table config, e.g. configs/table3_synthetic.yaml")
+    table.add_argument("--methods", nargs="+", help="only these methods (default: all)")
+    table.add_argument("--overwrite", action="store_true", help="retrain finished runs")
+    add_set(table)
+    table.set_defaults(run=_table)
 
     pending = {
         "export": ("export a trained run as versioned SavedModels", "the export issue (#5)"),

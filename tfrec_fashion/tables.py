@@ -1,0 +1,138 @@
+"""The papers' comparison tables, run from one config: every method trained on one dataset.
+
+``tfrec-fashion table configs/table3_synthetic.yaml`` trains each method of the config (each a
+full run through the training harness, in ``<run_dir>/<method>/``), collects every run's test AUC
+on all items and on cold items, adds the rows every run computes beside its model (RAND,
+PopRank, VisRank where the items have features, and the planted oracle on synthetic worlds), and
+prints a table shaped like DVBPR's Table III, written to ``<run_dir>/table.md`` and
+``table.json``. Finished method runs are reused, so a table can be rebuilt or extended without
+retraining (``--overwrite`` retrains everything); an interrupted one resumes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Optional
+
+from tfrec_fashion.config import load_config, tagged
+from tfrec_fashion.data.sources import DATA_SOURCES
+from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.training.model_configs import MODEL_CONFIGS
+from tfrec_fashion.training.run_config import RunConfig, TrainConfig
+
+# Rows each run reports beside its model: metric prefix -> the paper's column name.
+BASELINE_ROWS = {"random": "RAND", "popularity": "PopRank", "visrank": "VisRank"}
+ORACLE_ROW = "Oracle"
+
+
+@dataclasses.dataclass
+class MethodConfig:
+    """One column of the table: a model, trained with ``train`` (null: the table's)."""
+
+    model: object = tagged(MODEL_CONFIGS)
+    train: Optional[TrainConfig] = None
+
+
+@dataclasses.dataclass
+class TableConfig:
+    """A comparison table: ``methods`` (column name -> model) all trained on ``data``.
+
+    Args:
+        dataset_label: the table's row label for this dataset (default: the data source name).
+        data: a registered data source; every method sees the same data and split (``seed``).
+        train: training settings of methods that give none.
+        methods: column name -> ``MethodConfig``, in the table's column order.
+        proposed, reference: the improvement columns compare ``proposed`` with ``reference``
+            and with the best other method (DVBPR's "h vs. d", "h vs. best").
+        run_dir: the table's folder; method runs go in ``<run_dir>/<method>``.
+        seed: the runs' seed.
+    """
+
+    methods: dict[str, MethodConfig] = dataclasses.field(default_factory=dict)
+    data: object = tagged(DATA_SOURCES, default="synthetic")
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    dataset_label: str = ""
+    proposed: str = "DVBPR"
+    reference: str = "BPR-MF"
+    run_dir: str = "runs/table"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.methods:
+            raise ValueError("the table config names no methods")
+
+    def run_config(self, method: str) -> RunConfig:
+        entry = self.methods[method]
+        return RunConfig(model=entry.model, data=self.data, train=entry.train or self.train,
+                         run_dir=str(Path(self.run_dir) / _folder(method)), seed=self.seed)
+
+
+def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+              overwrite: bool = False, methods: list[str] | None = None):
+    """Trains (or reuses) every method's run and returns the ``RankingTable``.
+
+    Args:
+        config_path: a ``TableConfig`` YAML file.
+        overrides: ``--set key=value`` overrides.
+        overwrite: retrain finished runs.
+        methods: train only these methods (default all); the others' finished runs still
+            fill their columns, so a table can be extended one method at a time.
+    """
+    from tfrec_fashion.evaluation.ranking_table import RankingTable
+    from tfrec_fashion.training.harness import train
+
+    config = load_config(TableConfig, config_path, overrides)
+    chosen = list(config.methods) if methods is None else methods
+    unknown = [m for m in chosen if m not in config.methods]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r}; the config has {list(config.methods)}")
+    label = config.dataset_label or config.data.name
+    run_dir = Path(config.run_dir)
+    results: dict[str, dict] = {}
+    for method in config.methods:
+        run = config.run_config(method)
+        metrics_path = Path(run.run_dir) / "metrics.json"
+        finished = metrics_path.exists() and _same_config(run)
+        if finished and (method not in chosen or not overwrite):
+            print(f"=== {method}: reusing the finished run in {run.run_dir}")
+            results[method] = json.loads(metrics_path.read_text())
+            continue
+        if method not in chosen:
+            continue
+        print(f"\n=== {method}: training {run.model.name} on {label}", flush=True)
+        started = time.time()
+        result = train(run, overwrite=True)
+        results[method] = {**result.metrics, "train_seconds": round(time.time() - started, 1)}
+    table = RankingTable(proposed=config.proposed, reference=config.reference, oracle=ORACLE_ROW)
+    if not results:
+        raise ConfigError("no method has a finished run to tabulate")
+    first = next(iter(results.values()))
+    for prefix, column in BASELINE_ROWS.items():
+        if f"{prefix}_test_auc" in first:
+            table.add(label, column, all_auc=first[f"{prefix}_test_auc"],
+                      cold_auc=first[f"{prefix}_cold_test_auc"])
+    for method, metrics in results.items():
+        table.add(label, method, all_auc=metrics["test_auc"],
+                  cold_auc=metrics["cold_test_auc"])
+    if "oracle_test_auc" in first:
+        table.add(label, ORACLE_ROW, all_auc=first["oracle_test_auc"],
+                  cold_auc=first["oracle_cold_test_auc"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table.write(run_dir)
+    (run_dir / "runs.json").write_text(json.dumps(results, indent=2, default=float))
+    return table
+
+
+def _folder(method: str) -> str:
+    return "".join(c.lower() if c.isalnum() else "_" for c in method).strip("_")
+
+
+def _same_config(run: RunConfig) -> bool:
+    """Whether a finished run in ``run.run_dir`` was trained with this very config."""
+    from tfrec_fashion.config import read_yaml, to_dict
+
+    saved = Path(run.run_dir) / "config.yaml"
+    return saved.exists() and read_yaml(saved) == json.loads(json.dumps(to_dict(run)))
