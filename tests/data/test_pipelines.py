@@ -216,3 +216,22 @@ def test_image_table_size_mismatch_and_items_without_image(tmp_path):
                 images=np.zeros((1, 4, 4, 3), np.float32))
     with pytest.raises(DataError, match=r"items.images must be uint8 .* dtype=float32"):
         image_table(bad)
+
+
+def test_bpr_dataset_carries_the_epoch_of_the_positive_when_the_sampler_has_epochs():
+    _, dense = _sampler()
+    epochs = np.arange(30 * 50).reshape(30, 50) % 7
+    sampler = BprTripletSampler(scipy.sparse.csr_matrix(dense.astype(np.float32)), seed=0,
+                                epochs=epochs)
+    dataset = bpr_dataset(sampler, batch_size=32, steps_per_epoch=3, seed=2)
+    assert dataset.element_spec == {name: tf.TensorSpec((32,), tf.int32)
+                                    for name in ("user", "pos_item", "neg_item", "epoch")}
+    batches = _batches(dataset)
+    assert len(batches) == 3
+    for batch in batches:
+        assert batch["epoch"].dtype == np.int32
+        np.testing.assert_array_equal(batch["epoch"], epochs[batch["user"], batch["pos_item"]])
+    # the same seed draws the same triplets with and without epochs
+    plain = _batches(bpr_dataset(_sampler()[0], batch_size=32, steps_per_epoch=3, seed=2))
+    _assert_same(plain, [{k: b[k] for k in ("user", "pos_item", "neg_item")} for b in batches])
+    assert "epoch" not in plain[0]

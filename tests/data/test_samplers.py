@@ -212,3 +212,64 @@ def test_ctl_triplets_errors():
     with pytest.raises(DataError, match=r"outfit '[ab]': no other outfit has a different item of "
                                         r"category '(top|bottom)'"):
         ctl_triplets(stuck, CATEGORIES, triplets_per_outfit=5)
+
+
+# ---------------------------------------------------------------------------- BPR time epochs
+def _epoch_matrices():
+    """The train matrix, a dense [8, N_ITEMS] epoch per (user, item) (nonzero off the positives
+    too, which the sampler must ignore) and its sparse form restricted to the positives."""
+    matrix, dense = _train_matrix()
+    epochs = (np.arange(8)[:, None] * 3 + np.arange(N_ITEMS)[None, :] % 5).astype(np.int64)
+    return matrix, dense, epochs, scipy.sparse.csr_matrix(np.where(dense, epochs, 0))
+
+
+@pytest.mark.parametrize("form", ["dense", "sparse"])
+def test_bpr_epochs_are_those_of_the_positive_pair(form):
+    matrix, dense, epochs, sparse = _epoch_matrices()
+    sampler = BprTripletSampler(matrix, seed=1, epochs=epochs if form == "dense" else sparse)
+    users, pos, neg, epoch = sampler.sample_with_epochs(2000)
+    assert epoch.dtype == np.int32 and epoch.shape == (2000,)
+    assert dense[users, pos].all() and not dense[users, neg].any()
+    np.testing.assert_array_equal(epoch, epochs[users, pos])
+    # the positive's epoch, not the negative's (they differ for some draws)
+    assert not np.array_equal(epoch, epochs[users, neg])
+
+
+def test_bpr_epochs_positive_with_zero_epoch_in_sparse_matrix():
+    # A sparse epochs matrix stores no explicit 0: an absent entry at a positive is epoch 0.
+    matrix, dense, epochs, _ = _epoch_matrices()
+    sparse = scipy.sparse.csr_matrix(np.where(dense, epochs, 0) * (np.arange(8)[:, None] != 0))
+    users, pos, _, epoch = BprTripletSampler(matrix, seed=3, epochs=sparse).sample_with_epochs(500)
+    np.testing.assert_array_equal(epoch, np.where(users == 0, 0, epochs[users, pos]))
+    assert (epoch[users == 0] == 0).all() and (users == 0).any()
+
+
+def test_bpr_sample_with_epochs_is_the_same_draw_as_sample():
+    matrix, _, epochs, _ = _epoch_matrices()
+    sampler = BprTripletSampler(matrix, seed=0, epochs=epochs)
+    plain = sampler.sample(300, np.random.default_rng(11))
+    timed = sampler.sample_with_epochs(300, np.random.default_rng(11))
+    for a, b in zip(plain, timed[:3]):
+        np.testing.assert_array_equal(a, b)
+    # without an rng both advance the sampler's own generator from the same seed
+    own = BprTripletSampler(matrix, seed=5, epochs=epochs).sample_with_epochs(300)
+    again = BprTripletSampler(matrix, seed=5).sample(300)
+    for a, b in zip(own[:3], again):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_bpr_epochs_errors():
+    matrix, dense, epochs, _ = _epoch_matrices()
+    with pytest.raises(DataError, match=r"`epochs` must have the train matrix's shape \(8, 20\)\. "
+                                        r"Received: shape=\(8, 19\)"):
+        BprTripletSampler(matrix, epochs=epochs[:, :-1])
+    with pytest.raises(DataError, match=r"shape=\(20, 8\)"):
+        BprTripletSampler(matrix, epochs=scipy.sparse.csr_matrix(epochs.T))
+    negative = epochs.copy()
+    negative[dense] -= 100
+    with pytest.raises(DataError, match=r"epochs must be >= 0\. Received: min=-"):
+        BprTripletSampler(matrix, epochs=negative)
+    off_positives = np.where(dense, epochs, -1)  # negative only where there is no positive
+    BprTripletSampler(matrix, epochs=off_positives)
+    with pytest.raises(ConfigError, match=r"sample_with_epochs needs `epochs` at construction"):
+        BprTripletSampler(matrix).sample_with_epochs(10)

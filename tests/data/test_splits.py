@@ -5,7 +5,8 @@ import pytest
 
 from tfrec_fashion.data.dataset import (
     FashionDataset, Interactions, Items, Outfits, PairRatings, Ratings, Users)
-from tfrec_fashion.data.splits import k_core_filter, leave_one_out, split_ratings_by_user
+from tfrec_fashion.data.splits import (
+    k_core_filter, leave_one_out, split_ratings_by_user, time_epochs)
 from tfrec_fashion.errors import ConfigError, DataError
 
 N_ITEMS = 12
@@ -225,3 +226,36 @@ def test_split_ratings_by_user_errors():
     # a zero fraction may leave its split empty
     split = split_ratings_by_user(_pair_table([5, 5]), fractions=(0.8, 0.0, 0.2))
     assert len(split.validation) == 0 and len(split.test) == 2
+
+
+# ---------------------------------------------------------------------------- time epochs
+def test_time_epochs_equal_width_bins_over_the_span():
+    # span 100..139 is 40 seconds: 4 bins of 10 seconds each
+    timestamp = np.array([100, 109, 110, 119, 120, 129, 130, 139])
+    epochs = time_epochs(timestamp, 4, (100, 139))
+    assert epochs.dtype == np.int32
+    np.testing.assert_array_equal(epochs, [0, 0, 1, 1, 2, 2, 3, 3])
+    # every bin gets the same number of evenly spread timestamps
+    spread = time_epochs(np.arange(1000, 1600), 6, (1000, 1599))
+    np.testing.assert_array_equal(np.bincount(spread), [100] * 6)
+    assert (np.diff(spread) >= 0).all()
+
+
+def test_time_epochs_first_last_and_outside_the_span():
+    first, last = 1_000_000, 1_000_997
+    epochs = time_epochs(np.array([first, last]), 5, (first, last))
+    np.testing.assert_array_equal(epochs, [0, 4])
+    outside = time_epochs(np.array([0, first - 1, last + 1, 2 * last]), 5, (first, last))
+    np.testing.assert_array_equal(outside, [0, 0, 4, 4])  # clipped to the nearest end bin
+    np.testing.assert_array_equal(time_epochs(np.array([7, 7]), 3, (7, 7)), [0, 0])
+
+
+def test_time_epochs_one_epoch_and_errors():
+    np.testing.assert_array_equal(time_epochs(np.array([-5, 3, 50, 99]), 1, (0, 10)), [0] * 4)
+    for bad in (0, -1, 2.0, True):
+        with pytest.raises(ConfigError, match=rf"`n_epochs` must be an integer >= 1\. "
+                                              rf"Received: n_epochs={bad!r}"):
+            time_epochs(np.arange(3), bad, (0, 2))
+    with pytest.raises(ConfigError, match=r"`span` must be \(first, last\) with first <= last\. "
+                                          r"Received: span=\(5, 4\)"):
+        time_epochs(np.arange(3), 2, (5, 4))
