@@ -33,3 +33,19 @@ def test_training_curves_draw_losses_metrics_and_reference_lines(tmp_path):
                                 reference={"oracle": 0.9})
     with Image.open(path) as png:
         assert png.format == "PNG" and png.size[0] > 500
+
+
+def test_feature_trends_draw_the_features_that_moved_most(tmp_path):
+    from tfrec_fashion.visualisation.feature_trends import plot_feature_trends
+
+    values = np.zeros((4, 5))
+    values[:, 1] = [0.0, 0.5, 1.0, 2.0]  # rising
+    values[:, 3] = [1.0, 0.5, 0.0, -1.0]  # falling
+    names = [f"colour=c{k}" for k in range(5)]
+    path = plot_feature_trends(values, names, tmp_path / "trends.png", top=2, title="trends")
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.size[0] > 500
+    with pytest.raises(ValueError, match="at least 2 time epochs"):
+        plot_feature_trends(values[:1], names, tmp_path / "x.png")
+    with pytest.raises(ValueError, match="F = len\\(feature_names\\) = 4"):
+        plot_feature_trends(values, names[:4], tmp_path / "x.png")

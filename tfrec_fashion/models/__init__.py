@@ -1,7 +1,10 @@
 """Models: one file per model family, read top to bottom as its paper's section.
 
 Each model is a Keras (usually ``tfrs.Model``) subclass trained with ``model.fit``; towers are built
-in ``__init__``, the loss in ``compute_loss``.
+in ``__init__``, the loss in ``compute_loss``. Every ranking model scores by an inner product of
+its ``user_vectors()`` and ``item_vectors()``, so one retrieval index serves them all.
+``interactive.py`` (I-VBPR's affinity, refinement and trends) is NumPy over a trained model's
+``parameters()``, so it runs without TensorFlow.
 
 May import: layers, losses, metrics, tensorflow, tensorflow_recommenders. Never imports data
 loaders, training, export or serving.
