@@ -62,6 +62,7 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
                                     reference=oracle)
         print(f"    curves: {plot}")
         _show_items(result.dataset, workdir / f"{name}_items.png")
+        _show_trends(result, workdir / f"{name}_trends.png")
         results[name] = metrics
     summary = _summary_table(results)
     print("\n" + summary)
@@ -85,9 +86,32 @@ def _show_items(world: FashionDataset, path: Path) -> None:
     print(f"    items: {path}")
 
 
+def _show_trends(result, path: Path) -> None:
+    """For a temporal model on interpretable features (I-TVBPR), plots the features whose
+    appeal moved most over the time epochs (I-VBPR Figure 2)."""
+    from tfrec_fashion.models.interactive import InteractiveRecommender
+    from tfrec_fashion.visualisation.feature_trends import plot_feature_trends
+
+    config = result.recipe.model_config
+    if getattr(config, "feature_source", None) != "attributes" or config.n_time_epochs < 2:
+        return
+    interactive = InteractiveRecommender(result.model.parameters(), result.recipe.features,
+                                         result.recipe.feature_names)
+    trends = interactive.feature_popularity()
+    plot_feature_trends(trends["values"], trends["feature_names"], path,
+                        title=f"{config.name}: learned appeal of each attribute over time",
+                        ylabel="visual bias beta'(t)")
+    print(f"    trends: {path}")
+
+
+# The summary's columns, in order, when a run reports them (every metric is in summary.json).
+SUMMARY_COLUMNS = ("test_auc", "cold_test_auc", "oracle_test_auc", "oracle_cold_test_auc",
+                   "popularity_test_auc", "popularity_cold_test_auc", "best_epoch",
+                   "train_seconds")
+
+
 def _summary_table(results: dict[str, dict]) -> str:
-    columns = sorted({k for metrics in results.values() for k, v in metrics.items()
-                      if isinstance(v, (int, float)) and v is not None})
+    columns = [c for c in SUMMARY_COLUMNS if any(c in metrics for metrics in results.values())]
     lines = ["| run | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, metrics in results.items():
         cells = [_cell(metrics.get(c)) for c in columns]

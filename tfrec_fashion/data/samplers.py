@@ -83,6 +83,9 @@ class BprTripletSampler:
             values = np.asarray(scipy.sparse.csr_matrix(epochs)[rows, self._indices]).ravel()
         else:
             values = np.asarray(epochs)[rows, self._indices]
+        if len(values) and not np.array_equal(values, np.round(values)):
+            raise DataError("BprTripletSampler: epochs must be whole numbers. Received: "
+                            f"{values[values != np.round(values)][:3].tolist()}")
         if len(values) and values.min() < 0:
             raise DataError(f"BprTripletSampler: epochs must be >= 0. Received: min="
                             f"{values.min()}")

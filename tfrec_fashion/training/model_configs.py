@@ -109,7 +109,12 @@ class TVBPRConfig(VBPRConfig):
 @dataclasses.dataclass
 class IVBPRConfig(VBPRConfig):
     """I-VBPR (paper 002): VBPR on interpretable attribute features; with n_time_epochs > 1 it
-    is I-TVBPR, whose feature-level trends (eq. 8) are read from the trained model."""
+    is I-TVBPR, whose feature-level trends (eq. 8) are read from the trained model.
+
+    With ``standardize: true`` (the default) each one-hot column is centred, so the levels of
+    one attribute sum to zero: a learned appeal (``feature_popularity``) is meaningful as a
+    difference between levels ("high" vs "low"), not as an absolute value. ``standardize:
+    false`` keeps raw 0/1 columns."""
 
     name: str = "ivbpr"
     feature_source: str = "attributes"

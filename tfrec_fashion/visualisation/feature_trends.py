@@ -37,7 +37,7 @@ def plot_feature_trends(values, feature_names: Sequence[str], path: str | Path,
     change = values[-1] - values[0]
     chosen = np.argsort(-np.abs(change), kind="stable")[:max(1, int(top))]
     epochs = np.arange(1, values.shape[0] + 1)
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axis = plt.subplots(figsize=(9, 4))
     for k in chosen:
         axis.plot(epochs, values[:, k], marker="o", linestyle="-" if change[k] > 0 else "--",
                   label=f"{feature_names[k]} ({change[k]:+.2f})")
@@ -45,5 +45,6 @@ def plot_feature_trends(values, feature_names: Sequence[str], path: str | Path,
     axis.set_xticks(epochs)
     axis.set_ylabel(ylabel)
     axis.grid(alpha=0.3)
-    axis.legend(loc="best", fontsize=8, title="change first -> last", title_fontsize=8)
+    axis.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8,
+                title="change first -> last", title_fontsize=8)
     return save_figure(figure, path, title)
