@@ -5,7 +5,9 @@ full run through the training harness, in ``<run_dir>/<method>/``), collects eve
 on all items and on cold items, adds the rows every run computes beside its model (RAND,
 PopRank, VisRank where the items have features, and the planted oracle on synthetic worlds), and
 prints a table shaped like DVBPR's Table III, written to ``<run_dir>/table.md`` and
-``table.json``. Finished method runs are reused, so a table can be rebuilt or extended without
+``table.json``. Methods trained on explicit ratings (Partial Dual, StyNet) give the rating table
+instead (``evaluation.rating_table``): held-out RMSE beside the global-mean, bias and matrix
+factorisation baselines, with each method's time to fit. Finished method runs are reused, so a table can be rebuilt or extended without
 retraining (``--overwrite`` retrains everything); an interrupted one resumes.
 """
 
@@ -106,10 +108,18 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
         started = time.time()
         result = train(run, overwrite=True)
         results[method] = {**result.metrics, "train_seconds": round(time.time() - started, 1)}
-    table = RankingTable(proposed=config.proposed, reference=config.reference, oracle=ORACLE_ROW)
     if not results:
         raise ConfigError("no method has a finished run to tabulate")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "runs.json").write_text(json.dumps(results, indent=2, default=float))
     first = next(iter(results.values()))
+    if "test_rmse" in first:  # rating models (Partial Dual, StyNet): the rating table
+        from tfrec_fashion.evaluation.rating_table import RatingTable
+
+        table = RatingTable.from_runs(label, results)
+        table.write(run_dir)
+        return table
+    table = RankingTable(proposed=config.proposed, reference=config.reference, oracle=ORACLE_ROW)
     for prefix, column in BASELINE_ROWS.items():
         if f"{prefix}_test_auc" in first:
             table.add(label, column, all_auc=first[f"{prefix}_test_auc"],
@@ -120,9 +130,7 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
     if "oracle_test_auc" in first:
         table.add(label, ORACLE_ROW, all_auc=first["oracle_test_auc"],
                   cold_auc=first["oracle_cold_test_auc"])
-    run_dir.mkdir(parents=True, exist_ok=True)
     table.write(run_dir)
-    (run_dir / "runs.json").write_text(json.dumps(results, indent=2, default=float))
     return table
 
 

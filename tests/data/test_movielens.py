@@ -122,20 +122,25 @@ def test_parse_inter_accepts_crlf_and_no_final_newline():
 
 
 @pytest.mark.real_data
-def test_real_data_source_builds_the_implicit_dataset(real_data):
+def test_real_data_source_builds_the_implicit_and_explicit_dataset(real_data):
     assert DATA_SOURCES.classes["movielens_100k"] is MovieLens100K
     dataset = real_data(MovieLens100K().build)
     assert dataset.name == "movielens_100k"
     assert (dataset.n_users, dataset.n_items, len(dataset.interactions)) == (943, 1_682, 100_000)
     assert dataset.users.ids[0] == "1" and dataset.items.ids[-1] == "1682"
     assert set(dataset.items.category) == {"movie"}
-    assert dataset.metadata == {"source": "movielens_100k", "min_rating": None}
+    assert dataset.metadata == {"source": "movielens_100k", "min_rating": None,
+                                "rating_range": [1.0, 5.0]}
     ml = load_movielens_100k()
+    # The explicit ratings stay whole whatever the implicit threshold (Partial Dual, StyNet).
+    np.testing.assert_array_equal(dataset.ratings.value, ml.ratings)
+    np.testing.assert_array_equal(dataset.ratings.item, ml.item_index)
     np.testing.assert_array_equal(dataset.interactions.user, ml.user_index)
     np.testing.assert_array_equal(dataset.interactions.timestamp, ml.timestamps)
     liked = real_data(MovieLens100K(min_rating=4).build)
     assert (liked.n_users, liked.n_items, len(liked.interactions)) == (943, 1_682, 55_375)
     assert liked.metadata["min_rating"] == 4
+    assert len(liked.ratings) == 100_000
 
 
 def test_data_source_reads_the_wheel_of_the_data_home(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Users
+from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Ratings, Users
 from tfrec_fashion.data.sources import DATA_SOURCES
 from tfrec_fashion.data.wheels import wheel_path
 from tfrec_fashion.errors import DataError, MissingDataError
@@ -127,10 +127,12 @@ def movielens_implicit(ml: MovieLens, min_rating: float | None = None) -> Intera
 @DATA_SOURCES.register("movielens_100k")
 @dataclasses.dataclass
 class MovieLens100K:
-    """MovieLens-100K as implicit feedback, a run config's ``data: {name: movielens_100k}``.
+    """MovieLens-100K, a run config's ``data: {name: movielens_100k}``.
 
-    Every rating is an interaction (``min_rating: null``, the VBPR / DVBPR protocol) or only
-    ratings >= ``min_rating``. No images, features or truth: models without them only.
+    ``interactions`` is the implicit feedback: every rating (``min_rating: null``, the VBPR /
+    DVBPR protocol) or only ratings >= ``min_rating``. ``ratings`` holds all 100,000 explicit
+    1..5 ratings (``metadata["rating_range"]``) for the rating models (Partial Dual, StyNet).
+    No images, features or truth.
     """
 
     name: str = "movielens_100k"
@@ -143,7 +145,9 @@ class MovieLens100K:
             users=Users(ids=ml.user_vocab.astype(str)),
             items=Items(ids=ml.item_vocab.astype(str), category=np.full(ml.n_items, "movie")),
             interactions=movielens_implicit(ml, self.min_rating),
-            metadata={"source": "movielens_100k", "min_rating": self.min_rating})
+            ratings=Ratings(user=ml.user_index, item=ml.item_index, value=ml.ratings),
+            metadata={"source": "movielens_100k", "min_rating": self.min_rating,
+                      "rating_range": list(RATING_RANGE)})
 
 
 @functools.lru_cache(maxsize=2)

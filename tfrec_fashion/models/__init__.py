@@ -4,7 +4,9 @@ Each model is a Keras (usually ``tfrs.Model``) subclass trained with ``model.fit
 in ``__init__``, the loss in ``compute_loss``. Every ranking model scores by an inner product of
 its ``user_vectors()`` and ``item_vectors()``, so one retrieval index serves them all.
 ``interactive.py`` (I-VBPR's affinity, refinement and trends) is NumPy over a trained model's
-``parameters()``, so it runs without TensorFlow.
+``parameters()``, so it runs without TensorFlow. ``partial_dual/`` (PSA-Net's customer
+embeddings by squared-trace-norm matrix completion) is NumPy/SciPy with its own Riemannian
+solvers, the one model not trained with ``fit``; ``stynet.py`` is its neural alternative.
 
 May import: layers, losses, metrics, tensorflow, tensorflow_recommenders. Never imports data
 loaders, training, export or serving.

@@ -9,6 +9,12 @@ Run directory layout::
     <run_dir>/logs/training.csv      one row per epoch (CSVLogger)
     <run_dir>/logs/tensorboard/      TensorBoard event files
     <run_dir>/metrics.json           held-out metrics, best epoch, epochs run
+    <run_dir>/embeddings.npz         customer and item embeddings keyed by id (rating models,
+                                     ``data.embeddings``)
+
+Models fitted by their own solver rather than ``fit`` (``SolverRecipe``: Partial Dual) use the
+same layout: the solver's state in ``backup/`` while unfinished, the fitted model in ``model/``,
+a per-iteration ``logs/solver.csv``.
 
 A killed run is resumed by running the same command again: BackupAndRestore restores the model,
 optimizer and epoch, and the best-so-far value of the monitored quantity is recovered from the
@@ -34,7 +40,8 @@ import tensorflow as tf
 from tfrec_fashion.config import from_dict, read_yaml, save_config, to_dict
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.errors import ConfigError
-from tfrec_fashion.training.recipes import Recipe, get_recipe
+from tfrec_fashion.data.embeddings import FILE_NAME as EMBEDDINGS_FILE
+from tfrec_fashion.training.recipes import Recipe, SolverRecipe, get_recipe
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
 
 # Keys that may change between an interrupted run and its resumption.
@@ -123,6 +130,8 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     recipe = get_recipe(config.model, train_config, config.seed)
     dataset = config.data.build()
     recipe.prepare(dataset)
+    if isinstance(recipe, SolverRecipe):
+        return _train_with_solver(recipe, dataset, run_dir)
     with strategy.scope():
         model = recipe.build_model()
         if not model.built:
@@ -168,21 +177,47 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
         "best_epoch": best_epoch,
         f"best_{train_config.monitor}": best_value,
     }
-    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+    _write_results(recipe, model, run_dir, summary)
     return TrainResult(run_dir, model, recipe, dataset, history, summary)
+
+
+def _train_with_solver(recipe: SolverRecipe, dataset: FashionDataset,
+                       run_dir: Path) -> TrainResult:
+    """The same run directory for a model fitted by its own solver (Partial Dual): the solver
+    checkpoints into ``backup/`` as it goes (so a killed run resumes there), the fitted model
+    goes to ``model/``, its per-iteration log to ``logs/``."""
+    model = recipe.solve(run_dir / "backup", run_dir / "logs")
+    recipe.save_model(model, run_dir / "model")
+    shutil.rmtree(run_dir / "backup", ignore_errors=True)
+    summary = {**recipe.evaluate(model), **recipe.solver_summary(model)}
+    _write_results(recipe, model, run_dir, summary)
+    return TrainResult(run_dir, model, recipe, dataset, recipe.history(model), summary)
+
+
+def _write_results(recipe: Recipe, model, run_dir: Path, summary: dict[str, Any]) -> None:
+    """metrics.json, and the shared embeddings file for recipes that learn customer embeddings
+    (written first: metrics.json marks a finished run)."""
+    if hasattr(recipe, "embeddings"):
+        recipe.embeddings(model).save(run_dir / EMBEDDINGS_FILE)
+    (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, Recipe, tf.keras.Model]:
     """Rebuilds a finished run's recipe and model from its directory (config + weights)."""
     run_dir = Path(run_dir)
     weights = run_dir / "model" / "weights"
-    if not weights.with_suffix(".index").exists():
-        raise ConfigError(f"{run_dir} holds no trained model (no model/weights); "
+    if not (run_dir / "config.yaml").exists():
+        raise ConfigError(f"{run_dir} holds no trained model (no config.yaml); "
                           "train it first with `tfrec-fashion train`")
     config = from_dict(RunConfig, read_yaml(run_dir / "config.yaml"),
                        source=str(run_dir / "config.yaml"))
     recipe = get_recipe(config.model, config.train, config.seed)
     recipe.prepare(config.data.build())
+    if isinstance(recipe, SolverRecipe):
+        return config, recipe, recipe.load_model(run_dir / "model")
+    if not weights.with_suffix(".index").exists():
+        raise ConfigError(f"{run_dir} holds no trained model (no model/weights); "
+                          "train it first with `tfrec-fashion train`")
     model = recipe.build_model()
     model.load_weights(str(weights)).expect_partial()
     return config, recipe, model

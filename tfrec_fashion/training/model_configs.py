@@ -153,6 +153,103 @@ class DVBPRConfig:
                              f"embedding_dim={self.embedding_dim}, image_size={self.image_size}")
 
 
+@MODEL_CONFIGS.register("stynet")
+@dataclasses.dataclass
+class StyNetConfig:
+    """``models.stynet.StyNet`` (paper 000, 3.1.2): customer and item towers, concatenated,
+    dense, sigmoid rating, MSE (a TFRS ranking task), plus a dot-product retrieval head.
+
+    Args:
+        embedding_dim: size of each tower's output (the customer embedding E_c).
+        id_embedding_dim: size of the customer-id and item-id embeddings.
+        feature_embedding_dim: size of each categorical feature's embedding (survey answers,
+            colour, category, brand, ...).
+        hidden_units: width of the dense layer on the concatenated embeddings.
+        history_length: the customer's past votes the tower reads (most recent first).
+        id_dropout: share of training rows whose customer and item ids are hidden, so the
+            feature path alone learns to predict (the cold-start path for unknown ids).
+        retrieval_weight: weight of the dot-product retrieval task (0 = rating head only).
+        use_visual_features: feed ``items.features`` (a visual embedding) to the item tower.
+        l2: L2 penalty on the embeddings and dense kernels.
+    """
+
+    name: str = "stynet"
+    embedding_dim: int = 32
+    id_embedding_dim: int = 16
+    feature_embedding_dim: int = 8
+    hidden_units: int = 64
+    history_length: int = 50
+    id_dropout: float = 0.1
+    retrieval_weight: float = 0.1
+    use_visual_features: bool = True
+    l2: float = 1e-5
+
+    def __post_init__(self) -> None:
+        _non_negative(self, "history_length", "retrieval_weight", "l2")
+        for field in ("embedding_dim", "id_embedding_dim", "feature_embedding_dim",
+                      "hidden_units"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"model.{field} must be positive. Received: "
+                                 f"{field}={getattr(self, field)}")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ValueError("model.id_dropout must be in [0, 1). Received: "
+                             f"id_dropout={self.id_dropout}")
+
+
+PARTIAL_DUAL_SOLVERS = ("trust_regions", "conjugate_gradient")
+PARTIAL_DUAL_CENTERING = ("biases", "global", "none")
+
+
+@MODEL_CONFIGS.register("partial_dual")
+@dataclasses.dataclass
+class PartialDualConfig:
+    """``models.partial_dual.PartialDual`` (paper 000, 3.1.1; shared/PARTIAL_DUAL.md):
+    squared-trace-norm matrix completion on the spectrahedron, solved in NumPy/SciPy.
+
+    Args:
+        C: weight of the squared loss, P(W) = C/2 ||P_Omega(W - Y)||^2 + 1/2 ||W||_*^2.
+        rank: starting rank r of U (rank increase adds columns while the gap says so).
+        solver: "trust_regions" (Riemannian trust regions with truncated CG) or
+            "conjugate_gradient" (Riemannian CG).
+        max_iterations: solver iterations over all ranks.
+        gap_tolerance: stop when the duality gap is below this share of the objective.
+        gradient_tolerance: stop a rank when the Riemannian gradient norm is below this.
+        rank_increase: grow the rank while the gap certificate says it is too small.
+        max_rank: upper bound on the rank (null: none).
+        centering: what is removed from the training ratings before solving (and added back
+            to predictions): "biases" the user + item bias model mu + b_u + b_i (its L2 chosen
+            on validation; the embeddings then carry b_u and b_i as two extra columns, so
+            mu + E_c . M_i is still the rating), "global" the mean mu, "none" nothing.
+    """
+
+    name: str = "partial_dual"
+    C: float = 1.0
+    rank: int = 1
+    solver: str = "trust_regions"
+    max_iterations: int = 200
+    gap_tolerance: float = 1e-6
+    gradient_tolerance: float = 1e-8
+    rank_increase: bool = True
+    max_rank: Optional[int] = None
+    centering: str = "biases"
+
+    def __post_init__(self) -> None:
+        if not self.C > 0:
+            raise ValueError(f"model.C must be positive. Received: C={self.C}")
+        if self.rank < 1 or self.max_iterations < 1 or (self.max_rank is not None
+                                                        and self.max_rank < self.rank):
+            raise ValueError("model.rank and max_iterations must be positive and max_rank >= "
+                             f"rank. Received: rank={self.rank}, max_iterations="
+                             f"{self.max_iterations}, max_rank={self.max_rank}")
+        _non_negative(self, "gap_tolerance", "gradient_tolerance")
+        if self.solver not in PARTIAL_DUAL_SOLVERS:
+            raise ValueError(f"model.solver must be one of {list(PARTIAL_DUAL_SOLVERS)}. "
+                             f"Received: solver={self.solver!r}")
+        if self.centering not in PARTIAL_DUAL_CENTERING:
+            raise ValueError(f"model.centering must be one of {list(PARTIAL_DUAL_CENTERING)}. "
+                             f"Received: centering={self.centering!r}")
+
+
 def _non_negative(config: object, *fields: str) -> None:
     for field in fields:
         if getattr(config, field) < 0:

@@ -8,7 +8,8 @@ dataclass in ``training/model_configs.py``, a recipe module here decorated with
 
 from __future__ import annotations
 
-from tfrec_fashion.training.recipes.base import (ItemEmbedder, RECIPE_MODULES, Recipe, get_recipe,
-                                                 register_recipe)
+from tfrec_fashion.training.recipes.base import (ItemEmbedder, RECIPE_MODULES, Recipe,
+                                                 SolverRecipe, get_recipe, register_recipe)
 
-__all__ = ["ItemEmbedder", "RECIPE_MODULES", "Recipe", "get_recipe", "register_recipe"]
+__all__ = ["ItemEmbedder", "RECIPE_MODULES", "Recipe", "SolverRecipe", "get_recipe",
+           "register_recipe"]

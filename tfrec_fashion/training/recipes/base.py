@@ -41,6 +41,8 @@ RECIPE_MODULES: dict[str, str] = {
     "tvbpr": "tfrec_fashion.training.recipes.vbpr",
     "ivbpr": "tfrec_fashion.training.recipes.vbpr",
     "dvbpr": "tfrec_fashion.training.recipes.dvbpr",
+    "stynet": "tfrec_fashion.training.recipes.stynet",
+    "partial_dual": "tfrec_fashion.training.recipes.partial_dual",
 }
 _RECIPES: dict[str, type["Recipe"]] = {}
 
@@ -107,3 +109,37 @@ def get_recipe(model_config: Any, train_config: TrainConfig, seed: int = 0) -> R
             raise KeyError(f"no recipe for model {name!r}; known: {sorted(RECIPE_MODULES)}")
         importlib.import_module(RECIPE_MODULES[name])
     return _RECIPES[name](model_config, train_config, seed)
+
+
+class SolverRecipe(Recipe):
+    """A recipe whose model is fitted by its own solver instead of Keras ``fit`` (Partial
+    Dual's Riemannian solvers in SciPy). The harness calls ``prepare``, ``solve``,
+    ``save_model``, ``evaluate`` and ``solver_summary``; ``load_model`` rebuilds a finished run.
+    """
+
+    def build_model(self):
+        raise TypeError(f"{self.model_config.name} is fitted by its solver, not Keras fit")
+
+    def datasets(self):
+        raise TypeError(f"{self.model_config.name} is fitted by its solver, not Keras fit")
+
+    @abc.abstractmethod
+    def solve(self, state_dir, log_dir):
+        """Fits and returns the model; checkpoints into ``state_dir`` as it goes and, when
+        that folder holds a checkpoint of an interrupted run, resumes from it."""
+
+    @abc.abstractmethod
+    def save_model(self, model, directory) -> None:
+        """Writes the fitted model into ``directory``."""
+
+    @abc.abstractmethod
+    def load_model(self, directory):
+        """Reads a model written by ``save_model``."""
+
+    def solver_summary(self, model) -> dict[str, Any]:
+        """Facts for metrics.json: iterations, time to converge, final gap, rank, ..."""
+        return {}
+
+    def history(self, model) -> dict[str, list[float]]:
+        """Per-iteration log, column -> values (the ``TrainResult.history``)."""
+        return {}

@@ -1,0 +1,147 @@
+"""The shared protocol of the explicit-rating models that learn customer embeddings (paper 000,
+section 3.1): Partial Dual and StyNet, trained on "love it or leave it" votes or 1..5 ratings.
+
+- **Split**: each customer's ratings at random, 80% train, 10% validation, 10% test
+  (``data.splits.split_ratings_by_user``, seeded by the run's seed); every customer keeps at
+  least one training rating.
+- **Numbers**: RMSE and MAE of the predicted rating on the held-out ratings, predictions
+  clipped to the dataset's rating range. For +-1 votes also the ROC AUC of the predictions
+  pooled over customers (``test_auc``) and averaged per customer (``test_customer_auc``, PSA-Net
+  section 6's customer-level AUC): do the embeddings predict held-out votes?
+- **Rows beside the model**: global mean, user + item biases and plain matrix factorisation
+  (``evaluation.rating_baselines``, regularisation tuned on validation), each with its fit
+  time; on a planted world, the oracle (the true score, for the AUCs).
+- **Embeddings**: ``embeddings(model)`` gives the shared ``data.embeddings.CustomerEmbeddings``
+  (customer and item vectors keyed by id) that the harness writes to ``embeddings.npz``.
+"""
+
+from __future__ import annotations
+
+import abc
+import warnings
+
+import numpy as np
+
+from tfrec_fashion.data.dataset import FashionDataset, Ratings
+from tfrec_fashion.data.embeddings import CustomerEmbeddings
+from tfrec_fashion.data.splits import RatingSplit, split_ratings_by_user
+from tfrec_fashion.evaluation.rating_baselines import rmse, tuned_baselines
+from tfrec_fashion.metrics import customer_level_metrics, overall_metrics
+from tfrec_fashion.training.recipes.base import Recipe
+
+SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+class RatingRecipe(Recipe):
+    """Per-customer random split of explicit ratings, RMSE / AUC, baselines, embeddings.
+
+    Subclasses build and train the model and say how it predicts: ``predict(model, user,
+    item)`` -> ratings on the dataset's scale, and ``user_vectors(model)`` /
+    ``item_vectors(model)`` for the embeddings file (and the export's retrieval index).
+    """
+
+    #: what ``embeddings()`` writes as ``metadata["score"]`` (see ``data.embeddings``).
+    score_rule = "dot"
+
+    def prepare(self, dataset: FashionDataset) -> None:
+        if dataset.ratings is None or len(dataset.ratings) == 0:
+            raise ValueError(f"model {self.model_config.name} learns from explicit ratings; "
+                             f"dataset {dataset.name!r} has none (use data: synthetic, "
+                             "movielens_100k, or a folder with ratings.csv)")
+        self.dataset = dataset
+        self.split: RatingSplit = split_ratings_by_user(dataset.ratings, SPLIT_FRACTIONS,
+                                                        seed=self.seed)
+        train_values = self.split.train.value
+        low, high = dataset.metadata.get("rating_range",
+                                         (float(train_values.min()), float(train_values.max())))
+        self.rating_range = (float(low), float(high))
+        self.binary = bool(np.isin(dataset.ratings.value, (-1.0, 1.0)).all())
+        self._baselines: dict[str, float] | None = None
+        self.prepare_inputs(dataset)
+
+    def prepare_inputs(self, dataset: FashionDataset) -> None:
+        """Hook: derive the model's inputs (features, histories) from the dataset."""
+
+    @abc.abstractmethod
+    def predict(self, model, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+        """Predicted ratings [n] (dataset scale) for int index arrays [n]."""
+
+    @abc.abstractmethod
+    def user_vectors(self, model) -> np.ndarray:
+        """float [n_users, d]: the customer embeddings E_c."""
+
+    @abc.abstractmethod
+    def item_vectors(self, model) -> np.ndarray:
+        """float [n_items, d]: the item embeddings."""
+
+    # ------------------------------------------------------------------ evaluation
+    def clipped(self, values: np.ndarray) -> np.ndarray:
+        return np.clip(values, *self.rating_range)
+
+    def rating_metrics(self, predicted: np.ndarray, ratings: Ratings, prefix: str
+                       ) -> dict[str, float]:
+        """``{prefix}rmse``, ``{prefix}mae`` and, for +-1 votes, ``{prefix}auc`` (pooled) and
+        ``{prefix}customer_auc`` (customer average) of raw scores ``predicted`` [n]."""
+        value = ratings.value.astype(np.float64)
+        clipped = self.clipped(np.asarray(predicted, np.float64))
+        metrics = {f"{prefix}rmse": rmse(clipped, value),
+                   f"{prefix}mae": float(np.mean(np.abs(clipped - value)))}
+        if self.binary:
+            metrics.update(vote_aucs(predicted, ratings, prefix))
+        return metrics
+
+    def split_metrics(self, model, split: str, prefix: str) -> dict[str, float]:
+        ratings = getattr(self.split, split)
+        return self.rating_metrics(self.predict(model, ratings.user, ratings.item), ratings,
+                                   prefix)
+
+    def callbacks(self, model) -> list:
+        from tfrec_fashion.training.callbacks import EpochMetrics
+
+        return [EpochMetrics(lambda m: self.split_metrics(m, "validation", ""))]
+
+    def evaluate(self, model) -> dict[str, float]:
+        """The model's test and validation numbers, then the baselines' (and oracle's)."""
+        return {**self.split_metrics(model, "test", "test_"),
+                **self.split_metrics(model, "validation", "val_"),
+                **self.baseline_metrics()}
+
+    def baseline_metrics(self) -> dict[str, float]:
+        """``<baseline>_test_rmse`` (and ``_test_auc``, ``_seconds``, ``_l2``) for
+        global_mean, biases and mf; ``oracle_test_auc`` on planted worlds with votes."""
+        if self._baselines is not None:
+            return self._baselines
+        split, n_users, n_items = self.split, self.dataset.n_users, self.dataset.n_items
+        metrics: dict[str, float] = {}
+        for name, (fitted, facts) in tuned_baselines(
+                split.train, split.validation, n_users, n_items, seed=self.seed).items():
+            predicted = fitted.predict(split.test.user, split.test.item)
+            metrics.update(self.rating_metrics(predicted, split.test, f"{name}_test_"))
+            metrics[f"{name}_seconds"] = round(facts["seconds"], 3)
+        truth = (self.dataset.truth or {}).get("user_item_score")
+        if truth is not None and self.binary:
+            # Votes are sign(score - the user's median score + noise): rank by that margin.
+            margin = truth - np.median(truth, axis=1, keepdims=True)
+            metrics.update(vote_aucs(margin[split.test.user, split.test.item], split.test,
+                                     "oracle_test_"))
+        self._baselines = metrics
+        return metrics
+
+    # ------------------------------------------------------------------ embeddings
+    def embeddings(self, model, **metadata) -> CustomerEmbeddings:
+        """The shared embeddings file's content for a trained ``model``."""
+        return CustomerEmbeddings(
+            user_ids=self.dataset.users.ids, user_vectors=self.user_vectors(model),
+            item_ids=self.dataset.items.ids, item_vectors=self.item_vectors(model),
+            metadata={"model": self.model_config.name, "dataset": self.dataset.name,
+                      "score": self.score_rule, **metadata})
+
+
+def vote_aucs(scores: np.ndarray, ratings: Ratings, prefix: str) -> dict[str, float]:
+    """Pooled and customer-averaged ROC AUC of ``scores`` [n] against +-1 ``ratings.value``."""
+    labels = np.where(ratings.value > 0, 1, -1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # customers with one class are skipped
+        per_customer = customer_level_metrics(ratings.user, scores, labels)
+    return {f"{prefix}auc": float(overall_metrics(scores, labels)["roc_auc"]),
+            f"{prefix}customer_auc": float(per_customer["roc_auc"])}
