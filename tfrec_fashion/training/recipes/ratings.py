@@ -46,8 +46,9 @@ class RatingRecipe(Recipe):
     def prepare(self, dataset: FashionDataset) -> None:
         if dataset.ratings is None or len(dataset.ratings) == 0:
             raise ValueError(f"model {self.model_config.name} learns from explicit ratings; "
-                             f"dataset {dataset.name!r} has none (use data: synthetic, "
-                             "movielens_100k, or a folder with ratings.csv)")
+                             f"dataset {dataset.name!r} has none (use data: synthetic with "
+                             "ratings_per_user > 0, movielens_100k, or a folder with "
+                             "ratings.csv)")
         self.dataset = dataset
         self.split: RatingSplit = split_ratings_by_user(dataset.ratings, SPLIT_FRACTIONS,
                                                         seed=self.seed)
