@@ -19,15 +19,23 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path):
                         "model": {"name": "bpr_mf", "latent_dim": 8}},
         "dvbpr_tiny": {"seed": 0, "data": TINY_WORLD, "train": TRAIN,
                        "model": {"name": "dvbpr", "backbone": "small_cnn", "embedding_dim": 8}},
+        "partial_dual_tiny": {"seed": 0, "data": TINY_WORLD, "train": {"verbose": 0},
+                              "model": {"name": "partial_dual", "C": 5.0, "centering": "global"}},
+        "stynet_tiny": {"seed": 0, "data": TINY_WORLD,
+                        "train": {**TRAIN, "monitor": "val_auc", "steps_per_epoch": None},
+                        "model": {"name": "stynet", "embedding_dim": 8, "hidden_units": 16}},
     }}
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(config))
     results = run_demo(tmp_path / "work", config_path=path)
     assert {name: r["served_matches_keras"] for name, r in results.items()} == {
-        "bpr_mf_tiny": True, "dvbpr_tiny": True}
+        "bpr_mf_tiny": True, "dvbpr_tiny": True, "partial_dual_tiny": True, "stynet_tiny": True}
     work = tmp_path / "work"
     assert (work / "exports" / "models.config").is_file()
     assert (work / "exports" / "dvbpr_tiny" / "1" / "saved_model.pb").is_file()
     assert (work / "recommendations.png").stat().st_size > 10_000
     assert "served_matches_keras" in (work / "summary.md").read_text()
-    assert json.loads((work / "summary.json").read_text())["dvbpr_tiny"]["test_auc"] > 0
+    summary = json.loads((work / "summary.json").read_text())
+    assert summary["dvbpr_tiny"]["test_auc"] > 0
+    assert summary["partial_dual_tiny"]["test_rmse"] > 0  # the rating runs report RMSE
+    assert (work / "partial_dual_tiny" / "embeddings.npz").is_file()

@@ -45,6 +45,7 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
              overrides: list[str] | tuple[str, ...] = ()) -> dict[str, dict]:
     """Runs the demo into ``workdir`` and returns run name -> metrics."""
     from tfrec_fashion.training.harness import train
+    from tfrec_fashion.visualisation.solver_convergence import plot_solver_convergence
     from tfrec_fashion.visualisation.training_curves import plot_training_curves
 
     path = Path(config_path) if config_path else DEFAULT_CONFIG
@@ -64,9 +65,13 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
         oracle = {k.replace("_test_auc", ""): v for k, v in metrics.items()
                   if k.endswith("_test_auc") and not k.endswith("cold_test_auc")
                   and isinstance(v, float)}
-        plot = plot_training_curves(result.history, workdir / name / "training_curves.png",
-                                    title=f"{name}: {run.model.name} on {run.data.name}",
-                                    reference=oracle)
+        title = f"{name}: {run.model.name} on {run.data.name}"
+        if "relative_gap" in result.history:  # a solver's iterations, not Keras epochs
+            plot = plot_solver_convergence(result.history, workdir / name / "convergence.png",
+                                           title, run.model.gap_tolerance)
+        else:
+            plot = plot_training_curves(result.history, workdir / name / "training_curves.png",
+                                        title=title, reference=oracle)
         print(f"    curves: {plot}")
         _show_items(result.dataset, workdir / f"{name}_items.png")
         _show_trends(result, workdir / f"{name}_trends.png")
@@ -111,8 +116,9 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
             users = [str(result.dataset.users.ids[0]), "new-customer"]
             answer = client.recommend(target, name, users, k=SERVED_K)
             ids = np.asarray(answer["item_ids"]).astype(str)
-            # The Keras model's own top-10, less what the customer bought (recommend's default).
-            keras = result.model.score(np.array([0])).numpy()[0]
+            # The trained model's own top-10, less what the customer bought (recommend's
+            # default): its scoring function where it has one, else its vectors.
+            keras = _own_scores(result)
             keras[result.dataset.interactions.item[result.dataset.interactions.user == 0]] = -np.inf
             keras_top = np.argsort(-keras, kind="stable")[:SERVED_K]
             matches = bool((ids[0] == result.dataset.items.ids[keras_top]).all())
@@ -121,13 +127,31 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
                   f"{' '.join(ids[0][:5])} ...; served top-{SERVED_K} == Keras top-"
                   f"{SERVED_K}: {matches}; unknown customer (cold start: "
                   f"{bool(answer['cold_start'][1])}) -> {' '.join(ids[1][:5])} ...")
-        # Drawn for the best run whose items have images.
-        drawable = [n for n, r in trained.items() if r.dataset.items.images is not None]
+        # Drawn for the best implicit-feedback run whose items have images.
+        drawable = [n for n, r in trained.items() if r.dataset.items.images is not None
+                    and "cold_test_auc" in r.metrics]
         if drawable:
             name = max(drawable, key=lambda n: trained[n].metrics.get("test_auc", 0.0))
             _show_recommendations(trained[name], target, name,
                                   workdir / "recommendations.png")
     return checks
+
+
+def _own_scores(result):
+    """Customer 0's score of every item as the trained model computes it: ``model.score``
+    for the Keras ranking models, the fitted predictor for Partial Dual, the retrieval head
+    (customer tower . item tower) for StyNet."""
+    import numpy as np
+
+    model, recipe = result.model, result.recipe
+    if hasattr(model, "score"):
+        return model.score(np.array([0])).numpy()[0]
+    if hasattr(model, "retrieval_score"):
+        n_items = result.dataset.n_items
+        pairs = recipe.features(np.zeros(n_items, np.int64), np.arange(n_items))
+        return model.retrieval_score(pairs).numpy()
+    return model.predict(np.zeros(result.dataset.n_items, np.int64),
+                         np.arange(result.dataset.n_items))
 
 
 def _show_recommendations(result, target: str, name: str, path: Path) -> None:
@@ -196,8 +220,9 @@ def _show_trends(result, path: Path) -> None:
 
 # The summary's columns, in order, when a run reports them (every metric is in summary.json).
 SUMMARY_COLUMNS = ("test_auc", "cold_test_auc", "oracle_test_auc", "oracle_cold_test_auc",
-                   "popularity_test_auc", "popularity_cold_test_auc", "best_epoch",
-                   "train_seconds", "served_matches_keras")
+                   "popularity_test_auc", "popularity_cold_test_auc", "test_rmse",
+                   "biases_test_auc", "mf_test_auc", "best_epoch", "train_seconds",
+                   "served_matches_keras")
 
 
 def _summary_table(results: dict[str, dict]) -> str:

@@ -49,3 +49,15 @@ def test_feature_trends_draw_the_features_that_moved_most(tmp_path):
         plot_feature_trends(values[:1], names, tmp_path / "x.png")
     with pytest.raises(ValueError, match="F = len\\(feature_names\\) = 4"):
         plot_feature_trends(values, names[:4], tmp_path / "x.png")
+
+
+def test_solver_convergence_draws_the_certificate_and_the_rank(tmp_path):
+    from tfrec_fashion.visualisation.solver_convergence import plot_solver_convergence
+
+    history = {"iteration": [0, 1, 2, 3], "relative_gap": [0.2, 0.05, 1e-4, 1e-8],
+               "grad_norm": [10.0, 1.0, 0.1, 1e-6], "rank": [1, 1, 2, 2], "cost": [4, 3, 2, 2]}
+    path = plot_solver_convergence(history, tmp_path / "c.png", "partial dual", 1e-6)
+    with Image.open(path) as png:
+        assert png.format == "PNG" and png.size[0] > png.size[1]
+    with pytest.raises(ValueError, match=r"lacks \['rank'\]"):
+        plot_solver_convergence({"relative_gap": [1.0], "grad_norm": [1.0]}, tmp_path / "x.png")
