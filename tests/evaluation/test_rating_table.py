@@ -15,7 +15,7 @@ def _runs():
                  "mf_seconds": 1.1}
     return {"Partial Dual": {"test_rmse": 0.91, "test_mae": 0.71, "solver_fit_seconds": 12.0,
                              **baselines},
-            "StyNet": {"test_rmse": 0.95, "test_mae": 0.75, "train_seconds": 40.0, **baselines}}
+            "StyNet": {"test_rmse": 0.95, "test_mae": 0.75, "fit_seconds": 40.0, **baselines}}
 
 
 def test_rows_are_baselines_then_models_with_the_best_in_bold(tmp_path):

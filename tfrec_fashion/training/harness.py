@@ -30,6 +30,7 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -159,9 +160,11 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
         callbacks.append(tf.keras.callbacks.EarlyStopping(
             monitor=train_config.monitor, mode=train_config.monitor_mode,
             patience=train_config.early_stopping_patience))
+    started = time.perf_counter()
     model.fit(train_data, validation_data=validation_data, epochs=train_config.epochs,
               steps_per_epoch=train_config.steps_per_epoch, callbacks=callbacks,
               verbose=train_config.verbose)
+    fit_seconds = round(time.perf_counter() - started, 1)
 
     if not _has_backup(run_dir):
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
@@ -174,6 +177,7 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     summary = {
         **metrics,
         "epochs_run": len(history.get("epoch", [])),
+        "fit_seconds": fit_seconds,  # this process's fit (a resumed run: since resuming)
         "best_epoch": best_epoch,
         f"best_{train_config.monitor}": best_value,
     }

@@ -28,6 +28,7 @@ import scipy.sparse
 
 from tfrec_fashion.models.partial_dual.problem import (
     PartialDualProblem,
+    check_indices,
     check_positive_float,
 )
 from tfrec_fashion.models.partial_dual.solvers import (
@@ -171,18 +172,8 @@ class PartialDual:
         """W_ij = A_i . B_j for int index arrays ``rows`` (customers), ``cols`` (items): [n]."""
         if not hasattr(self, "row_factors_"):
             raise RuntimeError("This PartialDual is not fitted yet: call `fit(Y)` first")
-        rows, cols = np.asarray(rows), np.asarray(cols)
-        for array, name, size in ((rows, "rows", self.row_factors_.shape[0]),
-                                  (cols, "cols", self.column_factors_.shape[0])):
-            if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
-                raise ValueError(f"`{name}` must be a 1-D integer array. Received: "
-                                 f"dtype={array.dtype}, shape={array.shape}")
-            if array.size and (array.min() < 0 or array.max() >= size):
-                raise ValueError(f"`{name}` must lie in [0, {size}). Received: "
-                                 f"min={array.min()}, max={array.max()}")
-        if rows.shape != cols.shape:
-            raise ValueError("`rows` and `cols` must have the same length. Received: "
-                             f"{rows.size} and {cols.size}")
+        rows, cols = check_indices(rows, cols, (self.row_factors_.shape[0],
+                                                self.column_factors_.shape[0]))
         return np.einsum("ij,ij->i", self.row_factors_[rows], self.column_factors_[cols])
 
     # ------------------------------------------------------------------ internals

@@ -219,7 +219,7 @@ class PartialDualProblem:
     def predict(self, U: np.ndarray, rows: Any, cols: Any) -> np.ndarray:
         """W_ij = u_i . V_j for index arrays ``rows``, ``cols`` (same length): float [n]."""
         state = self._state(U)
-        rows, cols = _check_indices(rows, cols, self.shape)
+        rows, cols = check_indices(rows, cols, self.shape)
         return _rowdot(state.U[rows], state.V[cols])
 
     # ------------------------------------------------------------------ internals
@@ -357,7 +357,9 @@ def _check_shape(shape: Any) -> tuple[int, int]:
     return d, T
 
 
-def _check_indices(rows: Any, cols: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def check_indices(rows: Any, cols: Any, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``rows``, ``cols`` as int64 arrays after checking they are 1-D integer indices into
+    ``shape`` of equal length (ValueError naming the problem otherwise)."""
     rows, cols = np.asarray(rows), np.asarray(cols)
     for array, name, size in ((rows, "rows", shape[0]), (cols, "cols", shape[1])):
         if array.ndim != 1 or (array.size and not np.issubdtype(array.dtype, np.integer)):
@@ -374,7 +376,7 @@ def _check_indices(rows: Any, cols: Any, shape: tuple[int, int]) -> tuple[np.nda
 
 def _check_entries(rows: Any, cols: Any, values: Any, shape: tuple[int, int]
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    rows, cols = _check_indices(rows, cols, shape)
+    rows, cols = check_indices(rows, cols, shape)
     values = np.asarray(values)
     if values.ndim != 1 or values.size != rows.size or \
             not (np.issubdtype(values.dtype, np.floating) or
