@@ -9,6 +9,7 @@ import numpy as np
 from tfrec_fashion.visualisation.figures import save_figure
 
 import matplotlib.pyplot as plt  # noqa: E402  (after figures.py chose the Agg backend)
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 
 def plot_solver_convergence(history: dict[str, list[float]], path: str | Path,
@@ -40,6 +41,7 @@ def plot_solver_convergence(history: dict[str, list[float]], path: str | Path,
     right.step(steps, history["rank"], where="post", color="tab:green")
     right.set_title("rank (grows while the gap says it is too small)")
     right.set_ylabel("rank")
+    right.yaxis.set_major_locator(MaxNLocator(integer=True))
     for axis in (left, right):
         axis.set_xlabel("solver iteration")
         axis.grid(alpha=0.3)
