@@ -7,8 +7,9 @@ PopRank, VisRank where the items have features, and the planted oracle on synthe
 prints a table shaped like DVBPR's Table III, written to ``<run_dir>/table.md`` and
 ``table.json``. Methods trained on explicit ratings (Partial Dual, StyNet) give the rating table
 instead (``evaluation.rating_table``): held-out RMSE beside the global-mean, bias and matrix
-factorisation baselines, with each method's time to fit. Finished method runs are reused, so a table can be rebuilt or extended without
-retraining (``--overwrite`` retrains everything); an interrupted one resumes.
+factorisation baselines, with each method's time to fit. Finished method runs are reused, so a
+table can be rebuilt or extended without retraining (``--overwrite`` retrains everything); an
+interrupted one resumes.
 """
 
 from __future__ import annotations

@@ -297,15 +297,14 @@ def split_ratings_by_user(table: Table, fractions: tuple[float, float, float] = 
     if user.min() < 0:
         raise DataError(f"split_ratings_by_user: user index {int(user.min())} at row "
                         f"{int(np.argmin(user))} is negative")
-    rows = np.lexsort((np.random.default_rng(seed).permutation(len(user)), user))
+    rows, rank = shuffled_ranks_per_user(user, seed)
     count = np.bincount(user)
     n_test = np.floor(count * fractions[2] + 0.5).astype(np.int64)
     n_validation = np.floor(count * fractions[1] + 0.5).astype(np.int64)
     n_test = np.minimum(n_test, count - 1)
     n_validation = np.minimum(n_validation, count - 1 - n_test)
-    # Rank of a row among its user's shuffled rows: [0, n_train) train, then test, then validation.
+    # A row's rank among its user's shuffled rows: [0, n_train) train, then test, then validation.
     row_user = user[rows]
-    rank = np.arange(len(rows)) - (np.cumsum(count) - count)[row_user]
     n_train = (count - n_test - n_validation)[row_user]
     part = np.where(rank < n_train, 0, np.where(rank < n_train + n_test[row_user], 2, 1))
     splits = []
@@ -317,6 +316,23 @@ def split_ratings_by_user(table: Table, fractions: tuple[float, float, float] = 
                             f"(most has {int(count.max())})")
         splits.append(_take_rows(table, chosen))
     return RatingSplit(*splits)
+
+
+def shuffled_ranks_per_user(user: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's rows in one random order fixed by ``seed``, with no loop over users.
+
+    Args:
+        user: int [n] non-negative user index of every row.
+
+    Returns:
+        (rows, rank): int [n] row indices sorted by user, shuffled within each user, and
+        ``rank[k]`` = the position of ``rows[k]`` among its user's rows (0, 1, ...).
+    """
+    user = np.asarray(user, np.int64)
+    rows = np.lexsort((np.random.default_rng(seed).permutation(len(user)), user))
+    count = np.bincount(user)
+    rank = np.arange(len(rows)) - (np.cumsum(count) - count)[user[rows]]
+    return rows, rank
 
 
 # ---------------------------------------------------------------------------- helpers

@@ -53,8 +53,8 @@ class RatingTable:
                 table.add(name, {**_prefixed(first, f"{key}_"),
                                  "seconds": first.get(f"{key}_seconds", math.nan)})
         for method, metrics in runs.items():
-            seconds = metrics.get("solver_fit_seconds", metrics.get("fit_seconds", math.nan))
-            table.add(method, {**_prefixed(metrics, ""), "seconds": seconds})
+            table.add(method, {**_prefixed(metrics, ""),
+                               "seconds": metrics.get("fit_seconds", math.nan)})
         if "oracle_test_auc" in first:
             table.oracle = _prefixed(first, "oracle_")
         return table

@@ -190,10 +190,13 @@ def _train_with_solver(recipe: SolverRecipe, dataset: FashionDataset,
     """The same run directory for a model fitted by its own solver (Partial Dual): the solver
     checkpoints into ``backup/`` as it goes (so a killed run resumes there), the fitted model
     goes to ``model/``, its per-iteration log to ``logs/``."""
+    started = time.perf_counter()
     model = recipe.solve(run_dir / "backup", run_dir / "logs")
+    fit_seconds = round(time.perf_counter() - started, 1)
     recipe.save_model(model, run_dir / "model")
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    summary = {**recipe.evaluate(model), **recipe.solver_summary(model)}
+    summary = {**recipe.evaluate(model), **recipe.solver_summary(model),
+               "fit_seconds": fit_seconds}
     _write_results(recipe, model, run_dir, summary)
     return TrainResult(run_dir, model, recipe, dataset, recipe.history(model), summary)
 

@@ -61,8 +61,8 @@ class FittedPartialDual:
     history: list[dict[str, Any]]
 
     def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
-        return self.offset + np.einsum("nk,nk->n", self.user_vectors()[user],
-                                       self.item_vectors()[item])
+        return (self.offset + self.user_bias[user] + self.item_bias[item]
+                + np.einsum("nk,nk->n", self.row_factors[user], self.column_factors[item]))
 
     @property
     def has_biases(self) -> bool:
@@ -101,10 +101,10 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
         self.matrix = scipy.sparse.coo_matrix(
             (centred, (train.user, train.item)), shape=(n_users, n_items)).tocsr()
 
-    def estimator(self) -> PartialDual:
+    def estimator(self, max_iterations: int) -> PartialDual:
         config = self.model_config
         return PartialDual(C=config.C, rank=config.rank, solver=config.solver,
-                           max_iterations=config.max_iterations,
+                           max_iterations=max_iterations,
                            gap_tolerance=config.gap_tolerance,
                            gradient_tolerance=config.gradient_tolerance,
                            rank_increase=config.rank_increase, max_rank=config.max_rank,
@@ -124,9 +124,8 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
             _write_state(state_dir / _STATE, record.U)
             log.write(record)
 
-        estimator = self.estimator()
         # A resumed run has the rest of the iteration budget (the log holds what was done).
-        estimator.max_iterations = max(self.model_config.max_iterations - len(log.rows), 1)
+        estimator = self.estimator(max(self.model_config.max_iterations - len(log.rows), 1))
         estimator.fit(self.matrix, U0=start, callback=checkpoint)
         summary = {"solver": self.model_config.solver,
                    "iterations": len(log.rows),

@@ -27,6 +27,7 @@ from tfrec_fashion.data.embeddings import CustomerEmbeddings
 from tfrec_fashion.data.splits import RatingSplit, split_ratings_by_user
 from tfrec_fashion.evaluation.rating_baselines import rmse, tuned_baselines
 from tfrec_fashion.metrics import customer_level_metrics, overall_metrics
+from tfrec_fashion.training.callbacks import EpochMetrics
 from tfrec_fashion.training.recipes.base import Recipe
 
 SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -97,8 +98,6 @@ class RatingRecipe(Recipe):
                                    prefix)
 
     def callbacks(self, model) -> list:
-        from tfrec_fashion.training.callbacks import EpochMetrics
-
         return [EpochMetrics(lambda m: self.split_metrics(m, "validation", ""))]
 
     def evaluate(self, model) -> dict[str, float]:

@@ -28,6 +28,7 @@ import tfrec_fashion  # noqa: F401
 import tensorflow as tf
 
 from tfrec_fashion.data.dataset import FashionDataset, Ratings
+from tfrec_fashion.data.splits import shuffled_ranks_per_user
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.models.stynet import StyNet
 from tfrec_fashion.training.recipes.base import register_recipe
@@ -237,9 +238,7 @@ def vote_histories(train: Ratings, n_users: int, length: int, scaled_values: np.
         scaled to [0, 1], 0 where padded).
     """
     user = np.asarray(train.user, np.int64)
-    rows = np.lexsort((np.random.default_rng(seed).permutation(len(user)), user))
-    count = np.bincount(user, minlength=n_users)
-    rank = np.arange(len(rows)) - (np.cumsum(count) - count)[user[rows]]
+    rows, rank = shuffled_ranks_per_user(user, seed)
     keep = rows[rank < length]
     slot = rank[rank < length]
     history_item = np.full((n_users, length), -1, np.int32)
