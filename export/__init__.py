@@ -3,7 +3,8 @@
 Writes ``<base>/<model>/<version>/`` atomically (a temporary directory, then one rename), with
 named signatures, a TFRS retrieval index inside the SavedModel, warm-up requests and a
 ``models.config`` for TensorFlow Serving. A SavedModel written here loads with TensorFlow alone:
-no project code, no custom ops.
+no project code, no custom ops; every export lists its graph's ops and is refused if one is not
+in TensorFlow's op registry (``graph_ops``), so stock TF Serving can load whatever is published.
 
 Layout of an export base::
 
@@ -14,7 +15,8 @@ Layout of an export base::
         saved_model.pb, variables/, assets/
         assets.extra/tf_serving_warmup_requests   TFRecord of PredictionLog (one Predict request
                                                   per signature, real user ids and an unknown one)
-        assets.extra/tfrec_fashion.json           what was exported: model, run, dims, counts
+        assets.extra/tfrec_fashion.json           what was exported: model, run, dims, counts,
+                                                  the index (and its recall@10), the graph's ops
         assets.extra/ann/                         optional approximate index (``--index scann``)
     <base>/<model>/.tmp-<version>-*      an export in progress: not an integer, so no server
                                          (ours or TF Serving) ever loads it
@@ -34,7 +36,9 @@ Signatures (every export; ids are the dataset's string ids):
                  cold_start        bool   [B]        the user id was unknown: the cold-start query
         Inputs of batch size 1 are broadcast over the batch (so the defaults work for any B).
         Retrieval is a ``tfrs.layers.factorized_top_k.BruteForce`` index over the item vectors
-        (exact inner product; a category filter is part of the index, see ``index.py``). Unknown
+        (exact inner product; a category filter is part of the index, see ``index.py``), or with
+        ``index="partitioned"`` the approximate ``PartitionedTopK`` (k-means partitions, stock
+        ops; returned scores exact, recall@10 measured at export). Unknown
         users get the cold-start query: the mean of the trained user vectors ("the average
         customer"), flagged by ``cold_start``.
     score
@@ -55,9 +59,11 @@ Bad inputs (k out of range, unknown category or item id) fail inside the graph w
 
 Modules: ``runs.export_run`` (a run directory -> a version; ``tfrec-fashion export``),
 ``parts.parts_from_recipe`` (what a trained model contributes: ids, vectors, embedder),
-``module.RecommenderModule`` (the signatures), ``index.FilteredBruteForce`` (the TFRS index with
-its category filter), ``writer.export_parts`` (atomic versions, warm-up, description),
-``tf_serving_config`` (models.config), ``ann_index`` (the optional ScaNN index).
+``module.RecommenderModule`` (the signatures), ``index`` (``FilteredBruteForce``, the TFRS index
+with its category filter; ``FilteredPartitioned``, the approximate one; the export-time recall
+check), ``writer.export_parts`` (atomic versions, warm-up, description, op check),
+``graph_ops`` (a SavedModel's ops against TensorFlow's registry), ``tf_serving_config``
+(models.config), ``ann_index`` (the optional ScaNN index beside the SavedModel).
 
 Adding a model: give its recipe ``user_vectors(model)`` and ``item_vectors(model)`` (scores are
 their inner products) and, if it sees item content, ``item_embedder(model)``; nothing here

@@ -4,7 +4,8 @@ docstring for the contract: names, dtypes, shapes, defaults).
 ``ServingParts`` is all an export needs from a trained model: string ids, categories, the user
 and item vectors whose inner products are the model's scores, and optionally an
 ``ItemEmbedder`` for new items. ``RecommenderModule`` turns them into lookup tables, the
-retrieval index (``index.FilteredBruteForce``) and the signatures. Nothing here is specific to
+retrieval index (``index.FilteredBruteForce``, or the approximate ``index.FilteredPartitioned``)
+and the signatures. Nothing here is specific to
 one model: a model exports once its recipe can give these parts (``parts.py``).
 """
 
@@ -18,7 +19,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.training.recipes import ItemEmbedder
-from tfrec_fashion_export.index import FilteredBruteForce
+from tfrec_fashion_export.index import make_index
 
 DEFAULT_K = 10
 
@@ -106,9 +107,16 @@ def _broadcast(values: tf.Tensor, batch: tf.Tensor, name: str) -> tf.Tensor:
 
 
 class RecommenderModule(tf.Module):
-    """The SavedModel's root: lookup tables, vectors, the index and the signature functions."""
+    """The SavedModel's root: lookup tables, vectors, the index and the signature functions.
 
-    def __init__(self, parts: ServingParts):
+    Args:
+        parts: what the trained model contributes.
+        index: "brute_force" (exact) or "partitioned" (approximate, stock ops only).
+        index_params: the partitioned index's parameters (``PartitionedTopK`` arguments).
+    """
+
+    def __init__(self, parts: ServingParts, index: str = "brute_force",
+                 index_params: dict | None = None):
         super().__init__(name="recommender")
         self.n_items = len(parts.item_ids)
         categories = np.unique(parts.item_categories)
@@ -126,9 +134,9 @@ class RecommenderModule(tf.Module):
         self.seen_items = tf.Variable(parts.seen.indices.astype(np.int32), trainable=False,
                                       name="seen_items")
         max_norm = float(np.linalg.norm(parts.user_vectors, axis=1).max())
-        self.index = FilteredBruteForce(parts.item_vectors,
-                                        np.searchsorted(categories, parts.item_categories),
-                                        len(categories), max_query_norm=max_norm)
+        self.index = make_index(index, parts.item_vectors,
+                                np.searchsorted(categories, parts.item_categories),
+                                len(categories), max_norm, **(index_params or {}))
         self.embedder = parts.embedder
         if parts.embedder is not None:
             self.embedder_variables = list(parts.embedder.variables)

@@ -10,7 +10,8 @@ from tfrec_fashion_export.writer import export_parts
 
 def export_run(run_dir: str | Path, base: str | Path, name: str | None = None,
                version: int | None = None, label: str | None = None,
-               index: str = "brute_force") -> Path:
+               index: str = "brute_force", index_params: dict | None = None,
+               min_recall: float | None = None) -> Path:
     """Rebuilds the run's model from its directory and exports it.
 
     Args:
@@ -19,7 +20,9 @@ def export_run(run_dir: str | Path, base: str | Path, name: str | None = None,
         name: serving name (default: the run's model name, e.g. "vbpr").
         version: default the next one.
         label: optional version label.
-        index: "brute_force", or "scann" to add the approximate index (``writer.export_parts``).
+        index: "brute_force", "partitioned" or "scann" (``writer.export_parts``).
+        index_params: the partitioned index's parameters.
+        min_recall: refuse a partitioned export whose recall@10 is lower.
 
     Returns:
         The new version folder.
@@ -28,4 +31,5 @@ def export_run(run_dir: str | Path, base: str | Path, name: str | None = None,
 
     config, recipe, model = load_run(run_dir)
     parts = parts_from_recipe(recipe, model, run_dir)
-    return export_parts(parts, base, name or config.model.name, version, label, index)
+    return export_parts(parts, base, name or config.model.name, version, label, index,
+                        index_params, min_recall)

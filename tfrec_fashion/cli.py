@@ -129,13 +129,34 @@ def _export(args: argparse.Namespace) -> int:
     from tfrec_fashion_export.runs import export_run
 
     try:
+        params = {key: getattr(args, key) for key in ("n_partitions", "n_probe", "rerank",
+                                                      "quantization")
+                  if getattr(args, key) is not None}
+        if params and args.index != "partitioned":
+            raise ValueError(f"--{', --'.join(params).replace('_', '-')} apply to "
+                             f"--index partitioned only")
         path = export_run(args.run_dir, args.base, name=args.name, version=args.version,
-                          label=args.label, index=args.index)
+                          label=args.label, index=args.index, index_params=params,
+                          min_recall=args.min_recall)
     except (FileExistsError, ImportError, ValueError) as error:
         raise TfrecFashionError(str(error)) from None
     print(f"exported {args.run_dir} to {path}")
     print(f"TF Serving config: {Path(args.base) / 'models.config'}")
     return 0
+
+
+def _check_ops(args: argparse.Namespace) -> int:
+    from tfrec_fashion_export.graph_ops import check_stock_ops, format_report
+
+    try:
+        report = check_stock_ops(args.saved_model)
+    except (FileNotFoundError, ValueError) as error:
+        raise TfrecFashionError(str(error)) from None
+    if args.list:
+        for op, count in report["ops"].items():
+            print(f"{op:<40}{count:>8}")
+    print(format_report(report))
+    return 1 if report["non_stock"] else 0
 
 
 # ----------------------------------------------------------------------------- demo
@@ -246,11 +267,34 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--name", help="serving name (default: the run's model name)")
     export.add_argument("--version", type=int, help="version number (default: the next one)")
     export.add_argument("--label", help="also point this version label (e.g. stable) at it")
-    export.add_argument("--index", choices=("brute_force", "scann"), default="brute_force",
-                        help="scann: also write an approximate ScaNN index beside the "
-                        "SavedModel, served by our server as recommend_approximate (needs "
-                        "`pip install tfrec-fashion[ann]`); the exact index is always inside")
+    export.add_argument("--index", choices=("brute_force", "partitioned", "scann"),
+                        default="brute_force",
+                        help="brute_force: exact. partitioned: approximate k-means index inside "
+                        "the SavedModel, stock TensorFlow ops only (serves in stock TF "
+                        "Serving); prints its recall@10 against brute force. scann: exact "
+                        "inside, plus a ScaNN index beside the SavedModel that only our server "
+                        "answers (recommend_approximate; `pip install tfrec-fashion[ann]`)")
+    export.add_argument("--n-partitions", type=int,
+                        help="partitioned: k-means partitions (default: items / 256)")
+    export.add_argument("--n-probe", type=int,
+                        help="partitioned: partitions scored per query (default: 5%%, and at "
+                        "least 4,096 items' worth); more = higher recall, slower")
+    export.add_argument("--rerank", type=int,
+                        help="partitioned: candidates re-scored exactly (default 100)")
+    export.add_argument("--quantization", choices=("none", "bfloat16", "int8"),
+                        help="partitioned: how the partitions are scanned (default bfloat16)")
+    export.add_argument("--min-recall", type=float,
+                        help="partitioned: refuse the export if recall@10 is below this")
     export.set_defaults(run=_export)
+
+    check_ops = commands.add_parser(
+        "check-ops", help="list a SavedModel's ops and check stock TF Serving registers them all",
+        description="Reads saved_model.pb (without loading it) and compares every op its graphs "
+        "use with TensorFlow's op registry; exit status 1 if any is missing or namespaced "
+        "(a custom op, e.g. Scann>ScannSearchBatched).")
+    check_ops.add_argument("saved_model", help="a SavedModel folder, e.g. exports/bpr_mf/1")
+    check_ops.add_argument("--list", action="store_true", help="print every op and its count")
+    check_ops.set_defaults(run=_check_ops)
 
     # serve and query hand their arguments to the serving package's own command lines (see
     # PASSTHROUGH); these entries only list them in the top-level help.
