@@ -34,6 +34,7 @@ import tensorflow_recommenders as tfrs
 from tfrec_fashion.layers.partitioned_top_k import PartitionedTopK
 
 INDEXES = ("brute_force", "partitioned")
+RECALL_BATCH = 100
 # Real scores must stay far above -BIG / 2 (checked at construction against the vectors' norms).
 BIG = 1e9
 
@@ -170,16 +171,18 @@ def recall_against_brute_force(index: tf.Module, item_vectors: np.ndarray,
     max_norm = float(np.linalg.norm(sample, axis=1).max())
     exact = FilteredBruteForce(item_vectors, item_categories, n_categories, max_norm)
     k = min(k, len(item_vectors))
-    ks = tf.fill([len(sample)], k)
-    no_exclusions = tf.fill([len(sample), 1], -1)
     result = {"k": k, "queries": len(sample)}
     filters = {"any_category": np.full(len(sample), -1, np.int32),
                "one_category": np.asarray(item_categories, np.int32)[
                    rng.integers(0, len(item_vectors), len(sample))]}
     for name, categories in filters.items():
-        found, _ = index(tf.constant(sample), ks, tf.constant(categories), no_exclusions)
-        wanted, _ = exact(tf.constant(sample), ks, tf.constant(categories), no_exclusions)
-        hits = [len(set(a) & set(b) - {-1}) / max(1, len(set(b) - {-1}))
-                for a, b in zip(found.numpy().tolist(), wanted.numpy().tolist())]
+        hits = []
+        for start in range(0, len(sample), RECALL_BATCH):  # exact scores: [batch, N] at a time
+            rows = slice(start, start + RECALL_BATCH)
+            inputs = (tf.constant(sample[rows]), tf.fill([len(sample[rows])], k),
+                      tf.constant(categories[rows]), tf.fill([len(sample[rows]), 1], -1))
+            found, wanted = index(*inputs)[0].numpy(), exact(*inputs)[0].numpy()
+            hits += [len(set(a) & set(b) - {-1}) / max(1, len(set(b) - {-1}))
+                     for a, b in zip(found.tolist(), wanted.tolist())]
         result[name] = round(float(np.mean(hits)), 4)
     return result

@@ -1,5 +1,6 @@
 """The end-to-end demo on a tiny config: train, evaluate, export, serve over gRPC, query with
-the official stubs, plots; the served top-10 must be the Keras model's."""
+the official stubs, plots; the served top-10 must be the Keras model's, and the approximate
+export's must overlap it."""
 
 import json
 
@@ -33,6 +34,9 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path):
     work = tmp_path / "work"
     assert (work / "exports" / "models.config").is_file()
     assert (work / "exports" / "dvbpr_tiny" / "1" / "saved_model.pb").is_file()
+    # The first run is also served from the approximate index (a quarter of it probed).
+    assert (work / "exports" / "bpr_mf_tiny_partitioned" / "1" / "saved_model.pb").is_file()
+    assert 0.3 < results["bpr_mf_tiny"]["served_partitioned_recall_at_10"] <= 1.0
     assert (work / "recommendations.png").stat().st_size > 10_000
     assert "served_matches_keras" in (work / "summary.md").read_text()
     summary = json.loads((work / "summary.json").read_text())

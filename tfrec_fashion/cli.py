@@ -277,8 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--n-partitions", type=int,
                         help="partitioned: k-means partitions (default: items / 256)")
     export.add_argument("--n-probe", type=int,
-                        help="partitioned: partitions scored per query (default: 5%%, and at "
-                        "least 4,096 items' worth); more = higher recall, slower")
+                        help="partitioned: partitions scored per query (default: 1.5 "
+                        "sqrt(partitions), and at least 4,096 items' worth); more = higher "
+                        "recall, slower")
     export.add_argument("--rerank", type=int,
                         help="partitioned: candidates re-scored exactly (default 100)")
     export.add_argument("--quantization", choices=("none", "bfloat16", "int8"),

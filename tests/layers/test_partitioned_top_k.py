@@ -161,7 +161,8 @@ def test_same_seed_same_index_and_get_config_round_trips():
 
 
 def test_default_probe_scores_a_share_and_small_catalogues_whole():
-    assert default_n_probe(4_000, 1_000_000) == 200  # 5 %
+    assert default_n_probe(4_000, 1_000_000) == 95  # 1.5 sqrt(P)
+    assert default_n_probe(78, 20_000) == 16  # 4,096 rows' worth beats 1.5 sqrt(78) = 14
     assert default_n_probe(10, 2_000) == 10  # below 4,096 rows: everything
 
 

@@ -43,25 +43,39 @@ from tfrec_fashion.layers.partitioning import default_n_partitions, partition
 from tfrec_fashion.serialization import register_serializable
 
 QUANTIZATIONS = ("none", "bfloat16", "int8")
-# Share of the partitions probed by default, and the exactly re-scored candidates per query.
-# Measured by benchmarks/topk_catalogue.py (README "Approximate retrieval").
-DEFAULT_PROBE_SHARE = 0.05
+# Partitions probed by default: PROBE_PER_SQRT * sqrt(P). A query's neighbourhood spans a number
+# of partitions that grows more slowly than the catalogue, so a fixed share over-probes large
+# ones: measured by benchmarks/topk_catalogue.py on its clustered catalogues, recall@10 reached
+# 0.96 at 5 % of 497 partitions (100,000 x 128; 0.91 at 2.4 %) but 1.000 at 2.5 % of 4,146
+# (1,000,000 x 64), where 5 % cost twice the time. 1.5 sqrt(P) probes 6.7 % and 2.3 % of those.
+PROBE_PER_SQRT = 1.5
 DEFAULT_RERANK = 100
 # Scoring a few thousand rows takes well under a millisecond, so small catalogues are probed
 # until about this many rows are scored (everything, below it): approximate only where it pays.
 MIN_SCANNED_ROWS = 4096
-# Queries are scanned in blocks of about this many candidate rows (see ``search``). On 1M x 64 at
-# batch 256, blocks of 8 queries beat 1, 2 and 4 at a 2.5 % probe (26k rows each: 862 against
-# 462-701 queries/s), but fell to 237 at 5 % (52k rows each), where 4 gave 438.
-BLOCK_ROWS = 262_144
+# Queries are scanned in blocks whose gathered rows (bytes as scored: 2 per value for bfloat16,
+# 4 otherwise) stay under BLOCK_BYTES (see ``search``). A larger tensor is allocated with a fresh
+# mmap on every call (glibc maps anything above 32 MiB), and its page faults then cost more than
+# the arithmetic: on 1M x 64 at batch 256 and a 2.5 % probe (26k rows, 6.6 MB per query), blocks
+# of 8 queries (27 MB) gave 862 queries/s and blocks of 10 (33 MB) 419; at 5 %, blocks of 4
+# (27 MB) 438 and blocks of 5 (33 MB) 350; one query per block gave 462 and 308.
+BLOCK_BYTES = 24 * 2**20
 MAX_QUERY_BLOCK = 16
 
 
 def default_n_probe(n_partitions: int, n_items: int) -> int:
-    """``DEFAULT_PROBE_SHARE`` of the partitions, and enough of them to score about
+    """``PROBE_PER_SQRT`` * sqrt(P) partitions, and enough of them to score about
     ``MIN_SCANNED_ROWS`` rows; at least 1, at most all."""
-    share = max(DEFAULT_PROBE_SHARE, MIN_SCANNED_ROWS / max(n_items, 1))
-    return max(1, min(n_partitions, math.ceil(share * n_partitions)))
+    by_size = math.ceil(MIN_SCANNED_ROWS / max(n_items, 1) * n_partitions)
+    return max(1, min(n_partitions, max(math.ceil(PROBE_PER_SQRT * math.sqrt(n_partitions)),
+                                        by_size)))
+
+
+def _check_positive(**values) -> None:
+    """Each value must be None or a positive integer."""
+    for label, value in values.items():
+        if value is not None and (isinstance(value, bool) or int(value) != value or value < 1):
+            raise ValueError(f"`{label}` must be a positive integer. Received: {value!r}")
 
 
 @register_serializable
@@ -71,9 +85,10 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
     Args:
         query_model: optional Keras model turning raw query features into query vectors.
         k: default number of candidates returned.
-        n_partitions: k-means partitions (default about sqrt(N) at ``index`` time). Balancing
-            splits and one partition per category at least may add a few.
-        n_probe: partitions scored per query (default ``DEFAULT_PROBE_SHARE`` of them).
+        n_partitions: k-means partitions (default N / 256 at ``index`` time). Balancing splits
+            and one partition per category at least may add a few.
+        n_probe: partitions scored per query (default ``default_n_probe``: 1.5 sqrt(P), and
+            at least 4,096 rows' worth). ``set_search_params`` changes it after ``index``.
         rerank: with quantisation, candidates re-scored exactly per query (default 100).
         quantization: "none", "bfloat16" (default) or "int8" (symmetric, one scale per
             dimension) for the partition scan.
@@ -89,11 +104,7 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         if quantization not in QUANTIZATIONS:
             raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}. "
                              f"Received: quantization={quantization!r}")
-        for label, value in (("k", k), ("n_partitions", n_partitions), ("n_probe", n_probe),
-                             ("rerank", rerank)):
-            if value is not None and (isinstance(value, bool) or int(value) != value
-                                      or value < 1):
-                raise ValueError(f"`{label}` must be a positive integer. Received: {value!r}")
+        _check_positive(k=k, n_partitions=n_partitions, n_probe=n_probe, rerank=rerank)
         self.query_model = query_model
         self.n_partitions = n_partitions
         self.n_probe = n_probe
@@ -186,15 +197,13 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
                 more than there are means all.
             rerank: candidates re-scored exactly after a quantised scan (None: 100).
         """
-        for label, value in (("n_probe", n_probe), ("rerank", rerank)):
-            if value is not None and (isinstance(value, bool) or int(value) != value
-                                      or value < 1):
-                raise ValueError(f"`{label}` must be a positive integer. Received: {value!r}")
+        _check_positive(n_probe=n_probe, rerank=rerank)
         n_probe = n_probe or default_n_probe(self.built_n_partitions, self.n_items)
         self.built_n_probe = min(int(n_probe), self.built_n_partitions)
         self.built_rerank = int(rerank or DEFAULT_RERANK)
-        rows_per_query = self.built_n_probe * float(self.partition_sizes.mean())
-        self.query_block = int(np.clip(BLOCK_ROWS // max(rows_per_query, 1.0), 1,
+        bytes_per_row = self.dim * (2 if self.quantization == "bfloat16" else 4)
+        bytes_per_query = self.built_n_probe * float(self.partition_sizes.mean()) * bytes_per_row
+        self.query_block = int(np.clip(BLOCK_BYTES // max(bytes_per_query, 1.0), 1,
                                        MAX_QUERY_BLOCK))
         self._reset_tf_function_cache()
 
@@ -251,8 +260,8 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         exclusions = (tf.fill([batch, 0], padding) if exclusions is None
                       else tf.convert_to_tensor(exclusions, padding.dtype))
         # Queries are answered a block at a time: each block gathers only its own probed rows,
-        # about BLOCK_ROWS of them, so the scan's working set stays small (one [B, T, D] gather
-        # for a batch of 256 costs more in fresh memory than in arithmetic).
+        # under BLOCK_BYTES, so the scan's working set stays small (one [B, T, D] gather for a
+        # batch of 256 costs more in fresh memory than in arithmetic).
         block = tf.minimum(batch, self.query_block)
         blocks = (batch + block - 1) // block
         extra = blocks * block - batch
