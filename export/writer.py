@@ -54,7 +54,7 @@ def export_parts(parts: ServingParts, base: str | Path, name: str, version: int 
             server answers ``recommend_approximate`` with (``pip install tfrec-fashion[ann]``).
         index_params: the partitioned index's ``PartitionedTopK`` arguments (n_partitions,
             n_probe, rerank, quantization, seed); default the layer's.
-        min_recall: with "partitioned", refuse the export (nothing written) if either measured
+        min_recall: with "partitioned", refuse the export (nothing written) if any measured
             recall@10 is below this.
 
     Returns:
@@ -125,14 +125,16 @@ def _check_recall(module: RecommenderModule, parts: ServingParts,
     categories = np.unique(parts.item_categories)
     recall = recall_against_brute_force(
         module.index, parts.item_vectors, np.searchsorted(categories, parts.item_categories),
-        len(categories), parts.user_vectors)
+        len(categories), parts.user_vectors, parts.seen)
     described = module.index.describe()
+    seen = (f", {recall['seen_excluded']:.3f} (bought items left out, as recommend does by "
+            "default)") if "seen_excluded" in recall else ""
     print(f"partitioned index: {described['n_partitions']} partitions, {described['n_probe']} "
           f"probed ({described['scanned_share']:.1%} of the items), {described['quantization']} "
           f"scan, {described['rerank']} re-ranked: recall@{recall['k']} against BruteForce "
           f"{recall['any_category']:.3f} (any category), {recall['one_category']:.3f} (one "
-          f"category) on {recall['queries']:,} users' queries")
-    worst = min(recall["any_category"], recall["one_category"])
+          f"category){seen} on {recall['queries']:,} users' queries")
+    worst = min(value for key, value in recall.items() if key not in ("k", "queries"))
     if min_recall is not None and worst < min_recall:
         raise ValueError(f"the partitioned index's recall@{recall['k']} {worst:.3f} is below "
                          f"min_recall={min_recall}; probe more partitions (n_probe) or lower "

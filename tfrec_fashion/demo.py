@@ -142,7 +142,7 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
                                  k=SERVED_K)["item_ids"]
         recall = float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, exact)]))
         checks[approximate]["served_partitioned_recall_at_10"] = recall
-        print(f"=== query {approximate}_partitioned (the approximate index, 6 of 24 partitions "
+        print(f"=== query {approximate}_partitioned (the approximate index, 6 partitions "
               f"probed): recall@{SERVED_K} against the exact export over {len(users)} "
               f"customers {recall:.3f}")
         # Drawn for the best implicit-feedback run whose items have images.

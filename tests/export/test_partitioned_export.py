@@ -159,6 +159,7 @@ def test_the_export_reports_recall_and_refuses_one_below_min_recall(run, tmp_pat
     recall = json.loads((path / "assets.extra" / INFO_FILE).read_text())["index"]["recall_at_10"]
     assert recall["queries"] == len(parts.user_ids)
     assert 0.3 < recall["any_category"] < 1.0 and 0.3 < recall["one_category"] <= 1.0
+    assert 0.0 < recall["seen_excluded"] <= 1.0  # what recommend answers by default
     with pytest.raises(ValueError, match="below min_recall"):
         export_parts(parts, tmp_path, "shop", index="partitioned", index_params=APPROXIMATE,
                      min_recall=0.999)
