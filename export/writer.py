@@ -35,7 +35,7 @@ INDEXES = ("brute_force", "partitioned", "scann")
 
 def export_parts(parts: ServingParts, base: str | Path, name: str, version: int | None = None,
                  label: str | None = None, index: str = "brute_force",
-                index_params: dict | None = None, min_recall: float | None = None) -> Path:
+                 index_params: dict | None = None, min_recall: float | None = None) -> Path:
     """Exports ``parts`` as ``<base>/<name>/<version>/`` and refreshes ``<base>/models.config``.
 
     Args:
