@@ -32,6 +32,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrec_fashion.layers.partitioned_top_k import PartitionedTopK
+from tfrec_fashion_export.ann_index import recall_at_k
 
 INDEXES = ("brute_force", "partitioned")
 RECALL_BATCH = 100
@@ -145,7 +146,8 @@ def make_index(kind: str, item_vectors: np.ndarray, item_categories: np.ndarray,
     """The export's index: "brute_force" (exact) or "partitioned" (approximate, ``params``)."""
     if kind == "brute_force":
         if params:
-            raise ValueError(f"The brute-force index takes no parameters. Received: {params}")
+            raise ValueError(f"Index parameters are for the partitioned index; the brute-force "
+                             f"index takes none. Received: {params}")
         return FilteredBruteForce(item_vectors, item_categories, n_categories, max_query_norm)
     if kind == "partitioned":
         return FilteredPartitioned(item_vectors, item_categories, **params)
@@ -190,13 +192,12 @@ def recall_against_brute_force(index: tf.Module, item_vectors: np.ndarray,
             excluded[row, :len(bought)] = bought
         cases["seen_excluded"] = (any_category, excluded)
     for name, (categories, exclusions) in cases.items():
-        hits = []
+        found, wanted = [], []
         for start in range(0, len(sample), RECALL_BATCH):  # exact scores: [batch, N] at a time
             rows = slice(start, start + RECALL_BATCH)
             inputs = (tf.constant(sample[rows]), tf.fill([len(sample[rows])], k),
                       tf.constant(categories[rows]), tf.constant(exclusions[rows]))
-            found, wanted = index(*inputs)[0].numpy(), exact(*inputs)[0].numpy()
-            hits += [len(set(a) & set(b) - {-1}) / max(1, len(set(b) - {-1}))
-                     for a, b in zip(found.tolist(), wanted.tolist())]
-        result[name] = round(float(np.mean(hits)), 4)
+            found.append(index(*inputs)[0].numpy())
+            wanted.append(exact(*inputs)[0].numpy())
+        result[name] = round(recall_at_k(np.concatenate(found), np.concatenate(wanted)), 4)
     return result

@@ -87,15 +87,13 @@ def export_parts(parts: ServingParts, base: str | Path, name: str, version: int 
 
 def _write_version(parts: ServingParts, directory: Path, name: str, version: int,
                    index: str, index_params: dict | None, min_recall: float | None) -> None:
-    if index_params and index != "partitioned":
-        raise ValueError(f"index_params are for the partitioned index. Received: index={index!r}"
-                         f", index_params={index_params}")
+    # "scann" keeps the exact index inside; index_params on an exact index are refused there.
     module = RecommenderModule(parts, "partitioned" if index == "partitioned" else "brute_force",
                                index_params)
     index_info = {"kind": "brute_force"}
     if index == "partitioned":
-        index_info = {**module.index.describe(), "recall_at_10": _check_recall(
-            module, parts, min_recall)}
+        index_info = module.index.describe()
+        index_info["recall_at_10"] = _check_recall(module, parts, index_info, min_recall)
     signatures = module.signatures()
     tf.saved_model.save(module, str(directory), signatures=signatures)
     ops = assert_stock_ops(directory)  # a graph stock TF Serving cannot load is never published
@@ -118,15 +116,14 @@ def _write_version(parts: ServingParts, directory: Path, name: str, version: int
     (extra / INFO_FILE).write_text(json.dumps(info, indent=2))
 
 
-def _check_recall(module: RecommenderModule, parts: ServingParts,
+def _check_recall(module: RecommenderModule, parts: ServingParts, described: dict,
                   min_recall: float | None) -> dict:
     """Prints (and returns) the partitioned index's recall@10 against BruteForce on the users'
-    vectors; raises if below ``min_recall``."""
+    vectors; raises if below ``min_recall``. ``described``: the index's ``describe()``."""
     categories = np.unique(parts.item_categories)
     recall = recall_against_brute_force(
         module.index, parts.item_vectors, np.searchsorted(categories, parts.item_categories),
         len(categories), parts.user_vectors, parts.seen)
-    described = module.index.describe()
     seen = (f", {recall['seen_excluded']:.3f} (bought items left out, as recommend does by "
             "default)") if "seen_excluded" in recall else ""
     print(f"partitioned index: {described['n_partitions']} partitions, {described['n_probe']} "

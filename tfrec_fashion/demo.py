@@ -95,6 +95,7 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
 
     import numpy as np
 
+    from tfrec_fashion_export.ann_index import recall_at_k
     from tfrec_fashion_export.parts import parts_from_recipe
     from tfrec_fashion_export.writer import export_parts
     from tfrec_fashion_serving import client
@@ -103,17 +104,16 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
     base = workdir / "exports"
     shutil.rmtree(base, ignore_errors=True)
     print(f"\n=== export: {len(trained)} models to {base}")
+    parts = {}
     for name, result in trained.items():
-        path = export_parts(parts_from_recipe(result.recipe, result.model, result.run_dir),
-                            base, name)
+        parts[name] = parts_from_recipe(result.recipe, result.model, result.run_dir)
+        path = export_parts(parts[name], base, name)
         print(f"    {name}: {path}")
     # One model again with the approximate index inside the SavedModel (stock ops only), made
     # approximate on this small catalogue by probing a quarter of its partitions.
     approximate = next(iter(trained))
-    parts = parts_from_recipe(trained[approximate].recipe, trained[approximate].model,
-                              trained[approximate].run_dir)
-    path = export_parts(parts, base, f"{approximate}_partitioned", index="partitioned",
-                        index_params={"n_partitions": 24, "n_probe": 6})
+    path = export_parts(parts[approximate], base, f"{approximate}_partitioned",
+                        index="partitioned", index_params={"n_partitions": 24, "n_probe": 6})
     print(f"    {approximate}_partitioned: {path}")
     checks: dict[str, dict] = {}
     with start_server(str(base / "models.config"), port=0, rest_port=0) as server:
@@ -140,7 +140,7 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
         exact = client.recommend(target, approximate, users, k=SERVED_K)["item_ids"]
         found = client.recommend(target, f"{approximate}_partitioned", users,
                                  k=SERVED_K)["item_ids"]
-        recall = float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, exact)]))
+        recall = recall_at_k(found, exact)
         checks[approximate]["served_partitioned_recall_at_10"] = recall
         print(f"=== query {approximate}_partitioned (the approximate index, 6 partitions "
               f"probed): recall@{SERVED_K} against the exact export over {len(users)} "

@@ -298,16 +298,16 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         rows = rows.to_tensor(default_value=self.n_items, shape=tf.stack([rows_in_block, width]))
 
         if self.quantization == "none":
-            depth = fetch
             scan = tf.einsum("bd,btd->bt", queries, tf.gather(self._vectors, rows))
         elif self.quantization == "bfloat16":
-            depth = tf.minimum(tf.maximum(fetch, self.built_rerank), width)
             scan = tf.cast(tf.einsum("bd,btd->bt", tf.cast(queries, tf.bfloat16),
                                      tf.gather(self._scan_vectors, rows)), tf.float32)
         else:
-            depth = tf.minimum(tf.maximum(fetch, self.built_rerank), width)
             scan = tf.einsum("bd,btd->bt", queries * self._scan_scale,
                              tf.cast(tf.gather(self._scan_vectors, rows), tf.float32))
+        # Exact scans keep what is returned; quantised ones keep `rerank` for exact re-scoring.
+        depth = (fetch if self.quantization == "none"
+                 else tf.minimum(tf.maximum(fetch, self.built_rerank), width))
         scan = tf.where(rows < self.n_items, scan, -np.inf)
         scores, best = tf.math.top_k(scan, depth)
         candidates = tf.gather(rows, best, batch_dims=1)  # [C, depth] sorted-table rows
