@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import subprocess
 import sys
 import time
@@ -337,6 +338,36 @@ def test_rank_increase_from_one_finds_the_optimum_rank(solver, capsys):
     out = capsys.readouterr().out
     assert "rank 1 -> 2" in out and "stopped: gap_tolerance" in out
     assert "iter    0  rank 1  cost" in out
+
+
+@pytest.mark.parametrize("solver", sorted(SOLVERS))
+def test_iterations_are_solver_steps_and_rank_increases_are_counted_apart(solver, capsys):
+    """One count everywhere: the progress lines, the stop message, ``iterations_``, the history's
+    numbering and the ``max_iterations`` budget; rank increases are not iterations."""
+    Y = sparse(*low_rank_instance())
+    settings = {"C": 10.0, "rank": 1, "solver": solver, "gap_tolerance": 1e-10,
+                "gradient_tolerance": 0.0}
+    model = PartialDual(**settings, max_iterations=1000, verbose=True).fit(Y)
+    out = capsys.readouterr().out
+    assert model.rank_increases_ == 2 == sum(1 for record in model.history_ if record.event)
+    # Records: the start, each rank phase's starting point, then one per solver iteration.
+    assert model.iterations_ == len(model.history_) - 1 - model.rank_increases_
+    assert model.iterations_ == model.history_[-1].iteration
+    assert f"after {model.iterations_} solver iterations and 2 rank increases, rank 3" in out
+    assert int(re.findall(r"^iter +(\d+)", out, re.M)[-1]) == model.iterations_
+    # The budget counts the same iterations.
+    short = PartialDual(**settings, max_iterations=model.iterations_ - 1, verbose=False).fit(Y)
+    assert short.stop_reason_ == "max_iterations"
+    assert short.iterations_ == short.history_[-1].iteration == model.iterations_ - 1
+    # A resumed fit continues the numbering, and the iterations before count in its budget.
+    saved = []
+    half = PartialDual(**settings, max_iterations=model.iterations_ // 2, verbose=False).fit(
+        Y, callback=lambda record: saved.append(record.U))
+    resumed = PartialDual(**settings, max_iterations=half.iterations_ + 3, verbose=False).fit(
+        Y, U0=saved[-1], start_iteration=half.iterations_)
+    assert resumed.history_[0].iteration == half.iterations_
+    assert resumed.iterations_ == resumed.history_[-1].iteration == half.iterations_ + 3
+    assert resumed.stop_reason_ == "max_iterations"
 
 
 def test_estimator_factors_and_predictions():

@@ -12,6 +12,12 @@ derivative -gap along it, so every rank increase lowers g. A rank phase ends at 
 tolerance, or earlier once ||grad|| <= _RANK_SWITCH * gap: the gap no longer tends to 0 at this
 rank (at or above the optimum's rank it shrinks with the gradient), so more iterations at r are
 wasted. The reported rank is the numerical rank of the balanced factors of W = U U^T Z*.
+
+Counting: a *solver iteration* is one step of the Riemannian solver (an outer trust-region or
+CG iteration), summed over all rank phases; ``max_iterations``, the progress lines ("iter N"),
+the stop message and ``iterations_`` all count these. A rank increase is not an iteration: it is
+counted separately (``rank_increases_``), and the starting point of each rank phase is recorded
+(in ``history_``, with its ``event``) under the number of the iteration it follows.
 """
 
 from __future__ import annotations
@@ -62,7 +68,8 @@ class PartialDual:
         rank: starting rank r of U.
         solver: "trust_regions" (Riemannian trust regions, tCG inner solver) or
             "conjugate_gradient" (Riemannian CG, Hestenes-Stiefel+).
-        max_iterations: solver iterations in total, over all ranks.
+        max_iterations: solver iterations in total, over all ranks (rank increases are not
+            iterations).
         gap_tolerance: stop when (g(U) - D(Z*)) / g(U) <= this.
         gradient_tolerance: a rank phase (or the fit, without rank increase) ends when the
             Riemannian gradient norm is at most this (an absolute value, in units of g).
@@ -78,7 +85,12 @@ class PartialDual:
         singular_values_: S, float [rank_], ||W||_* = sum(S).
         cost_, gap_, relative_gap_: g(U), the certified gap and gap / g(U).
         rank_: numerical rank of W (singular values above 1e-8 of the largest).
-        history_: list of ``IterationRecord`` (rank increases carry an ``event``).
+        iterations_: solver iterations of the fit, over all ranks (``start_iteration`` included).
+        rank_increases_: columns this fit added to U (each a rank increase).
+        history_: list of ``IterationRecord``: each rank phase's starting point (the first with
+            ``event`` "", each later one with its rank increase as ``event``), then one per
+            solver iteration; ``iteration`` numbers solver iterations, so a phase's starting
+            point repeats the number of the iteration before it.
         stop_reason_: "gap_tolerance", "gradient_tolerance", "max_iterations", "max_rank",
             "callback" or "line_search_failed".
         fit_seconds_: wall time of ``fit``.
@@ -122,7 +134,8 @@ class PartialDual:
 
     # ------------------------------------------------------------------ fit
     def fit(self, Y: Any, U0: np.ndarray | None = None,
-            callback: Callable[[IterationRecord], Any] | None = None) -> PartialDual:
+            callback: Callable[[IterationRecord], Any] | None = None,
+            start_iteration: int = 0) -> PartialDual:
         """Fits W to the stored entries of Y.
 
         Args:
@@ -133,6 +146,8 @@ class PartialDual:
                 Default: a Gaussian [d, rank] one from ``seed``.
             callback: called with every ``IterationRecord``, whose ``U`` is then the iterate
                 (to checkpoint it); a true return value stops the fit.
+            start_iteration: solver iterations done before ``U0`` (a resumed fit): the
+                numbering continues from it and they count against ``max_iterations``.
 
         Returns:
             self.
@@ -148,7 +163,7 @@ class PartialDual:
         if callback is not None and not callable(callback):
             raise TypeError(f"`callback` must be callable. Received: {type(callback).__name__}")
         U = self._start(U0, d, max_rank)
-        run = _FitRun(self, start, callback)
+        run = _FitRun(self, start, callback, _check_int(start_iteration, "start_iteration", 0))
         event = ""
         while True:
             result = self._solve_rank(problem, U, run, event, max_rank)
@@ -164,6 +179,7 @@ class PartialDual:
                 stop = "max_rank"
                 break
             U, event = self._increase_rank(problem, U, certificate)
+            run.rank_increases += 1
             run.say(event)
         self._finish(problem, U, certificate, run, stop, start)
         return self
@@ -254,22 +270,26 @@ class PartialDual:
         self.cost_, self.gap_ = certificate.cost, certificate.gap
         self.relative_gap_ = certificate.relative_gap
         self.history_ = run.history
+        self.iterations_, self.rank_increases_ = run.iterations, run.rank_increases
         self.stop_reason_ = stop
         self.fit_seconds_ = time.perf_counter() - start
-        run.say(f"stopped: {stop} after {run.iterations} iterations, rank {keep}, cost "
-                f"{self.cost_:.6e}, gap {self.gap_:.1e} (rel {self.relative_gap_:.1e}), "
-                f"{self.fit_seconds_:.1f} s")
+        run.say(f"stopped: {stop} after {run.iterations} solver iterations and "
+                f"{run.rank_increases} rank increases, rank {keep}, cost {self.cost_:.6e}, "
+                f"gap {self.gap_:.1e} (rel {self.relative_gap_:.1e}), {self.fit_seconds_:.1f} s")
 
 
 class _FitRun:
-    """The fit's running state across rank phases: history, numbering, printing, the user's
-    callback and the rank-switch test."""
+    """The fit's running state across rank phases: history, numbering (solver iterations; a
+    phase's starting point keeps the number reached), printing, the user's callback and the
+    rank-switch test."""
 
-    def __init__(self, model: PartialDual, start: float, callback: Callable | None):
+    def __init__(self, model: PartialDual, start: float, callback: Callable | None,
+                 start_iteration: int = 0):
         self.model, self.start, self.callback = model, start, callback
         self.history: list[IterationRecord] = []
-        self.iterations = 0
-        self.offset = 0
+        self.iterations = start_iteration
+        self.rank_increases = 0
+        self.offset = start_iteration
         self.event = ""
         self.can_grow = False
         self.rank_switch = False
