@@ -1,7 +1,11 @@
 """Partial Dual as a user runs it: ``tfrec-fashion train`` on votes or ratings, a killed run
 resumed, the embeddings file, the export, and MovieLens-100K beside its baselines."""
 
+import contextlib
+import csv
+import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -19,14 +23,23 @@ MODEL = {"name": "partial_dual", "C": 5.0, "rank": 1, "max_iterations": 150, "ce
          "gap_tolerance": 1e-6}
 
 
-def run_config(run_dir, data=TINY, **model):
+def run_config(run_dir, data=TINY, verbose=0, **model):
     return from_dict(RunConfig, {"run_dir": str(run_dir), "seed": 0, "data": data,
-                                 "model": {**MODEL, **model}, "train": {"verbose": 0}})
+                                 "model": {**MODEL, **model}, "train": {"verbose": verbose}})
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    return train(run_config(tmp_path_factory.mktemp("pd") / "run"))
+def trained_and_printed(tmp_path_factory):
+    """The tiny run, trained with the solver's log on, and what it printed."""
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        result = train(run_config(tmp_path_factory.mktemp("pd") / "run", verbose=1))
+    return result, printed.getvalue()
+
+
+@pytest.fixture(scope="module")
+def trained(trained_and_printed):
+    return trained_and_printed[0]
 
 
 def test_embeddings_predict_held_out_votes_well_above_chance(trained):
@@ -52,9 +65,32 @@ def test_run_directory_logs_every_iteration_and_reloads(trained):
     run_dir = trained.run_dir
     lines = (run_dir / "logs" / "solver.csv").read_text().splitlines()
     assert lines[0].startswith("iteration,cost,grad_norm,gap,relative_gap,rank")
-    assert len(lines) - 1 == trained.metrics["solver_iterations"]
+    # One row per solver iteration, plus the start and each rank increase's starting point.
+    metrics = trained.metrics
+    assert len(lines) - 1 == 1 + metrics["solver_iterations"] + metrics["solver_rank_increases"]
     assert not (run_dir / "backup").exists()
     assert evaluate_run(run_dir)["test_rmse"] == pytest.approx(trained.metrics["test_rmse"])
+
+
+def test_printed_log_csv_and_metrics_count_the_same_solver_iterations(trained_and_printed):
+    """Rank increases are not iterations, in the stop message, the progress lines,
+    logs/solver.csv and metrics.json alike (they once said 71 and 92 for one fit)."""
+    trained, printed = trained_and_printed
+    metrics = trained.metrics
+    assert metrics["solver_rank_increases"] >= 1  # the case that went wrong: rank increases
+    stop = re.search(r"stopped: gap_tolerance after (\d+) solver iterations and (\d+) rank "
+                     r"increases, rank (\d+)", printed)
+    assert stop, printed[-500:]
+    assert [int(n) for n in stop.groups()] == [metrics["solver_iterations"],
+                                               metrics["solver_rank_increases"],
+                                               metrics["solver_rank"]]
+    assert int(re.findall(r"^iter +(\d+)", printed, re.M)[-1]) == metrics["solver_iterations"]
+    assert printed.count("\nrank ") == metrics["solver_rank_increases"]
+    with (trained.run_dir / "logs" / "solver.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert int(rows[-1]["iteration"]) == metrics["solver_iterations"]
+    assert sum(1 for row in rows if row["event"]) == metrics["solver_rank_increases"]
+    assert metrics["solver_iterations"] < trained.recipe.model_config.max_iterations
 
 
 def test_a_killed_run_resumes_from_its_last_iterate(tmp_path, monkeypatch):
@@ -63,13 +99,13 @@ def test_a_killed_run_resumes_from_its_last_iterate(tmp_path, monkeypatch):
     fit = PartialDual.fit
     calls = {"n": 0}
 
-    def killed_after_five_iterations(self, Y, U0=None, callback=None):
+    def killed_after_five_iterations(self, Y, U0=None, callback=None, **kwargs):
         def dying(record):
             callback(record)
             calls["n"] += 1
             if calls["n"] == 5:
                 raise KeyboardInterrupt
-        return fit(self, Y, U0=U0, callback=dying)
+        return fit(self, Y, U0=U0, callback=dying, **kwargs)
 
     monkeypatch.setattr(PartialDual, "fit", killed_after_five_iterations)
     with pytest.raises(KeyboardInterrupt):
@@ -78,7 +114,11 @@ def test_a_killed_run_resumes_from_its_last_iterate(tmp_path, monkeypatch):
     monkeypatch.setattr(PartialDual, "fit", fit)
     resumed = train(run_config(tmp_path / "run"))
     rows = (tmp_path / "run" / "logs" / "solver.csv").read_text().splitlines()[1:]
-    assert len(rows) == resumed.metrics["solver_iterations"] > 5  # the first five kept
+    iterations = [int(row.split(",")[0]) for row in rows]
+    # The first five rows kept; the resumed start repeats the number it continues from.
+    assert len(rows) > 6 and iterations[5] == iterations[4] > 0
+    assert iterations == sorted(iterations)
+    assert iterations[-1] == resumed.metrics["solver_iterations"] > 5
     assert resumed.metrics["solver_relative_gap"] < 1e-6
 
 

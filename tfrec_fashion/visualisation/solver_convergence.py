@@ -27,7 +27,8 @@ def plot_solver_convergence(history: dict[str, list[float]], path: str | Path,
     missing = [c for c in ("relative_gap", "grad_norm", "rank") if c not in history]
     if missing:
         raise ValueError(f"the solver history lacks {missing}; it has {sorted(history)}")
-    steps = np.arange(len(history["rank"]))
+    # Solver iterations; a rank phase's starting point repeats the number before it.
+    steps = np.asarray(history.get("iteration", np.arange(len(history["rank"]))), float)
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     for name, label in (("relative_gap", "gap / objective (certificate)"),
                         ("grad_norm", "|Riemannian gradient|")):

@@ -13,6 +13,13 @@ are the embeddings: a rating is predicted as ``offset + E_c . M_i``, which is al
 export's retrieval index serves. The solver checkpoints U into the run's ``backup/`` every iteration, so
 a killed run resumes from its last iterate when the same command runs again; each iteration is
 logged to ``logs/solver.csv``.
+
+Iterations are counted as the estimator counts them (``models/partial_dual/estimator.py``):
+solver steps over all ranks, rank increases separately. ``logs/solver.csv`` has one row per
+solver iteration plus one per rank phase's starting point (the fit's start, each rank increase
+with its ``event``, a resumed run's start), its ``iteration`` column numbering solver iterations
+across resumes; metrics.json's ``solver_iterations`` is the last row's number and
+``solver_rank_increases`` the rows with an event.
 """
 
 from __future__ import annotations
@@ -47,8 +54,9 @@ class FittedPartialDual:
         row_factors: float64 [n_customers, rank], A = Q P S^1/2 (balanced).
         column_factors: float64 [n_items, rank], B = V S^1/2.
         U: float64 [n_customers, r], the solver's point on the spectrahedron (Theta = U U^T).
-        summary: iterations, seconds, cost, gap, rank, stop reason.
-        history: one dict per solver iteration.
+        summary: solver iterations, rank increases, seconds, cost, gap, rank, stop reason.
+        history: one dict per row of ``logs/solver.csv`` (solver iterations and each rank
+            phase's starting point).
     """
 
     offset: float
@@ -115,20 +123,22 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
         state_dir.mkdir(parents=True, exist_ok=True)
         log_dir.mkdir(parents=True, exist_ok=True)
         start = _read_state(state_dir / _STATE)
-        if start is not None:
-            print(f"Resuming Partial Dual from its last iterate (rank {start.shape[1]}) "
-                  f"in {state_dir}")
         log = _SolverLog(log_dir / "solver.csv", append=start is not None)
+        # A resumed run continues the numbering and has the rest of the iteration budget.
+        done = int(log.rows[-1]["iteration"]) if start is not None and log.rows else 0
+        if start is not None:
+            print(f"Resuming Partial Dual after {done} solver iterations from its last iterate "
+                  f"(rank {start.shape[1]}) in {state_dir}")
 
         def checkpoint(record) -> None:
             _write_state(state_dir / _STATE, record.U)
             log.write(record)
 
-        # A resumed run has the rest of the iteration budget (the log holds what was done).
-        estimator = self.estimator(max(self.model_config.max_iterations - len(log.rows), 1))
-        estimator.fit(self.matrix, U0=start, callback=checkpoint)
+        estimator = self.estimator(self.model_config.max_iterations)
+        estimator.fit(self.matrix, U0=start, callback=checkpoint, start_iteration=done)
         summary = {"solver": self.model_config.solver,
-                   "iterations": len(log.rows),
+                   "iterations": estimator.iterations_,
+                   "rank_increases": sum(1 for row in log.rows if row.get("event")),
                    "fit_seconds": round(estimator.fit_seconds_, 3),
                    "cost": float(estimator.cost_), "gap": float(estimator.gap_),
                    "relative_gap": float(estimator.relative_gap_), "rank": int(estimator.rank_),
@@ -194,7 +204,8 @@ def _read_state(path: Path) -> np.ndarray | None:
 
 
 class _SolverLog:
-    """``logs/solver.csv``: one row per solver iteration (appended to on resume)."""
+    """``logs/solver.csv``: one row per record of the fit, solver iterations and each rank
+    phase's starting point (appended to on resume)."""
 
     def __init__(self, path: Path, append: bool):
         self.path = path
