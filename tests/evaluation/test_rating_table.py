@@ -49,3 +49,15 @@ def test_a_method_twice_is_refused():
     table.add("A", {"test_rmse": 1.0})
     with pytest.raises(ValueError, match="already in the table"):
         table.add("A", {"test_rmse": 0.5})
+
+
+def test_a_solver_row_names_its_rank_iterations_and_rank_increases():
+    runs = _runs()
+    runs["Partial Dual"].update(solver_rank=22, solver_iterations=71, solver_rank_increases=21)
+    table = RatingTable.from_runs("MovieLens-100K", runs)
+    note = "rank found: 22, 71 solver iterations, 21 rank increases"
+    text = table.format_markdown()
+    assert f"| Partial Dual ({note}) | **0.9100** | **0.7100** | 12.0 |" in text
+    assert "| StyNet | 0.9500 |" in text
+    assert table.to_dict()["notes"] == {"Partial Dual": note}
+    assert list(table.rows)[3] == "Partial Dual"  # the key stays the method's name

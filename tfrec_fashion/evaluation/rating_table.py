@@ -3,7 +3,9 @@
 One row per method (baselines first: global mean, user + item biases, matrix factorisation;
 then the trained models, e.g. Partial Dual and StyNet), columns test RMSE and MAE, for +-1 votes
 the pooled and per-customer vote AUC, and the time to fit. On a planted world the oracle's AUC
-is the last row. The best RMSE (and AUC) among the methods is bold. ``write`` saves
+is the last row. The best RMSE (and AUC) among the methods is bold. A solver's row (Partial
+Dual) says after its name the rank it found, its solver iterations and its rank increases,
+from its metrics (the estimator's count: rank increases are not iterations). ``write`` saves
 ``table.md`` and ``table.json`` like the ranking table.
 """
 
@@ -35,6 +37,8 @@ class RatingTable:
     dataset: str
     rows: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict, init=False)
     oracle: dict[str, float] | None = dataclasses.field(default=None, init=False)
+    #: method -> a note printed after its name, e.g. "rank found: 22, 71 solver iterations".
+    notes: dict[str, str] = dataclasses.field(default_factory=dict, init=False)
 
     def add(self, method: str, numbers: dict[str, float]) -> None:
         """Records a method's numbers (keys of ``COLUMNS``; missing ones print as "-")."""
@@ -55,6 +59,8 @@ class RatingTable:
         for method, metrics in runs.items():
             table.add(method, {**_prefixed(metrics, ""),
                                "seconds": metrics.get("fit_seconds", math.nan)})
+            if "solver_iterations" in metrics:
+                table.notes[method] = _solver_note(metrics)
         if "oracle_test_auc" in first:
             table.oracle = _prefixed(first, "oracle_")
         return table
@@ -81,7 +87,8 @@ class RatingTable:
             for column in columns:
                 text = _format(row.get(column, math.nan), column)
                 cells.append(f"**{text}**" if self.best(column) == method else text)
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+            label = f"{method} ({self.notes[method]})" if method in self.notes else method
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
         if self.oracle is not None:
             cells = [_format(self.oracle.get(c, math.nan), c) for c in columns]
             lines.append("| Oracle (planted truth) | " + " | ".join(cells) + " |")
@@ -95,7 +102,8 @@ class RatingTable:
 
         return {"dataset": self.dataset,
                 "rows": {method: clean(row) for method, row in self.rows.items()},
-                "oracle": clean(self.oracle), "best": {c: self.best(c) for c in self.columns()}}
+                "oracle": clean(self.oracle), "best": {c: self.best(c) for c in self.columns()},
+                "notes": dict(self.notes)}
 
     def write(self, directory: str | Path) -> tuple[Path, Path]:
         directory = Path(directory)
@@ -104,6 +112,15 @@ class RatingTable:
         markdown.write_text(self.format_markdown() + "\n")
         data.write_text(json.dumps(self.to_dict(), indent=2))
         return markdown, data
+
+
+def _solver_note(metrics: dict[str, Any]) -> str:
+    """"rank found: R, N solver iterations, K rank increases" from a solver run's metrics."""
+    parts = [f"rank found: {metrics['solver_rank']}"] if "solver_rank" in metrics else []
+    parts.append(f"{metrics['solver_iterations']} solver iterations")
+    if "solver_rank_increases" in metrics:
+        parts.append(f"{metrics['solver_rank_increases']} rank increases")
+    return ", ".join(parts)
 
 
 def _prefixed(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
