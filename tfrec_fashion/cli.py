@@ -86,6 +86,14 @@ def _train(args: argparse.Namespace) -> int:
 
     # The config is checked before TensorFlow loads, so a bad file fails at once, in a line.
     config = load_config(RunConfig, args.config, args.set)
+    if args.sweep:
+        from tfrec_fashion.training.sweep import run_sweep, sweep_points
+
+        sweep_dir = Path(args.run_dir or config.run_dir) / "sweep"
+        points = sweep_points(args.sweep, lambda point: load_config(
+            RunConfig, args.config, [*args.set, *point]), sweep_dir)
+        _print_sweep(run_sweep(points, sweep_dir, overwrite=args.overwrite), sweep_dir)
+        return 0
     from tfrec_fashion.training.harness import train
 
     result = train(config, run_dir=args.run_dir, overwrite=args.overwrite)
@@ -104,6 +112,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_sweep(result, sweep_dir: Path) -> None:
+    print("\n" + result.format_markdown())
+    print(f"chosen run: {result.best['run_dir']}  (every point: {sweep_dir}/sweep.md, sweep.json)")
+
+
 def _print_metrics(metrics: dict) -> None:
     width = max(len(k) for k in metrics) if metrics else 0
     for key, value in metrics.items():
@@ -117,6 +130,13 @@ def _table(args: argparse.Namespace) -> int:
     from tfrec_fashion.tables import TableConfig
 
     load_config(TableConfig, args.config, args.set)  # checked before TensorFlow loads
+    if args.sweep:
+        from tfrec_fashion.tables import sweep_method
+
+        result, sweep_dir = sweep_method(args.config, args.set, args.sweep, methods=args.methods,
+                                         overwrite=args.overwrite)
+        _print_sweep(result, sweep_dir)
+        return 0
     from tfrec_fashion.tables import run_table
 
     table = run_table(args.config, args.set, overwrite=args.overwrite, methods=args.methods)
@@ -201,6 +221,13 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override a config value, e.g. --set train.epochs=3 (repeatable)")
 
+    def add_sweep(sub: argparse.ArgumentParser, example: str) -> None:
+        sub.add_argument("--sweep", action="append", default=[], metavar="KEY=V1,V2,...",
+                         help="train every combination of these values (YAML, checked like "
+                         "--set), each point in its own run directory under <run_dir>/sweep/ "
+                         "(finished points reused), and choose the best on the runs' validation "
+                         f"metric (train.monitor); repeatable, e.g. {example}")
+
     data = commands.add_parser("data", help="make, fetch, convert and inspect datasets")
     data_commands = data.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     fetch = data_commands.add_parser(
@@ -239,6 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--overwrite", action="store_true",
                        help="replace a finished run in the run directory")
     add_set(train)
+    add_sweep(train, "--sweep train.learning_rate=0.005,0.02 --sweep model.l2_latent=0.01,0.05")
     train.set_defaults(run=_train)
 
     evaluate = commands.add_parser("evaluate", help="evaluate a finished run on held-out data")
@@ -255,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     table.add_argument("--methods", nargs="+", help="only these methods (default: all)")
     table.add_argument("--overwrite", action="store_true", help="retrain finished runs")
     add_set(table)
+    add_sweep(table, "--methods BPR-MF --sweep train.learning_rate=0.005,0.02 "
+              "(one method: the points go to <run_dir>/sweep/<method>/)")
     table.set_defaults(run=_table)
 
     export = commands.add_parser(

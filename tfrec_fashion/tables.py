@@ -9,7 +9,8 @@ prints a table shaped like DVBPR's Table III, written to ``<run_dir>/table.md`` 
 instead (``evaluation.rating_table``): held-out RMSE beside the global-mean, bias and matrix
 factorisation baselines, with each method's time to fit. Finished method runs are reused, so a
 table can be rebuilt or extended without retraining (``--overwrite`` retrains everything); an
-interrupted one resumes.
+interrupted one resumes. ``--sweep`` tunes one method on validation instead (``sweep_method``,
+``training.sweep``).
 """
 
 from __future__ import annotations
@@ -88,10 +89,7 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
     from tfrec_fashion.training.harness import train
 
     config = load_config(TableConfig, config_path, overrides)
-    chosen = list(config.methods) if methods is None else methods
-    unknown = [m for m in chosen if m not in config.methods]
-    if unknown:
-        raise ConfigError(f"unknown method {unknown[0]!r}; the config has {list(config.methods)}")
+    chosen = _chosen_methods(config, methods)
     label = config.dataset_label or config.data.name
     run_dir = Path(config.run_dir)
     results: dict[str, dict] = {}
@@ -133,6 +131,42 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
                   cold_auc=first["oracle_cold_test_auc"])
     table.write(run_dir)
     return table
+
+
+def sweep_method(config_path: str | Path, overrides: list[str] | tuple[str, ...],
+                 specs: list[str], methods: list[str] | None = None, overwrite: bool = False):
+    """Tunes one method of the table on validation (``training.sweep``): every point of the
+    ``--sweep`` grid, applied to the table config, trains that method into
+    ``<run_dir>/sweep/<method>/<point>/``. Returns the ``SweepResult`` and that folder.
+
+    Args:
+        config_path: a ``TableConfig`` YAML file.
+        overrides: ``--set key=value`` overrides, applied before each point's.
+        specs: ``--sweep KEY=V1,V2,...`` specs with the table's keys, e.g.
+            ``methods.BPR-MF.model.l2_latent=0.01,0.05`` or ``train.learning_rate=...`` (the
+            table's training settings, which methods without their own ``train`` use).
+        methods: the one method to tune (may be omitted when the table has one).
+        overwrite: retrain finished points.
+    """
+    from tfrec_fashion.training.sweep import run_sweep, sweep_points
+
+    config = load_config(TableConfig, config_path, overrides)
+    chosen = _chosen_methods(config, methods)
+    if len(chosen) != 1:
+        raise ConfigError(f"--sweep tunes one method at a time; name it with --methods (the "
+                          f"config has {list(config.methods)})")
+    sweep_dir = Path(config.run_dir) / "sweep" / _folder(chosen[0])
+    points = sweep_points(specs, lambda point: load_config(
+        TableConfig, config_path, [*overrides, *point]).run_config(chosen[0]), sweep_dir)
+    return run_sweep(points, sweep_dir, overwrite=overwrite), sweep_dir
+
+
+def _chosen_methods(config: TableConfig, methods: list[str] | None) -> list[str]:
+    chosen = list(config.methods) if methods is None else methods
+    unknown = [m for m in chosen if m not in config.methods]
+    if unknown:
+        raise ConfigError(f"unknown method {unknown[0]!r}; the config has {list(config.methods)}")
+    return chosen
 
 
 def _folder(method: str) -> str:

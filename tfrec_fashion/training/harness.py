@@ -197,6 +197,10 @@ def _train_with_solver(recipe: SolverRecipe, dataset: FashionDataset,
     shutil.rmtree(run_dir / "backup", ignore_errors=True)
     summary = {**recipe.evaluate(model), **recipe.solver_summary(model),
                "fit_seconds": fit_seconds}
+    # One fitted model, so its value of the monitored quantity is the run's best (None when
+    # the recipe records no such metric): sweeps read best_<monitor> from every run alike.
+    monitor = recipe.train_config.monitor
+    summary[f"best_{monitor}"] = summary.get(monitor)
     _write_results(recipe, model, run_dir, summary)
     return TrainResult(run_dir, model, recipe, dataset, recipe.history(model), summary)
 
@@ -237,16 +241,24 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- run directory
+def run_state(run_dir: str | Path) -> str:
+    """"finished" (metrics.json, no training state left), "interrupted" (BackupAndRestore or
+    solver state to resume from) or "new" (nothing to resume: a new run starts there)."""
+    run_dir = Path(run_dir)
+    if _has_backup(run_dir):
+        return "interrupted"
+    return "finished" if (run_dir / "metrics.json").exists() else "new"
+
+
 def _prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> None:
-    finished = (run_dir / "metrics.json").exists()
-    interrupted = _has_backup(run_dir)
-    if finished and not interrupted:
+    state = run_state(run_dir)
+    if state == "finished":
         if not overwrite:
             raise ConfigError(f"run directory {run_dir} already holds a finished run; choose "
                               "another run_dir or pass --overwrite to replace it")
         shutil.rmtree(run_dir)
-    elif interrupted:
-        _check_resumable(run_dir, config)
+    elif state == "interrupted":
+        check_resumable(run_dir, config)
         print(f"Resuming the interrupted run in {run_dir}")
     elif run_dir.exists():
         # Killed before its first epoch ended: nothing to resume, stale logs would mislead.
@@ -261,14 +273,23 @@ def _has_backup(run_dir: Path) -> bool:
     return backup.is_dir() and any(path.is_file() for path in backup.rglob("*"))
 
 
-def _check_resumable(run_dir: Path, config: RunConfig) -> None:
-    saved_path = run_dir / "config.yaml"
+def config_differences(run_dir: str | Path, config: RunConfig,
+                       ignore: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The dotted keys whose values differ between ``config`` and the config a run in
+    ``run_dir`` saved (none when it saved none), apart from ``ignore``."""
+    saved_path = Path(run_dir) / "config.yaml"
     if not saved_path.exists():
-        return
+        return []
     saved = _flatten(read_yaml(saved_path))
     current = _flatten(to_dict(config))
-    changed = sorted(k for k in set(saved) | set(current)
-                     if saved.get(k) != current.get(k) and k not in _RESUMABLE_CHANGES)
+    return sorted(k for k in set(saved) | set(current)
+                  if saved.get(k) != current.get(k) and k not in ignore)
+
+
+def check_resumable(run_dir: Path, config: RunConfig) -> None:
+    """Refuses to resume an interrupted run with a config other than its own (apart from
+    the epochs, patience and verbosity)."""
+    changed = config_differences(run_dir, config, _RESUMABLE_CHANGES)
     if changed:
         raise ConfigError(f"run directory {run_dir} holds an interrupted run with a different "
                           f"config ({', '.join(changed)} differ); resume with the same config, "
