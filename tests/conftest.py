@@ -99,3 +99,34 @@ def assert_close(actual, expected, *, ulps: float = 16, scale: float | None = No
 def _assert_close_fixture():
     """The ``assert_close`` function, for every test comparing float results."""
     return assert_close
+
+
+def _write_movielens(folder, name: str, half_stars: bool = False):
+    """Writes a tiny MovieLens rating file ``name`` (u.data, ratings.dat or ratings.csv) into
+    ``folder`` in the exact public layout and returns its path: 8 users x 12 movies, 8 ratings
+    each at increasing timestamps, every user with 4 ratings >= 4 (so ``min_rating: 4`` leaves
+    each a training, a validation and a test item); ``half_stars`` adds x.5 ratings (ML-10M,
+    ml-latest)."""
+    from pathlib import Path
+
+    from tfrec_fashion.data.movielens import RATING_FILES
+
+    layout = RATING_FILES[name]
+    rows = []
+    for user in range(1, 9):
+        for k in range(8):
+            movie = 100 + (user * 5 + k * 7) % 12
+            rating = (5, 4, 4.5 if half_stars else 4, 5, 2, 1, 3, 2.5 if half_stars else 3)[k]
+            rows.append((user, movie, f"{rating:g}", 880000000 + 1000 * user + 10 * k))
+    lines = [layout.separator.join(str(v) for v in row) for row in rows]
+    header = [layout.separator.join(layout.header)] if layout.header else []
+    path = Path(folder) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(header + lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def write_movielens():
+    """``write_movielens(folder, name, half_stars=False)`` -> a tiny MovieLens rating file."""
+    return _write_movielens

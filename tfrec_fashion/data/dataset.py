@@ -12,13 +12,18 @@ On disk (``FashionDataset.save`` / ``FashionDataset.load``)::
     <dir>/users.csv           user_id, <side feature columns>
     <dir>/items.csv           item_id, category, <attribute columns>, title, image
     <dir>/interactions.csv    user_id, item_id, timestamp          (implicit feedback)
-    <dir>/ratings.csv         user_id, item_id, value              (explicit, e.g. +1 / -1)
+    <dir>/ratings.csv         user_id, item_id, value[, timestamp] (explicit, e.g. +1 / -1, 1..5)
     <dir>/pair_ratings.csv    user_id, item_a, item_b, label       (label +1 / -1)
     <dir>/outfits.csv         outfit_id, user_id, <one column per slot> (empty cell = no item)
     <dir>/triplets.csv        anchor, positive, negative           (item ids)
     <dir>/item_features.npy   float32 [n_items, d], rows in items.csv order (optional)
     <dir>/images/...          image files named by items.csv's ``image`` column (optional)
     <dir>/truth.npz           ground-truth arrays of a planted world (optional)
+
+``dataset.json``'s ``metadata`` is free-form, but ``rating_range: [low, high]`` (e.g. ``[0.5, 5]``
+for half stars) is checked against every rating and read by the rating models (clipping,
+scaling) and by ``min_rating`` (``interactions_from_ratings``). Timestamps are integers (Unix
+seconds in real data); the implicit split holds out each user's latest interactions.
 
 Tables that a source lacks are simply absent. Loading checks referential integrity, unique ids,
 label and rating ranges, and that every named image exists, and names the file and row of any
@@ -92,11 +97,13 @@ class Interactions:
 
 @dataclasses.dataclass
 class Ratings:
-    """Explicit ratings: int32 ``user`` / ``item`` indices and float32 ``value``, each [n]."""
+    """Explicit ratings: int32 ``user`` / ``item`` indices and float32 ``value``, each [n], and
+    optionally when each was given, int64 ``timestamp`` [n]."""
 
     user: np.ndarray
     item: np.ndarray
     value: np.ndarray
+    timestamp: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.user)
@@ -257,8 +264,10 @@ class FashionDataset:
                 "user_id": user_ids[t.user], "item_id": item_ids[t.item], "timestamp": t.timestamp})
         if self.ratings is not None:
             t = self.ratings
-            write_csv(directory / "ratings.csv", {
-                "user_id": user_ids[t.user], "item_id": item_ids[t.item], "value": t.value})
+            columns = {"user_id": user_ids[t.user], "item_id": item_ids[t.item], "value": t.value}
+            if t.timestamp is not None:
+                columns["timestamp"] = t.timestamp
+            write_csv(directory / "ratings.csv", columns)
         if self.pair_ratings is not None:
             t = self.pair_ratings
             write_csv(directory / "pair_ratings.csv", {
@@ -344,7 +353,9 @@ class FashionDataset:
             c = _read_csv(path, required=("user_id", "item_id", "value"))
             tables["ratings"] = Ratings(
                 user=user_index(c["user_id"], path), item=item_index(c["item_id"], path),
-                value=_as_number(c["value"], np.float32, path, "value"))
+                value=_as_number(c["value"], np.float32, path, "value"),
+                timestamp=_as_number(c["timestamp"], np.int64, path, "timestamp")
+                if "timestamp" in c else None)
         path = directory / "pair_ratings.csv"
         if path.is_file():
             c = _read_csv(path, required=("user_id", "item_a", "item_b", "label"))
@@ -372,6 +383,18 @@ class FashionDataset:
                       metadata=manifest.get("metadata", {}), truth=truth, **tables)
         dataset.validate(source=str(directory))
         return dataset
+
+
+def interactions_from_ratings(ratings: Ratings, min_rating: float | None) -> Interactions:
+    """Implicit feedback from explicit ratings: every rating >= ``min_rating`` (every rating
+    with None) becomes an interaction at the rating's timestamp, in row order. Ratings without
+    timestamps get their row number, so the implicit split keeps the file's order."""
+    keep = (np.ones(len(ratings), bool) if min_rating is None
+            else np.asarray(ratings.value) >= min_rating)
+    timestamp = (np.arange(len(ratings), dtype=np.int64) if ratings.timestamp is None
+                 else np.asarray(ratings.timestamp, np.int64))
+    return Interactions(user=ratings.user[keep], item=ratings.item[keep],
+                        timestamp=timestamp[keep])
 
 
 # Which columns of each relation hold user / item indices (validated against the tables' sizes).

@@ -8,11 +8,15 @@ a finished run). Sources that read real files raise ``MissingDataError`` saying 
 from __future__ import annotations
 
 import dataclasses
+from typing import Optional
 
 import numpy as np
 
 from tfrec_fashion.config import Registry
-from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Users
+from tfrec_fashion.data.dataset import (FashionDataset, Interactions, Items, Users,
+                                        interactions_from_ratings)
+from tfrec_fashion.data.splits import k_core_filter
+from tfrec_fashion.errors import ConfigError
 
 # Sources defined in other modules register themselves when the registry is first read.
 DATA_SOURCES = Registry("data source", populate=("tfrec_fashion.data.synthetic",
@@ -23,14 +27,54 @@ DATA_SOURCES = Registry("data source", populate=("tfrec_fashion.data.synthetic",
 @DATA_SOURCES.register("folder")
 @dataclasses.dataclass
 class FolderSource:
-    """A dataset saved in the project's layout (``tfrec-fashion data synth/convert`` write one)."""
+    """A dataset saved in the project's layout (``tfrec-fashion data synth/convert`` write one).
+
+    ``min_rating`` makes explicit ratings the implicit feedback, as ``movielens_100k`` does:
+    the interactions become the ratings >= ``min_rating`` at their timestamps (replacing any
+    ``interactions.csv``), and users left without one are dropped (``metadata["k_core"]``).
+    Null keeps the folder's own interactions. The models of implicit feedback (BPR-MF, VBPR,
+    two-tower, ...) need it on a folder of ratings only, such as a converted MovieLens file.
+    """
 
     name: str = "folder"
     path: str = "data/dataset"
     load_images: bool = False
+    min_rating: Optional[float] = None
 
     def build(self) -> FashionDataset:
-        return FashionDataset.load(self.path, load_images=self.load_images)
+        dataset = FashionDataset.load(self.path, load_images=self.load_images)
+        if self.min_rating is None:
+            return dataset
+        return implicit_from_ratings(dataset, self.min_rating, f"data.min_rating ({self.path})")
+
+
+def implicit_from_ratings(dataset: FashionDataset, min_rating: float,
+                          what: str = "min_rating") -> FashionDataset:
+    """``dataset`` with the ratings >= ``min_rating`` as its interactions (see ``FolderSource``).
+
+    Raises:
+        ConfigError: the dataset has no ratings, or ``min_rating`` lies outside
+            ``metadata["rating_range"]`` (or above every rating).
+    """
+    ratings = dataset.ratings
+    if ratings is None or len(ratings) == 0:
+        raise ConfigError(f"{what}: dataset {dataset.name!r} has no ratings (ratings.csv) to take "
+                          "implicit feedback from; remove min_rating")
+    low, high = dataset.metadata.get("rating_range", (float(ratings.value.min()),
+                                                      float(ratings.value.max())))
+    if not low <= min_rating <= high:
+        raise ConfigError(f"{what}: {min_rating:g} is outside the dataset's ratings "
+                          f"{low:g}..{high:g}")
+    interactions = interactions_from_ratings(ratings, min_rating)
+    if len(interactions) == 0:
+        raise ConfigError(f"{what}: no rating of dataset {dataset.name!r} is >= {min_rating:g}")
+    with_interactions = dataclasses.replace(
+        dataset, interactions=interactions,
+        metadata={**dataset.metadata, "min_rating": float(min_rating)})
+    has_any = np.bincount(interactions.user, minlength=dataset.n_users) > 0
+    if has_any.all():
+        return with_interactions
+    return k_core_filter(with_interactions, min_interactions=1)
 
 
 @DATA_SOURCES.register("latent_factor")

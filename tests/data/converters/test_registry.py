@@ -8,8 +8,9 @@ from tfrec_fashion.data.dataset import FashionDataset
 
 
 def test_registry_names_every_format():
-    assert sorted(CONVERTERS) == ["amazon", "dvbpr", "pinterest", "pinterest_ctl",
-                                  "pinterest_stl", "polyvore_outfits", "polyvore_u", "tradesy"]
+    assert sorted(CONVERTERS) == ["amazon", "csv", "dvbpr", "movielens", "parquet", "pinterest",
+                                  "pinterest_ctl", "pinterest_stl", "polyvore_outfits",
+                                  "polyvore_u", "tradesy"]
     for name, convert in CONVERTERS.items():
         assert convert.__doc__, f"{name} converter has no docstring"
 

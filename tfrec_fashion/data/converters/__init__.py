@@ -12,8 +12,13 @@ paper / repository that defines them):
   FITB and compatibility questions, images).
 - ``pinterest``: Pinterest Shop The Look (scene-product JSON lines) and Complete The Look (TSV
   outfits), with complete-the-look triplet sampling.
+- ``movielens``: MovieLens ``u.data`` (100K), ``ratings.dat`` (1M, 10M), ``ratings.csv`` (20M and
+  later, ml-latest), with titles and genres from the movies file beside them.
+- ``table``: a user's own interaction or rating log as CSV (``csv``) or Parquet (``parquet``),
+  columns chosen by name.
 
-``CONVERTERS`` maps a format name to ``convert(*sources, output_dir, **options) ->
+``CONVERTERS`` (the one list of formats: the CLI's help and its errors read it) maps a format
+name to ``convert(*sources, output_dir, **options) ->
 FashionDataset``: the positional arguments are the format's input files or folder followed by
 the output folder (the CLI's ``tfrec-fashion data convert <format> <sources...> --out <dir>``),
 or ``output_dir=`` is given by keyword. Every converter validates its input and raises
@@ -26,27 +31,44 @@ or ``output_dir=`` is given by keyword. Every converter validates its input and 
 May import: numpy, PIL, tqdm and ``tfrec_fashion.data``; never models or later stages.
 """
 
-from collections.abc import Callable
+import importlib
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING
 
-from tfrec_fashion.data.converters import (
-    amazon,
-    dvbpr,
-    pinterest,
-    polyvore_outfits,
-    polyvore_u,
-    tradesy,
-)
-from tfrec_fashion.data.dataset import FashionDataset
+if TYPE_CHECKING:
+    from tfrec_fashion.data.dataset import FashionDataset
 
-CONVERTERS: dict[str, Callable[..., FashionDataset]] = {
-    "amazon": amazon.convert,
-    "dvbpr": dvbpr.convert,
-    "tradesy": tradesy.convert,
-    "polyvore_u": polyvore_u.convert,
-    "polyvore_outfits": polyvore_outfits.convert,
-    "pinterest": pinterest.convert,
-    "pinterest_stl": pinterest.convert_stl,
-    "pinterest_ctl": pinterest.convert_ctl,
+# Format name -> (module, function). Modules load on first use, so listing the formats (the
+# CLI's --help) costs no import.
+_FORMATS: dict[str, tuple[str, str]] = {
+    "amazon": ("amazon", "convert"),
+    "dvbpr": ("dvbpr", "convert"),
+    "tradesy": ("tradesy", "convert"),
+    "polyvore_u": ("polyvore_u", "convert"),
+    "polyvore_outfits": ("polyvore_outfits", "convert"),
+    "pinterest": ("pinterest", "convert"),
+    "pinterest_stl": ("pinterest", "convert_stl"),
+    "pinterest_ctl": ("pinterest", "convert_ctl"),
+    "movielens": ("movielens", "convert"),
+    "csv": ("table", "convert_csv"),
+    "parquet": ("table", "convert_parquet"),
 }
+
+
+class _Converters(Mapping):
+    """Format name -> its ``convert`` function, imported when first looked up."""
+
+    def __getitem__(self, name: str) -> Callable[..., "FashionDataset"]:
+        module, function = _FORMATS[name]
+        return getattr(importlib.import_module(f"{__name__}.{module}"), function)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_FORMATS)
+
+    def __len__(self) -> int:
+        return len(_FORMATS)
+
+
+CONVERTERS: Mapping[str, Callable[..., "FashionDataset"]] = _Converters()
 
 __all__ = ["CONVERTERS"]
