@@ -60,12 +60,28 @@ def _data_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+# `data convert` options passed to the converters that take them (by keyword of the same name).
+CONVERT_OPTIONS = ("user_col", "item_col", "rating_col", "timestamp_col", "sep", "rating_range",
+                   "name")
+
+
 def _data_convert(args: argparse.Namespace) -> int:
+    import inspect
+
     from tfrec_fashion.data.converters import CONVERTERS
 
     if args.format not in CONVERTERS:
         raise TfrecFashionError(f"unknown format {args.format!r}; known: {sorted(CONVERTERS)}")
-    dataset = CONVERTERS[args.format](*args.sources, args.out)
+    convert = CONVERTERS[args.format]
+    options = {key: getattr(args, key) for key in CONVERT_OPTIONS
+               if getattr(args, key) is not None}
+    for key in options:
+        if key not in inspect.signature(convert).parameters:
+            takes = [name for name in sorted(CONVERTERS)
+                     if key in inspect.signature(CONVERTERS[name]).parameters]
+            raise TfrecFashionError(f"--{key.replace('_', '-')} does not apply to format "
+                                    f"{args.format!r}, only to {', '.join(takes)}")
+    dataset = convert(*args.sources, args.out, **options)
     print(f"wrote {dataset.name} to {args.out}: {json.dumps(dataset.counts())}")
     return 0
 
@@ -246,13 +262,30 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--out", required=True, help="output dataset folder")
     add_set(synth)
     synth.set_defaults(run=_data_synth)
-    convert = data_commands.add_parser("convert", help="convert a public-format dataset",
-                                       description="Converts a public dataset format into the "
-                                       "project's dataset layout.")
-    convert.add_argument("format", help="amazon, dvbpr, tradesy, polyvore_u, polyvore_outfits, "
-                                        "pinterest")
+    from tfrec_fashion.data.converters import CONVERTERS  # names only: no converter loads
+
+    convert = data_commands.add_parser(
+        "convert", help="convert a public-format dataset or your own log",
+        description="Converts a public dataset format, or your own interaction / rating log "
+        "(csv, parquet), into the project's dataset layout (README, 'Your own data'), all or "
+        "nothing into a new folder. E.g. `data convert movielens ml-1m/ratings.dat --out "
+        "data/ml1m`; `data convert csv orders.csv --user-col customer --item-col sku "
+        "--timestamp-col ordered_at --out data/orders`.")
+    convert.add_argument("format", help=f"one of: {', '.join(sorted(CONVERTERS))}")
     convert.add_argument("sources", nargs="+", help="the format's input file(s) or folder")
     convert.add_argument("--out", required=True, help="output dataset folder")
+    table_option = "csv / parquet: "
+    convert.add_argument("--user-col", help=table_option + "the user id column (default user_id)")
+    convert.add_argument("--item-col", help=table_option + "the item id column (default item_id)")
+    convert.add_argument("--rating-col", help=table_option + "the rating column; without it "
+                         "every row is an implicit interaction")
+    convert.add_argument("--timestamp-col", help=table_option + "the time column (Unix seconds "
+                         "or ISO 8601); without it, row order")
+    convert.add_argument("--sep", help="csv: the separator, one character or 'tab' (default ,)")
+    convert.add_argument("--rating-range", nargs=2, type=float, metavar=("LOW", "HIGH"),
+                         help=table_option + "the rating scale, e.g. 0.5 5 (default: the "
+                         "ratings' min and max)")
+    convert.add_argument("--name", help="dataset name (default: from the file or folder)")
     convert.set_defaults(run=_data_convert)
     info = data_commands.add_parser("info", help="print a saved dataset's counts and metadata")
     info.add_argument("path", help="dataset folder")

@@ -122,15 +122,15 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     if task is not None:
         # Non-chief workers of a multi-worker run keep their (identical) files apart.
         run_dir = run_dir / "workers" / f"{task['type']}_{task['index']}"
-    _prepare_run_dir(run_dir, config, overwrite)
-    save_config(config, run_dir / "config.yaml")
-
     train_config = config.train
     set_seeds(config.seed, train_config.deterministic)
     strategy = make_strategy(train_config.strategy)
     recipe = get_recipe(config.model, train_config, config.seed)
     dataset = config.data.build()
+    # Whatever the data lacks for this model fails here, before the run directory is written.
     recipe.prepare(dataset)
+    _prepare_run_dir(run_dir, config, overwrite)
+    save_config(config, run_dir / "config.yaml")
     if isinstance(recipe, SolverRecipe):
         return _train_with_solver(recipe, dataset, run_dir)
     with strategy.scope():

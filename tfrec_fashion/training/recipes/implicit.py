@@ -28,6 +28,7 @@ import scipy.sparse
 
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.data.splits import ImplicitSplit, leave_one_out, time_epochs
+from tfrec_fashion.errors import DataError
 from tfrec_fashion.evaluation.baselines import baseline_vectors
 from tfrec_fashion.metrics import per_user_auc_values, per_user_auc_values_from_embeddings
 from tfrec_fashion.training.callbacks import EpochMetrics
@@ -48,8 +49,11 @@ class ImplicitRankingRecipe(Recipe):
 
     def prepare(self, dataset: FashionDataset) -> None:
         if dataset.interactions is None or len(dataset.interactions) == 0:
-            raise ValueError(f"model {self.model_config.name} needs implicit interactions; "
-                             f"dataset {dataset.name!r} has none")
+            hint = ("; it has ratings: set data.min_rating to take the ratings >= it as "
+                    "implicit feedback, e.g. --set data.min_rating=4"
+                    if dataset.ratings is not None and len(dataset.ratings) else "")
+            raise DataError(f"model {self.model_config.name} needs implicit interactions; "
+                            f"dataset {dataset.name!r} has none{hint}")
         self.dataset = dataset
         self.split: ImplicitSplit = leave_one_out(dataset.interactions, dataset.n_users,
                                                   dataset.n_items, by="time", seed=self.seed)

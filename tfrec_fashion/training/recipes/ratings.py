@@ -25,6 +25,7 @@ import numpy as np
 from tfrec_fashion.data.dataset import FashionDataset, Ratings
 from tfrec_fashion.data.embeddings import CustomerEmbeddings
 from tfrec_fashion.data.splits import RatingSplit, split_ratings_by_user
+from tfrec_fashion.errors import DataError
 from tfrec_fashion.evaluation.rating_baselines import rmse, tuned_baselines
 from tfrec_fashion.metrics import customer_level_metrics, overall_metrics
 from tfrec_fashion.training.callbacks import EpochMetrics
@@ -46,10 +47,10 @@ class RatingRecipe(Recipe):
 
     def prepare(self, dataset: FashionDataset) -> None:
         if dataset.ratings is None or len(dataset.ratings) == 0:
-            raise ValueError(f"model {self.model_config.name} learns from explicit ratings; "
-                             f"dataset {dataset.name!r} has none (use data: synthetic with "
-                             "ratings_per_user > 0, movielens_100k, or a folder with "
-                             "ratings.csv)")
+            raise DataError(f"model {self.model_config.name} learns from explicit ratings; "
+                            f"dataset {dataset.name!r} has none (use data: synthetic with "
+                            "ratings_per_user > 0, movielens_100k, or a folder with "
+                            "ratings.csv)")
         self.dataset = dataset
         self.split: RatingSplit = split_ratings_by_user(dataset.ratings, SPLIT_FRACTIONS,
                                                         seed=self.seed)
