@@ -127,10 +127,12 @@ def test_learns_from_pixels_including_cold_items(trained):
     assert trained.history["loss"][-1] < trained.history["loss"][0]
 
 
-def test_embed_items_agrees_with_item_vectors(trained, world):
+def test_embed_items_agrees_with_item_vectors(trained, world, assert_close):
     model = trained.model
-    np.testing.assert_allclose(model.embed_items(world.images[:5]), model.item_vectors()[:5],
-                               rtol=1e-5, atol=1e-5)
+    # The same function along the same batch path: item_vectors in batches of 5 sends these
+    # very images through Phi as its first batch (a batch of all items would let oneDNN block
+    # the convolutions differently, which is rounding, not disagreement).
+    assert_close(model.embed_items(world.images[:5]), model.item_vectors(batch_size=5)[:5])
 
 
 def test_save_weights_restore_gives_identical_scores(trained, world, tmp_path):
