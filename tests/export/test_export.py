@@ -1,8 +1,8 @@
 """Export as a user drives it: train tiny BPR-MF / VBPR / DVBPR runs, export them, and load each
 SavedModel in a fresh Python process that never imports tfrec_fashion (nor TFRS): its answers
 must be the Keras model's (top-k ids identical, scores to the rounding of their dot products),
-filters and cold start included. Plus the guarantees around the files: atomic versions, models.config, warm-up
-records that replay, clear errors."""
+filters and cold start included. Plus the guarantees around the files: atomic versions,
+models.config, warm-up records that replay, clear errors."""
 
 import json
 import os
