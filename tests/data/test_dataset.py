@@ -99,3 +99,18 @@ def test_in_memory_validation_names_the_table():
         FashionDataset("x", Users(np.array(["u"])), Items(np.array(["i"]), np.array(["top"])),
                        interactions=Interactions(np.array([0], np.int32), np.array([5], np.int32),
                                                  np.array([0])))
+
+
+def test_readme_example_folder_loads_and_is_what_the_readme_lists():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    folder = root / "examples" / "tiny_shop"
+    dataset = FashionDataset.load(folder)
+    assert dataset.counts() == {"users": 3, "items": 4, "interactions": 6, "ratings": 4}
+    assert dataset.metadata["rating_range"] == [0.5, 5]
+    assert dataset.ratings.value.min() == 0.5 and dataset.ratings.timestamp is not None
+    readme = (root / "README.md").read_text()
+    for table in ("users.csv", "items.csv", "interactions.csv", "ratings.csv"):
+        header, first = (folder / table).read_text().splitlines()[:2]
+        assert f"{header:<37}{first}" in readme.replace(f"{table:<19}", ""), table

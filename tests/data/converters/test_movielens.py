@@ -119,3 +119,12 @@ def test_movielens_100k_source_reads_another_copy(tmp_path, write_movielens):
         np.testing.assert_array_equal(dataset.ratings.timestamp[:2], [880001000, 880001010])
     with pytest.raises(MissingDataError, match="do not exist"):
         MovieLens100K(path=str(tmp_path / "nowhere")).build()
+
+
+def test_the_three_formats_of_one_log_give_the_same_dataset(tmp_path, write_movielens):
+    tables = []
+    for name in ("u.data", "ratings.dat", "ratings.csv"):
+        convert(write_movielens(tmp_path / name, name), tmp_path / f"out_{name}")
+        tables.append([(tmp_path / f"out_{name}" / table).read_bytes()
+                       for table in ("users.csv", "items.csv", "ratings.csv")])
+    assert tables[0] == tables[1] == tables[2]
