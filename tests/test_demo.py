@@ -4,9 +4,10 @@ export's must overlap it."""
 
 import json
 
+import numpy as np
 import yaml
 
-from tfrec_fashion.demo import run_demo
+from tfrec_fashion.demo import run_demo, top_k_matches
 
 TINY_WORLD = {"name": "synthetic", "seed": 0, "n_users": 60, "n_items": 120,
               "mean_interactions_per_user": 12.0, "image_size": 32}
@@ -14,7 +15,7 @@ TRAIN = {"epochs": 2, "batch_size": 64, "steps_per_epoch": 8, "learning_rate": 0
          "verbose": 0}
 
 
-def test_tiny_demo_trains_exports_serves_and_draws(tmp_path):
+def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
     config = {"runs": {
         "bpr_mf_tiny": {"seed": 0, "data": TINY_WORLD, "train": TRAIN,
                         "model": {"name": "bpr_mf", "latent_dim": 8}},
@@ -31,6 +32,10 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path):
     results = run_demo(tmp_path / "work", config_path=path)
     assert {name: r["served_matches_keras"] for name, r in results.items()} == {
         "bpr_mf_tiny": True, "dvbpr_tiny": True, "partial_dual_tiny": True, "stynet_tiny": True}
+    # What the demo prints says the same: one check per run, none False.
+    printed = [line for line in capsys.readouterr().out.splitlines()
+               if line.lstrip().startswith("served top-10 == ")]
+    assert len(printed) == 4 and all(line.endswith(": True") for line in printed), printed
     work = tmp_path / "work"
     assert (work / "exports" / "models.config").is_file()
     assert (work / "exports" / "dvbpr_tiny" / "1" / "saved_model.pb").is_file()
@@ -43,3 +48,30 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path):
     assert summary["dvbpr_tiny"]["test_auc"] > 0
     assert summary["partial_dual_tiny"]["test_rmse"] > 0  # the rating runs report RMSE
     assert (work / "partial_dual_tiny" / "embeddings.npz").is_file()
+
+
+SCORES = np.array([3.0, 2.0, 2.0 * (1 + 1e-7), 1.0, 0.5, -np.inf])  # item 5: already bought
+
+
+def test_top_k_matches_accepts_the_exact_order_and_reorders_within_float_ties():
+    assert top_k_matches([0, 2, 1, 3], SCORES, k=4)           # the exact order
+    assert top_k_matches([0, 1, 2, 3], SCORES, k=4)  # 1 and 2 tie to float32 precision
+    # A tie across rank k: either tied item may fill the last place, nothing else.
+    assert top_k_matches([0, 1], SCORES, k=2) and top_k_matches([0, 2], SCORES, k=2)
+    assert not top_k_matches([0, 3], SCORES, k=2)
+    # rtol=0: only exact ties may reorder.
+    assert not top_k_matches([0, 1, 2], SCORES, k=3, rtol=0.0)
+    assert top_k_matches([0, 1, 2], np.array([3.0, 2.0, 2.0, 1.0]), k=3, rtol=0.0)
+
+
+def test_top_k_matches_rejects_a_real_reorder_and_wrong_items():
+    assert not top_k_matches([0, 3, 2, 1], SCORES, k=4)       # 1.0 served above 2.0
+    assert not top_k_matches([0, 2, 1, 4], SCORES, k=4)       # 0.5 instead of 1.0
+    close = np.array([3.0, 2.0, 2.0 * (1 + 1e-3), 1.0])       # near, but not a float tie
+    assert not top_k_matches([0, 1, 2], close, k=3)
+    assert not top_k_matches([0, 5, 2], SCORES, k=3)          # a bought item
+    assert not top_k_matches([0, 0, 2], SCORES, k=3)          # a repeat
+    assert not top_k_matches([0, 2, -1], SCORES, k=3)         # an unknown id
+    assert not top_k_matches([0, 2], SCORES, k=3)             # too few
+    # Fewer candidates than k: all of them, in order.
+    assert top_k_matches([0, 1], np.array([1.0, 0.0, -np.inf]), k=10)
