@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from tfrec_fashion.data.tabular import as_float, lines_of
 from tfrec_fashion.errors import DataError, MissingDataError
 
 FORMAT_VERSION = 1
@@ -488,17 +489,8 @@ def _read_csv(path: Path, required: tuple[str, ...]) -> dict[str, np.ndarray]:
 
 
 def _as_number(values: np.ndarray, dtype: Any, path: Path, column: str) -> np.ndarray:
-    try:
-        return values.astype(np.float64).astype(dtype) if dtype is not np.float32 \
-            else values.astype(np.float32)
-    except ValueError:
-        for row, value in enumerate(values):
-            try:
-                float(value)
-            except ValueError:
-                raise DataError(f"{path}, line {row + 2}: {column} {str(value)!r} is not a number") \
-                    from None
-        raise
+    # row + 2: 1-based line numbers with the header on line 1.
+    return as_float(values, column, lines_of(str(path), 2)).astype(dtype)
 
 
 def _numeric_or_str(values: np.ndarray) -> np.ndarray:
