@@ -42,7 +42,7 @@ def trained(trained_and_printed):
     return trained_and_printed[0]
 
 
-def test_embeddings_predict_held_out_votes_well_above_chance(trained):
+def test_embeddings_predict_held_out_votes_well_above_chance(trained, assert_close):
     metrics = trained.metrics
     print(json.dumps({k: v for k, v in metrics.items() if "auc" in k or "rmse" in k}, indent=1))
     assert metrics["solver_relative_gap"] < 1e-6  # certified optimal
@@ -55,10 +55,13 @@ def test_embeddings_predict_held_out_votes_well_above_chance(trained):
     assert embeddings.dim == metrics["solver_rank"] >= 2
     # The file alone scores held-out votes as the run did: offset + E_c . M_i.
     test = trained.recipe.split.test
-    scores = (embeddings.metadata["offset"]
-              + np.sum(embeddings.user_vectors[test.user] * embeddings.item_vectors[test.item], 1))
-    np.testing.assert_allclose(scores, trained.recipe.predict(trained.model, test.user,
-                                                             test.item), atol=1e-5)
+    terms = embeddings.user_vectors[test.user] * embeddings.item_vectors[test.item]
+    scores = embeddings.metadata["offset"] + np.sum(terms, 1)
+    # The file holds the float64 vectors rounded to float32, half an ulp each: each product is
+    # within one float32 ulp of the run's, so a score within one ulp of the sum of its |terms|
+    # (two, for the float64 arithmetic on either side).
+    assert_close(scores, trained.recipe.predict(trained.model, test.user, test.item),
+                 dtype=np.float32, ulps=2, scale=np.abs(terms).sum(1).max())
 
 
 def test_run_directory_logs_every_iteration_and_reloads(trained):
