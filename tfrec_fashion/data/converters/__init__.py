@@ -28,7 +28,8 @@ or ``output_dir=`` is given by keyword. Every converter validates its input and 
 (splits, FITB questions, negatives) are written beside it and listed in
 ``metadata["extra_files"]``.
 
-May import: numpy, PIL, tqdm and ``tfrec_fashion.data``; never models or later stages.
+May import: numpy, PIL, tqdm, pyarrow (``parquet`` only, imported when used) and
+``tfrec_fashion.data``; never models or later stages.
 """
 
 import importlib
