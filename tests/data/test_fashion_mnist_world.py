@@ -66,7 +66,7 @@ def _visual_part(truth):
 
 
 @pytest.mark.real_data
-def test_registered_and_built_from_a_tagged_config(world):
+def test_registered_and_built_from_a_tagged_config(world, assert_close):
     @dataclasses.dataclass
     class Section:
         data: object = tagged(DATA_SOURCES)
@@ -97,7 +97,13 @@ def test_registered_and_built_from_a_tagged_config(world):
     truth = world.truth
     recomposed = (_visual_part(truth) + truth["cf_user"] @ truth["cf_item"].T
                   + truth["popularity"][None, :])
-    np.testing.assert_allclose(truth["user_item_score"], recomposed, atol=1e-4)
+    # Summed in float64 and rounded to float32 there, from float32 parts in float32 here: one
+    # ulp per term for the rounded inputs and one for the sum, at the size of the n terms.
+    taste, code = truth["visual_taste"], truth["visual_code"]
+    size = (np.abs(taste) @ np.abs(code).T + np.abs(truth["cf_user"]) @ np.abs(truth["cf_item"]).T
+            + np.abs(truth["popularity"]))
+    n = taste.shape[1] + truth["cf_user"].shape[1] + 1
+    assert_close(truth["user_item_score"], recomposed, ulps=n + 1, scale=size.max())
     # Each user has distinct items and strictly increasing time stamps.
     t = world.interactions
     assert len(np.unique(t.user.astype(np.int64) * 400 + t.item)) == len(t)

@@ -110,11 +110,19 @@ def test_interactions_are_distinct_time_ordered_and_respect_release(world):
     assert (world.truth["item_release_epoch"][t.item] <= epoch).all()
 
 
-def test_truth_functions_agree_with_the_stored_parts(world):
+def test_truth_functions_agree_with_the_stored_parts(world, assert_close):
     truth = world.truth
     parts = true_score_parts(world)
-    np.testing.assert_allclose(parts["visual"] + parts["latent"] + parts["popularity"],
-                               truth["user_item_score"], atol=1e-4)
+    # The stored score was summed in float64 and rounded to float32; the parts are float32,
+    # summed here in float32: one ulp per term for the rounded inputs and one for the sum, at
+    # the size of the n terms of each score.
+    taste, onehot = truth["user_visual_taste"], truth["item_attribute_onehot"]
+    latent_u, latent_i = truth["user_latent"], truth["item_latent"]
+    size = (np.abs(taste) @ np.abs(onehot).T + np.abs(latent_u) @ np.abs(latent_i).T
+            + np.abs(truth["item_popularity"]))
+    n = taste.shape[1] + latent_u.shape[1] + 1
+    assert_close(parts["visual"] + parts["latent"] + parts["popularity"],
+                 truth["user_item_score"], ulps=n + 1, scale=size.max())
     np.testing.assert_allclose(user_item_score_at(truth, 2),
                                truth["user_item_score"] + truth["item_trend_score"][2])
     p = world.pair_ratings
