@@ -21,4 +21,7 @@ def test_bpr_mf_beats_popularity_and_random_on_movielens(tmp_path, real_data):
     assert abs(row["RAND"]["all"] - 0.5) < 0.03
     assert row["PopRank"]["all"] > row["RAND"]["all"] + 0.2
     assert row["BPR-MF"]["all"] > row["PopRank"]["all"] + 0.01
+    # Tuned on validation (issue 14): test AUC 0.884; the untuned lr 0.02 / l2 0.05 got 0.853,
+    # Cornac's BPR 0.888 on this split (as the issue reports).
+    assert row["BPR-MF"]["all"] > 0.87
     assert (tmp_path / "table.md").read_text().count("MovieLens-100K") == 1
