@@ -97,6 +97,18 @@ def test_overrides_are_parsed_as_yaml_and_validated(tmp_path):
         apply_overrides({"inner": {"size": 1}}, ["inner.size.x=1"])
 
 
+def test_exponent_floats_are_numbers_in_files_overrides_and_sweeps(tmp_path):
+    # PyYAML (YAML 1.1) reads 1e-3 as a string; users write it for learning rates everywhere.
+    from tfrec_fashion.training.sweep import parse_sweep
+
+    path = write(tmp_path, "shape: {name: circle, radius: 1e-3}\n")
+    assert load_config(Outer, path).shape.radius == pytest.approx(1e-3)
+    assert load_config(Outer, path, ["shape.radius=2.5E+2"]).shape.radius == 250.0
+    assert load_config(Outer, path, ["inner.tags=[1e-3x]"]).inner.tags == ["1e-3x"]
+    assert parse_sweep(["train.learning_rate=1e-3,5e-3"]) == [["train.learning_rate=0.001"],
+                                                             ["train.learning_rate=0.005"]]
+
+
 def test_to_dict_round_trips_through_yaml(tmp_path):
     config = Outer(inner=Inner(size=9, tags=["q"], pair=(5, 6)), shape=Circle(radius=2.0), flag=True)
     path = save_config(config, tmp_path / "saved.yaml")

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from tfrec_fashion.config import to_dict
+from tfrec_fashion.config import parse_yaml, to_dict
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.run_config import RunConfig
 
@@ -71,7 +71,7 @@ def parse_sweep(specs: Sequence[str]) -> list[list[str]]:
             raise ConfigError(f"--sweep {spec!r}: every point has its own run_dir; "
                               "use --run-dir for the sweep's folder")
         try:
-            values = yaml.safe_load(f"[{text}]")
+            values = parse_yaml(f"[{text}]")
         except yaml.YAMLError:
             raise ConfigError(f"--sweep {spec!r}: the values are not valid YAML") from None
         keys.append(key)
