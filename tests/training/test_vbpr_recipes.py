@@ -63,6 +63,7 @@ def test_feature_sources_refuse_what_the_dataset_lacks():
     {"name": "tvbpr", "n_time_epochs": 4},
     {"name": "ivbpr", "attributes": ["category", "colour"]},
     {"name": "dvbpr", "embedding_dim": 8},
+    {"name": "dvbpr", "backbone": "gap_cnn", "embedding_dim": 8},  # batch norm statistics restored
 ])
 def test_a_finished_run_re_evaluates_to_the_same_metrics(tmp_path, model):
     config = from_dict(RunConfig, {"model": model, "data": TINY, "train": TRAIN,

@@ -123,11 +123,14 @@ class IVBPRConfig(VBPRConfig):
 @MODEL_CONFIGS.register("dvbpr")
 @dataclasses.dataclass
 class DVBPRConfig:
-    """``models.dvbpr.DVBPR`` with a ``layers.cnn_f.CNNF`` image network trained end to end.
+    """``models.dvbpr.DVBPR`` with an image network (``layers.cnn_f`` or ``layers.gap_cnn``) trained
+    end to end.
 
     Args:
-        backbone: CNN-F preset, "cnn_f" (the paper's sizes, 224x224) or "small_cnn" (the same
-            layer sequence with small widths, for 32x32 images).
+        backbone: image network preset: CNN-F's "cnn_f" (the paper's sizes, 224x224) or
+            "small_cnn" (the same layer sequence with small widths, for 32x32 images), or
+            "gap_cnn" (``layers.gap_cnn``: 3x3 convs, batch norm, global average pooling, for
+            32x32 images; not the paper's).
         embedding_dim: K, the width of fc8 (paper: 50).
         image_size: images are resized to this side (null: the preset's input size).
         lambda_theta: L2 weight on theta_u (paper: 1).
@@ -145,8 +148,8 @@ class DVBPRConfig:
 
     def __post_init__(self) -> None:
         _non_negative(self, "lambda_theta")
-        if self.backbone not in ("cnn_f", "small_cnn"):
-            raise ValueError("model.backbone must be 'cnn_f' or 'small_cnn'. Received: "
+        if self.backbone not in ("cnn_f", "small_cnn", "gap_cnn"):
+            raise ValueError("model.backbone must be 'cnn_f', 'small_cnn' or 'gap_cnn'. Received: "
                              f"backbone={self.backbone!r}")
         if self.embedding_dim < 1 or (self.image_size is not None and self.image_size < 1):
             raise ValueError("model.embedding_dim and image_size must be positive. Received: "

@@ -1,4 +1,4 @@
-"""Recipe for ``models.dvbpr.DVBPR``: a CNN-F trained end to end from the item images.
+"""Recipe for ``models.dvbpr.DVBPR``: an image network (CNN-F by default) trained end to end.
 
 Triplets as for BPR (``data.pipelines.bpr_dataset``, DVBPR's batch 128 in ``train``); the
 image table is the items' images resized to ``model.image_size`` (default: the backbone
@@ -16,28 +16,36 @@ import tensorflow as tf
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.data.pipelines import bpr_dataset
 from tfrec_fashion.data.samplers import BprTripletSampler
-from tfrec_fashion.layers.cnn_f import CNNF, PRESETS
+from tfrec_fashion.layers import cnn_f, gap_cnn
+from tfrec_fashion.layers.cnn_f import CNNF
+from tfrec_fashion.layers.gap_cnn import GapCNN
 from tfrec_fashion.models.dvbpr import DVBPR
 from tfrec_fashion.training.recipes.base import ItemEmbedder, register_recipe
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 from tfrec_fashion.training.recipes.vbpr import item_images
 
+# model.backbone -> (network class, its presets)
+BACKBONES = {**{name: (CNNF, cnn_f.PRESETS) for name in cnn_f.PRESETS},
+             **{name: (GapCNN, gap_cnn.PRESETS) for name in gap_cnn.PRESETS}}
+
 
 @register_recipe("dvbpr")
 class DVBPRRecipe(ImplicitRankingRecipe):
-    """Trains ``DVBPR`` with a ``CNNF`` backbone from ``model.backbone``'s preset."""
+    """Trains ``DVBPR`` with the backbone of ``model.backbone``'s preset (``BACKBONES``)."""
 
     def prepare_inputs(self, dataset: FashionDataset) -> None:
         config = self.model_config
-        size = config.image_size or PRESETS[config.backbone]["image_shape"][0]
+        _, presets = BACKBONES[config.backbone]
+        size = config.image_size or presets[config.backbone]["image_shape"][0]
         self.images = item_images(dataset, size)
 
     def build_model(self) -> DVBPR:
         config = self.model_config
         overrides = {key: value for key in ("weight_decay", "dropout_rate")
                      if (value := getattr(config, key)) is not None}
-        backbone = CNNF.from_preset(config.backbone, output_dim=config.embedding_dim,
-                                    image_shape=tuple(self.images.shape[1:]), **overrides)
+        network = BACKBONES[config.backbone][0]
+        backbone = network.from_preset(config.backbone, output_dim=config.embedding_dim,
+                                       image_shape=tuple(self.images.shape[1:]), **overrides)
         return DVBPR(self.dataset.n_users, self.dataset.n_items, backbone,
                      lambda_theta=config.lambda_theta, item_images=self.images)
 
