@@ -11,7 +11,7 @@ of them released after the first time epoch, tastes mostly visual. Claims (issue
 - every model stays below the oracle, and the best is close to it.
 
 Measured (test AUC all / cold, 2 cores; seed = world and training seed; 101-105 fresh, the
-config was tuned on 0-2; this test runs 101 and 102: 16 min on 2 shared cores)::
+config was tuned on 0-2; this test runs 101 and 102: 8.5 min, 16 with other jobs running)::
 
     seed  RAND       PopRank    BPR-MF     VBPR       I-TVBPR    DVBPR      Oracle
     101   .498/.487  .639/.551  .668/.560  .731/.706  .791/.759  .727/.699  .860/.840
