@@ -75,6 +75,18 @@ def test_run_directory_logs_every_iteration_and_reloads(trained):
     assert evaluate_run(run_dir)["test_rmse"] == pytest.approx(trained.metrics["test_rmse"])
 
 
+def test_solver_csv_keeps_the_trust_region_step_details(trained):
+    """The first row (the start) has no step details; the rows after it do, and their columns
+    (rho, radius, accepted, inner iterations) were once dropped by a header taken from row 1."""
+    with (trained.run_dir / "logs" / "solver.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for column in ("rho", "radius", "accepted", "inner_iterations"):
+        assert column in rows[0], sorted(rows[0])
+    steps = [row for row in rows if row["rho"] != ""]
+    assert len(steps) == trained.metrics["solver_iterations"]
+    assert all(float(row["radius"]) > 0 for row in steps)
+
+
 def test_printed_log_csv_and_metrics_count_the_same_solver_iterations(trained_and_printed):
     """Rank increases are not iterations, in the stop message, the progress lines,
     logs/solver.csv and metrics.json alike (they once said 71 and 92 for one fit)."""
@@ -122,6 +134,9 @@ def test_a_killed_run_resumes_from_its_last_iterate(tmp_path, monkeypatch):
     assert len(rows) > 6 and iterations[5] == iterations[4] > 0
     assert iterations == sorted(iterations)
     assert iterations[-1] == resumed.metrics["solver_iterations"] > 5
+    with (tmp_path / "run" / "logs" / "solver.csv").open(newline="") as handle:
+        steps = [row for row in csv.DictReader(handle) if row.get("rho")]
+    assert len(steps) == resumed.metrics["solver_iterations"]  # before and after the kill
     assert resumed.metrics["solver_relative_gap"] < 1e-6
 
 

@@ -223,14 +223,22 @@ class _SolverLog:
         row = {k: v for k, v in fields.items() if isinstance(v, (int, float, str, np.number))}
         row.update({k: v for k, v in fields["step"].items() if isinstance(v, (int, float, str))})
         self.rows.append(row)
-        new = not self.path.exists()
-        if new or self.columns is None:
-            self.columns = list(row) if new else _header(self.path)
-        with self.path.open("a", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=self.columns, extrasaction="ignore")
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        if self.columns is None and self.path.exists():
+            self.columns = _header(self.path)
+        if self.columns is not None and set(row) <= set(self.columns):
+            with self.path.open("a", newline="") as handle:
+                csv.DictWriter(handle, fieldnames=self.columns).writerow(row)
+            return
+        # A row with fields the header lacks (a rank phase's starting point has no solver step
+        # details; the next row has them): the header becomes the union and the file is
+        # rewritten whole, atomically, so no column is ever dropped.
+        self.columns = list(dict.fromkeys([*(self.columns or []), *row]))
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with temporary.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=self.columns)
+            writer.writeheader()
+            writer.writerows(self.rows)
+        os.replace(temporary, self.path)
 
 
 def _header(path: Path) -> list[str]:
