@@ -69,9 +69,16 @@ def test_evaluate_reloads_the_best_epoch_from_the_run_directory(trained):
     assert metrics["test_auc"] == pytest.approx(trained.metrics["test_auc"], abs=1e-6)
 
 
-def test_finished_run_is_not_overwritten_without_asking(trained):
+def test_finished_run_is_not_overwritten_without_asking(trained, monkeypatch):
+    config = run_config(trained.run_dir.parent)
+
+    def never_built():
+        raise AssertionError("the data was built before the finished run was refused")
+
+    # Refused before the data is built: building can take minutes (image features).
+    monkeypatch.setattr(type(config.data), "build", lambda self: never_built())
     with pytest.raises(ConfigError, match="already holds a finished run"):
-        train(run_config(trained.run_dir.parent))
+        train(config)
 
 
 def test_same_seed_gives_the_same_run(tmp_path):

@@ -123,13 +123,16 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
         # Non-chief workers of a multi-worker run keep their (identical) files apart.
         run_dir = run_dir / "workers" / f"{task['type']}_{task['index']}"
     train_config = config.train
+    # A finished run (without overwrite) or a changed config under an interrupted one is refused
+    # before the data is built: that can take minutes (image features) and must not be wasted.
+    state = _check_run_dir(run_dir, config, overwrite)
     set_seeds(config.seed, train_config.deterministic)
     strategy = make_strategy(train_config.strategy)
     recipe = get_recipe(config.model, train_config, config.seed)
     dataset = config.data.build()
     # Whatever the data lacks for this model fails here, before the run directory is written.
     recipe.prepare(dataset)
-    _prepare_run_dir(run_dir, config, overwrite)
+    _prepare_run_dir(run_dir, state)
     save_config(config, run_dir / "config.yaml")
     if isinstance(recipe, SolverRecipe):
         return _train_with_solver(recipe, dataset, run_dir)
@@ -250,15 +253,23 @@ def run_state(run_dir: str | Path) -> str:
     return "finished" if (run_dir / "metrics.json").exists() else "new"
 
 
-def _prepare_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> None:
+def _check_run_dir(run_dir: Path, config: RunConfig, overwrite: bool) -> str:
+    """Reads ``run_dir`` only: refuses a finished run without ``overwrite`` and an interrupted
+    run under another config; returns its ``run_state``."""
     state = run_state(run_dir)
+    if state == "finished" and not overwrite:
+        raise ConfigError(f"run directory {run_dir} already holds a finished run; choose "
+                          "another run_dir or pass --overwrite to replace it")
+    if state == "interrupted":
+        check_resumable(run_dir, config)
+    return state
+
+
+def _prepare_run_dir(run_dir: Path, state: str) -> None:
+    """Makes ``run_dir`` ready for a run in ``state`` (checked by ``_check_run_dir``)."""
     if state == "finished":
-        if not overwrite:
-            raise ConfigError(f"run directory {run_dir} already holds a finished run; choose "
-                              "another run_dir or pass --overwrite to replace it")
         shutil.rmtree(run_dir)
     elif state == "interrupted":
-        check_resumable(run_dir, config)
         print(f"Resuming the interrupted run in {run_dir}")
     elif run_dir.exists():
         # Killed before its first epoch ended: nothing to resume, stale logs would mislead.
