@@ -175,7 +175,7 @@ def _folder(method: str) -> str:
 
 def _same_config(run: RunConfig) -> bool:
     """Whether a finished run in ``run.run_dir`` was trained with this very config."""
-    from tfrec_fashion.config import read_yaml, to_dict
+    from tfrec_fashion.training.harness import config_differences
 
     saved = Path(run.run_dir) / "config.yaml"
-    return saved.exists() and read_yaml(saved) == json.loads(json.dumps(to_dict(run)))
+    return saved.exists() and not config_differences(run.run_dir, run)
