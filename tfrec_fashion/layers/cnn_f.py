@@ -46,6 +46,7 @@ from collections.abc import Sequence
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from tfrec_fashion.layers.presets import Presets
 from tfrec_fashion.serialization import register_serializable
 
 # The paper's weight decay 1e-3 on sum(w**2)/2 with a batch-summed loss (batch 128), expressed for
@@ -99,7 +100,7 @@ class LocalResponseNormalization(tf.keras.layers.Layer):
 
 
 @register_serializable
-class CNNF(tf.keras.Model):
+class CNNF(Presets, tf.keras.Model):
     """CNN-F as a functional Keras model: RGB images -> K-dimensional item vectors Phi(X_i).
 
     Layers are named ``preprocessing``, ``conv{1..5}`` (ReLU inside), ``lrn{1,2}``,
@@ -122,6 +123,9 @@ class CNNF(tf.keras.Model):
                    fc_units=(32, 32))
         vectors = phi(images, training=False)  # images (B, 32, 32, 3) in [0, 1] -> (B, 8)
     """
+
+    PRESETS = PRESETS
+    FAMILY = "CNN-F"
 
     def __init__(
         self,
@@ -181,14 +185,6 @@ class CNNF(tf.keras.Model):
         self.local_response_normalization = local_response_normalization
         self.include_preprocessing = include_preprocessing
 
-    @classmethod
-    def from_preset(cls, preset: str, **overrides) -> CNNF:
-        """Builds a named configuration of ``PRESETS``; ``overrides`` replace its arguments."""
-        if preset not in PRESETS:
-            raise ValueError(f"Unknown CNN-F preset; known: {sorted(PRESETS)}. "
-                             f"Received: preset={preset!r}")
-        return cls(**{**PRESETS[preset], **overrides})
-
     def get_config(self) -> dict:
         return {
             "name": self.name,
@@ -202,10 +198,6 @@ class CNNF(tf.keras.Model):
             "local_response_normalization": self.local_response_normalization,
             "include_preprocessing": self.include_preprocessing,
         }
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> CNNF:
-        return cls(**config)
 
 
 def small_cnn(output_dim: int = 8, **overrides) -> CNNF:

@@ -30,6 +30,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.layers.cnn_f import PAPER_WEIGHT_DECAY
+from tfrec_fashion.layers.presets import Presets
 from tfrec_fashion.serialization import register_serializable
 
 # Named configurations (KerasHub presets): constructor arguments, nothing else.
@@ -40,7 +41,7 @@ PRESETS = {
 
 
 @register_serializable
-class GapCNN(tf.keras.Model):
+class GapCNN(Presets, tf.keras.Model):
     """Conv blocks, global average pooling and a linear layer: images -> K-d item vectors.
 
     Layers are named ``preprocessing``, ``conv{1..n}``, ``bn{1..n}``, ``relu{1..n}``,
@@ -59,6 +60,9 @@ class GapCNN(tf.keras.Model):
         phi = GapCNN(output_dim=8, image_shape=(16, 16, 3), widths=(4, 8))
         vectors = phi(images, training=False)  # images (B, 16, 16, 3) in [0, 1] -> (B, 8)
     """
+
+    PRESETS = PRESETS
+    FAMILY = "GapCNN"
 
     def __init__(
         self,
@@ -101,14 +105,6 @@ class GapCNN(tf.keras.Model):
         self.weight_decay = weight_decay
         self.include_preprocessing = include_preprocessing
 
-    @classmethod
-    def from_preset(cls, preset: str, **overrides) -> GapCNN:
-        """Builds a named configuration of ``PRESETS``; ``overrides`` replace its arguments."""
-        if preset not in PRESETS:
-            raise ValueError(f"Unknown GapCNN preset; known: {sorted(PRESETS)}. "
-                             f"Received: preset={preset!r}")
-        return cls(**{**PRESETS[preset], **overrides})
-
     def get_config(self) -> dict:
         return {
             "name": self.name,
@@ -120,10 +116,6 @@ class GapCNN(tf.keras.Model):
             "weight_decay": self.weight_decay,
             "include_preprocessing": self.include_preprocessing,
         }
-
-    @classmethod
-    def from_config(cls, config: dict, custom_objects=None) -> GapCNN:
-        return cls(**config)
 
 
 def _check_arguments(output_dim, image_shape, widths, dropout_rate, weight_decay) -> None:

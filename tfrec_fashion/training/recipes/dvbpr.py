@@ -16,7 +16,6 @@ import tensorflow as tf
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.data.pipelines import bpr_dataset
 from tfrec_fashion.data.samplers import BprTripletSampler
-from tfrec_fashion.layers import cnn_f, gap_cnn
 from tfrec_fashion.layers.cnn_f import CNNF
 from tfrec_fashion.layers.gap_cnn import GapCNN
 from tfrec_fashion.models.dvbpr import DVBPR
@@ -24,9 +23,8 @@ from tfrec_fashion.training.recipes.base import ItemEmbedder, register_recipe
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 from tfrec_fashion.training.recipes.vbpr import item_images
 
-# model.backbone -> (network class, its presets)
-BACKBONES = {**{name: (CNNF, cnn_f.PRESETS) for name in cnn_f.PRESETS},
-             **{name: (GapCNN, gap_cnn.PRESETS) for name in gap_cnn.PRESETS}}
+# model.backbone -> the network class whose PRESETS name it
+BACKBONES = {name: network for network in (CNNF, GapCNN) for name in network.PRESETS}
 
 
 @register_recipe("dvbpr")
@@ -35,17 +33,17 @@ class DVBPRRecipe(ImplicitRankingRecipe):
 
     def prepare_inputs(self, dataset: FashionDataset) -> None:
         config = self.model_config
-        _, presets = BACKBONES[config.backbone]
-        size = config.image_size or presets[config.backbone]["image_shape"][0]
+        preset = BACKBONES[config.backbone].PRESETS[config.backbone]
+        size = config.image_size or preset["image_shape"][0]
         self.images = item_images(dataset, size)
 
     def build_model(self) -> DVBPR:
         config = self.model_config
         overrides = {key: value for key in ("weight_decay", "dropout_rate")
                      if (value := getattr(config, key)) is not None}
-        network = BACKBONES[config.backbone][0]
-        backbone = network.from_preset(config.backbone, output_dim=config.embedding_dim,
-                                       image_shape=tuple(self.images.shape[1:]), **overrides)
+        backbone = BACKBONES[config.backbone].from_preset(
+            config.backbone, output_dim=config.embedding_dim,
+            image_shape=tuple(self.images.shape[1:]), **overrides)
         return DVBPR(self.dataset.n_users, self.dataset.n_items, backbone,
                      lambda_theta=config.lambda_theta, item_images=self.images)
 
