@@ -247,10 +247,11 @@ def _as_time(values: np.ndarray, column: str, where: Callable[[int], str]) -> np
         return tabular.as_seconds(values, column, where)  # all numbers: one vectorised pass
     except DataError:
         pass
-    seconds = np.empty(len(values), np.int64)
+    # Dates become their seconds; numbers stay as they are for as_seconds' checks.
+    seconds = np.array(values, dtype=object)
     for offset, value in enumerate(values):
         try:
-            number = float(value)
+            float(value)
         except (TypeError, ValueError):
             try:
                 seconds[offset] = np.datetime64(str(value).strip().removesuffix("Z"),
@@ -258,9 +259,4 @@ def _as_time(values: np.ndarray, column: str, where: Callable[[int], str]) -> np
             except ValueError:
                 raise DataError(f"{where(offset)}: {column} {str(value)!r} is neither Unix "
                                 "seconds nor an ISO 8601 date") from None
-            continue
-        if not np.isfinite(number) or number != np.floor(number):
-            raise DataError(f"{where(offset)}: {column} {str(value)!r} is not whole Unix "
-                            "seconds.")
-        seconds[offset] = int(number)
-    return seconds
+    return tabular.as_seconds(seconds, column, where)
