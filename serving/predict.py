@@ -6,22 +6,29 @@ The steps follow TF Serving's ``predict_util`` (and ``saved_model::GetInputValue
    FAILED_PRECONDITION ``Serving signature key "x" not found``, as in TF Serving, and the message
    lists the signatures the version has.
 2. :func:`prepare_inputs`: every request alias must be a signature input (INVALID_ARGUMENT naming
-   the unexpected ones); each is converted to numpy by the transport's converter (gRPC:
+   the unexpected ones); a TensorProto's declared shape is measured against the
+   :class:`~.limits.Limits` before it is expanded (a one-value proto declaring 10^9 elements
+   never allocates them); each input is converted to numpy by the transport's converter (gRPC:
    :func:`array_from_proto`, which also checks the dtype; REST: ``rest.array_from_json``) and
    its shape is checked against the SignatureDef's ``tensor_shape`` (-1 = any size); an input
    absent from the request takes ``signature_def.defaults[alias]`` when the SavedModel has one,
-   else INVALID_ARGUMENT naming the missing and the expected inputs.
+   else INVALID_ARGUMENT naming the missing and the expected inputs. Then the whole request is
+   measured (rows, rows x k).
 3. :func:`output_aliases`: ``output_filter`` (empty = all outputs); unknown or repeated aliases
    are INVALID_ARGUMENT.
-4. :func:`run_signature`: checks the deadline, runs, checks it again (DEADLINE_EXCEEDED); an
-   error raised inside the graph keeps TensorFlow's code and message (an in-graph assertion such
-   as "k must be in [1, 40]" is INVALID_ARGUMENT); anything else is INTERNAL.
+4. :func:`run_signature`: runs the batch in chunks of ``Limits.batch_chunk_rows`` rows, checking
+   the :class:`Deadline` before each chunk: a request whose client gave up (deadline passed:
+   DEADLINE_EXCEEDED; call cancelled: CANCELLED) stops within one chunk, as TF Serving stops a
+   ``Session::Run`` at ``RunOptions.timeout_in_ms``. An error raised inside the graph keeps
+   TensorFlow's code and message (an in-graph assertion such as "k must be in [1, 40]" is
+   INVALID_ARGUMENT); anything else is INTERNAL.
 
 :func:`predict` is the whole of it for a ``PredictRequest`` proto.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
@@ -33,13 +40,50 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow.core.protobuf.meta_graph_pb2 import TensorInfo
 from tensorflow_serving.apis import model_pb2, predict_pb2
 
+from . import limits as limits_module
 from .errors import ServingError, from_exception, invalid_argument
+from .limits import DEFAULT_LIMITS, Limits
 from .servable import Servable, SignatureDef
 
 DEFAULT_SIGNATURE = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
 T = TypeVar("T")
 Converter = Callable[[str, str, TensorInfo, T], np.ndarray]
-TimeRemaining = Callable[[], float | None]
+
+
+class Deadline:
+    """When a request must stop: its client's deadline passed, or its client went away.
+
+    Args:
+        time_remaining: seconds left (None: no deadline), e.g. ``grpc.ServicerContext``'s.
+        is_active: False once the client cancelled or disconnected.
+    """
+
+    def __init__(self, time_remaining: Callable[[], float | None] | None = None,
+                 is_active: Callable[[], bool] | None = None):
+        self._time_remaining = time_remaining
+        self._is_active = is_active
+
+    @classmethod
+    def of(cls, context) -> Deadline:
+        """The deadline of a ``grpc.ServicerContext``."""
+        return cls(context.time_remaining, context.is_active)
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        """A deadline ``seconds`` from now (REST's ``--rest_api_timeout_in_ms``)."""
+        end = time.monotonic() + seconds
+        return cls(lambda: end - time.monotonic())
+
+    def check(self, when: str) -> None:
+        """DEADLINE_EXCEEDED or CANCELLED when the request must stop."""
+        remaining = self._time_remaining() if self._time_remaining is not None else None
+        if remaining is not None and remaining <= 0:
+            raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, f"Deadline exceeded {when}")
+        if self._is_active is not None and not self._is_active():
+            raise ServingError(grpc.StatusCode.CANCELLED, f"Request cancelled {when}")
+
+
+NO_DEADLINE = Deadline()
 
 
 def find_signature(servable: Servable, signature_name: str) -> tuple[str, SignatureDef]:
@@ -54,17 +98,21 @@ def find_signature(servable: Servable, signature_name: str) -> tuple[str, Signat
 
 
 def prepare_inputs(signature_name: str, signature: SignatureDef, request_inputs: Mapping[str, T],
-                   convert: Converter) -> dict[str, np.ndarray]:
+                   convert: Converter, limits: Limits = DEFAULT_LIMITS) -> dict[str, np.ndarray]:
     """Complete, validated numpy inputs for ``signature`` (steps in the module docstring)."""
     _check_aliases(signature_name, signature, request_inputs)
     arrays = {}
     for alias, value in request_inputs.items():
         info = signature.inputs[alias]
+        if isinstance(value, tensor_pb2.TensorProto):  # measured before it is expanded
+            limits.check_input(signature_name, alias, [max(dim.size, 0) for dim in
+                                                       value.tensor_shape.dim])
         arrays[alias] = convert(signature_name, alias, info, value)
         check_shape(signature_name, alias, info, arrays[alias].shape)
     for alias in signature.inputs:
         if alias not in arrays:
             arrays[alias] = tf.make_ndarray(signature.defaults[alias])
+    limits.check_request(signature_name, arrays)
     return arrays
 
 
@@ -125,23 +173,23 @@ def output_aliases(signature_name: str, signature: SignatureDef,
 
 
 def run_signature(servable: Servable, signature_name: str, inputs: dict[str, np.ndarray],
-                  outputs: list[str], time_remaining: TimeRemaining | None = None
-                  ) -> dict[str, np.ndarray]:
-    """Runs the signature within the deadline; only the ``outputs`` asked for are returned."""
-    _check_deadline(time_remaining, f"before running signature {signature_name!r}")
-    try:
-        results = servable.run(signature_name, inputs)
-    except Exception as error:  # noqa: BLE001 - every failure becomes a status, never a crash
-        raise from_exception(error, f"running signature {signature_name!r} of model "
-                                    f"{servable.name!r} version {servable.version}") from None
-    _check_deadline(time_remaining, f"while running signature {signature_name!r}")
-    return {alias: results[alias] for alias in outputs}
-
-
-def _check_deadline(time_remaining: TimeRemaining | None, when: str) -> None:
-    remaining = time_remaining() if time_remaining is not None else None
-    if remaining is not None and remaining <= 0:
-        raise ServingError(grpc.StatusCode.DEADLINE_EXCEEDED, f"Deadline exceeded {when}")
+                  outputs: list[str], deadline: Deadline = NO_DEADLINE,
+                  limits: Limits = DEFAULT_LIMITS) -> dict[str, np.ndarray]:
+    """Runs the signature in chunks of rows within the deadline; only the ``outputs`` asked for
+    are returned."""
+    rows = limits_module.batch_size(inputs)
+    parts = []
+    for start, chunk in limits_module.chunks(inputs, limits.batch_chunk_rows):
+        deadline.check(f"before rows {start}..{min(start + limits.batch_chunk_rows, rows) - 1} "
+                       f"of {rows} of signature {signature_name!r}")
+        try:
+            results = servable.run(signature_name, chunk)
+        except Exception as error:  # noqa: BLE001 - every failure becomes a status, never a crash
+            raise from_exception(error, f"running signature {signature_name!r} of model "
+                                        f"{servable.name!r} version {servable.version}") from None
+        parts.append({alias: results[alias] for alias in outputs})
+    deadline.check(f"after running signature {signature_name!r}")
+    return limits_module.concatenate(parts)
 
 
 def model_spec(servable: Servable, signature_name: str = "") -> model_pb2.ModelSpec:
@@ -151,12 +199,13 @@ def model_spec(servable: Servable, signature_name: str = "") -> model_pb2.ModelS
 
 
 def predict(servable: Servable, request: predict_pb2.PredictRequest,
-            time_remaining: TimeRemaining | None = None) -> predict_pb2.PredictResponse:
+            deadline: Deadline = NO_DEADLINE, limits: Limits = DEFAULT_LIMITS
+            ) -> predict_pb2.PredictResponse:
     """Answers a PredictRequest with ``servable`` (raises :class:`ServingError`)."""
     name, signature = find_signature(servable, request.model_spec.signature_name)
-    inputs = prepare_inputs(name, signature, request.inputs, array_from_proto)
+    inputs = prepare_inputs(name, signature, request.inputs, array_from_proto, limits)
     aliases = output_aliases(name, signature, request.output_filter)
-    outputs = run_signature(servable, name, inputs, aliases, time_remaining)
+    outputs = run_signature(servable, name, inputs, aliases, deadline, limits)
     response = predict_pb2.PredictResponse(model_spec=model_spec(servable, name))
     for alias, value in outputs.items():
         response.outputs[alias].CopyFrom(tf.make_tensor_proto(value))

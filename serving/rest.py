@@ -34,7 +34,6 @@ import json
 import logging
 import re
 import threading
-import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -52,8 +51,10 @@ from .errors import (
     invalid_argument,
     not_found,
 )
+from .limits import DEFAULT_LIMITS, Limits
 from .model_manager import ModelManager
 from .predict import (
+    Deadline,
     dtype_name,
     find_signature,
     output_aliases,
@@ -277,11 +278,11 @@ class _Handler(BaseHTTPRequestHandler):
         if method != "Predict":
             raise service.refuse_unsupported(servable, signature_name, method)
         name, signature = find_signature(servable, signature_name)
+        limits = self.server.limits
         inputs = prepare_inputs(name, signature, columns(name, signature, payload, row_format),
-                                array_from_json)
-        deadline = time.monotonic() + self.server.timeout_seconds
+                                array_from_json, limits)
         outputs = run_signature(servable, name, inputs, output_aliases(name, signature, []),
-                                lambda: deadline - time.monotonic())
+                                Deadline.after(self.server.timeout_seconds), limits)
         return predictions(outputs, row_format)
 
 
@@ -293,9 +294,11 @@ def _to_json(message) -> dict:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address, manager: ModelManager, timeout_seconds: float):
+    def __init__(self, address, manager: ModelManager, timeout_seconds: float,
+                 limits: Limits):
         self.manager = manager
         self.timeout_seconds = timeout_seconds
+        self.limits = limits
         super().__init__(address, _Handler)
 
 
@@ -307,8 +310,8 @@ class RestServer:
     """
 
     def __init__(self, manager: ModelManager, host: str = "127.0.0.1", port: int = 8501,
-                 timeout_seconds: float = 30.0):
-        self._http = _HTTPServer((host, port), manager, timeout_seconds)
+                 timeout_seconds: float = 30.0, limits: Limits = DEFAULT_LIMITS):
+        self._http = _HTTPServer((host, port), manager, timeout_seconds, limits)
         self.port = self._http.server_address[1]
         self._thread = threading.Thread(target=self._http.serve_forever, name="rest",
                                         daemon=True)

@@ -59,7 +59,10 @@ from tensorflow_serving.config import model_server_config_pb2
 from . import service
 from .errors import ServingError, from_exception
 from .model_manager import ModelManager
-from .predict import predict
+from .limits import DEFAULT_LIMITS, Limits
+from .limits import add_flags as add_limit_flags
+from .limits import from_args as limits_from_args
+from .predict import Deadline, predict
 from .rest import RestServer
 from .servable import import_ann_index
 
@@ -84,13 +87,14 @@ def _answer(context: grpc.ServicerContext, compute: Callable[[], object], what: 
 class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     """``tensorflow.serving.PredictionService`` over a :class:`ModelManager`."""
 
-    def __init__(self, manager: ModelManager):
+    def __init__(self, manager: ModelManager, limits: Limits = DEFAULT_LIMITS):
         self.manager = manager
+        self.limits = limits
 
     def Predict(self, request, context):
         return _answer(context, lambda: predict(
             service.servable_for(self.manager, request.model_spec), request,
-            context.time_remaining), "Predict")
+            Deadline.of(context), self.limits), "Predict")
 
     def GetModelMetadata(self, request, context):
         return _answer(context, lambda: service.metadata_response(
@@ -210,7 +214,8 @@ def start_server(model_config_file: str | None = None, host: str = "127.0.0.1",
                  models: list[model_server_config_pb2.ModelConfig] | None = None,
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, max_threads: int = 16,
                  rest_timeout_seconds: float = 30.0, container_root: str = "/models",
-                 ann_loader: Callable[[str], object] | None = import_ann_index) -> Server:
+                 ann_loader: Callable[[str], object] | None = import_ann_index,
+                 limits: Limits = DEFAULT_LIMITS) -> Server:
     """Starts serving and returns at once (models load in the background).
 
     Args:
@@ -220,11 +225,13 @@ def start_server(model_config_file: str | None = None, host: str = "127.0.0.1",
         port: the gRPC port; 0 picks a free one (``Server.port`` says which).
         rest_port: TF Serving's REST API on this port (0 picks one); None: no REST.
         poll_seconds: how often new versions and config changes are looked for.
-        max_message_size: gRPC max receive / send message length in bytes.
+        max_message_size: gRPC max send message length in bytes (requests are bounded by
+            ``limits.max_request_bytes``).
         max_threads: gRPC worker threads (REST answers each connection in its own thread).
         rest_timeout_seconds: REST predict deadline.
         container_root: the container path export base paths start with.
         ann_loader: loads ``assets.extra/ann/`` (None: no approximate index).
+        limits: per-request bounds (``limits.py``), enforced by gRPC and REST alike.
 
     Raises:
         ValueError: the model config is invalid.
@@ -234,17 +241,18 @@ def start_server(model_config_file: str | None = None, host: str = "127.0.0.1",
                            container_root=container_root, ann_loader=ann_loader)
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc"),
-        options=[("grpc.max_receive_message_length", max_message_size),
+        options=[("grpc.max_receive_message_length", limits.max_request_bytes),
                  ("grpc.max_send_message_length", max_message_size)])
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(manager), grpc_server)
+        PredictionServicer(manager, limits), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelServicer(manager), grpc_server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     bound = _bind(grpc_server, host, port)
     rest = None
     if rest_port is not None:
-        rest = RestServer(manager, host, rest_port, timeout_seconds=rest_timeout_seconds)
+        rest = RestServer(manager, host, rest_port, timeout_seconds=rest_timeout_seconds,
+                          limits=limits)
     reporter = HealthReporter(manager, health_servicer)
     reporter.update()
     manager.add_listener(reporter.update)
@@ -287,11 +295,13 @@ def build_parser(prog: str = "python -m tfrec_fashion_serving.server"
     parser.add_argument("--file_system_poll_wait_seconds", type=float, default=1.0,
                         help="how often to look for new versions and config changes")
     parser.add_argument("--max_message_size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE,
-                        help="gRPC max receive/send message length in bytes")
+                        help="gRPC max send message length in bytes (requests: "
+                        "--max_request_bytes)")
     parser.add_argument("--grpc_max_threads", type=int, default=16,
                         help="worker threads answering requests")
     parser.add_argument("--container_model_root", default="/models",
                         help="base paths under this container path map next to models.config")
+    add_limit_flags(parser)
     return parser
 
 
@@ -328,7 +338,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             models=models, max_message_size=args.max_message_size,
             max_threads=args.grpc_max_threads,
             rest_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
-            container_root=args.container_model_root)
+            container_root=args.container_model_root, limits=limits_from_args(args))
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -31,6 +31,7 @@ from tensorflow_serving.apis import (
 )
 from tfrec_fashion_serving import predict as predict_module
 from tfrec_fashion_serving.errors import ServingError
+from tfrec_fashion_serving.limits import Limits
 from tfrec_fashion_serving.model_manager import State
 from tfrec_fashion_serving.server import PredictionServicer
 from tfrec_fashion_serving.testing import recommend_in_process
@@ -317,6 +318,9 @@ class _Context:
     def time_remaining(self):
         return self.remaining()
 
+    def is_active(self):
+        return True
+
     def abort(self, code, details):
         self.code, self.details = code, details
         raise _Aborted
@@ -330,7 +334,7 @@ def test_the_server_checks_the_deadline_before_running(shared_server, monkeypatc
     with pytest.raises(_Aborted):
         PredictionServicer(shared_server.manager).Predict(_good_request(), context)
     assert context.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert "before running signature 'recommend'" in context.details
+    assert "before rows 0..0 of 1 of signature 'recommend'" in context.details
     assert runs == []
 
 
@@ -338,9 +342,10 @@ def test_a_deadline_passing_while_running_is_deadline_exceeded(shared_server):
     servable = shared_server.manager.servable("toy")
     clock = iter([1.0, -0.5])
     with pytest.raises(ServingError) as error:
-        predict_module.predict(servable, _good_request(), lambda: next(clock))
+        predict_module.predict(servable, _good_request(), predict_module.Deadline(
+            lambda: next(clock)))
     assert error.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert "while running" in error.value.message
+    assert "after running signature 'recommend'" in error.value.message
 
 
 # === Versions coming and going under load ===
@@ -432,7 +437,7 @@ def test_a_removed_version_is_unloaded(export_base, serve):
 
 
 def test_messages_over_the_size_limit_are_refused(export_base, serve):
-    server = serve(export_base.config({"toy": None}), max_message_size=1024)
+    server = serve(export_base.config({"toy": None}), limits=Limits(max_request_bytes=1024))
     request = _request(user_id=_strings(["u" * 2000]))
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         with pytest.raises(grpc.RpcError) as error:

@@ -1,0 +1,172 @@
+"""How much work one request may ask for, and how it is cut into bounded TensorFlow calls.
+
+One ordinary-looking request (100,000 user ids, k = the catalogue size) once ran the server to
+22 GB. Every request is now measured against :class:`Limits` *before* any TensorFlow work, and a
+valid large batch runs in chunks of ``chunk_rows`` rows, so one request's memory is bounded by
+the chunk, not by the batch. The flags (``add_flags`` / ``from_args``) are named in
+``tensorflow_model_server``'s style; the defaults are safe for a 2-core, few-GB server:
+
+    flag                              default     what it bounds
+    --max_request_bytes               16 MiB      a gRPC message or a REST body, before parsing
+    --max_batch_size                  10000       rows of one request (its largest leading dim)
+    --max_input_elements              1000000     elements of any one input tensor, as declared
+                                                  (batch x exclusions, batch x items to score)
+    --max_batch_k                     1000000     rows x max(k): the answer's size (recommend)
+    --batch_chunk_rows                256         rows per TensorFlow call (memory per call)
+    --rest_api_read_timeout_seconds   10          a REST client that stops sending is dropped
+    --rest_api_max_connections        64          REST connections served at once
+
+A request over a limit is INVALID_ARGUMENT (HTTP 400; a REST body over ``max_request_bytes`` is
+413) with a message naming the limit, the value received and the flag that raises it, e.g.
+``request asks for 100000 rows x k=1500 = 150000000 results; the limit is 1000000
+(--max_batch_k)``. As TF Serving's batching answers a task over ``max_batch_size``, the code is
+INVALID_ARGUMENT: retrying the same request cannot succeed.
+
+:func:`chunks` and :func:`concatenate` cut a batch-major request into row ranges and join the
+answers. Inputs of batch size 1 are broadcast (the contract's rule) and go whole to every chunk.
+Outputs whose second dimension depends on the rows (``recommend``'s K = max(k) of the chunk,
+``user_query``'s seen items) are padded to the widest chunk with the contract's padding: ``""``
+for strings, ``-inf`` for floats, ``-1`` for integers, ``False`` for booleans.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+from collections.abc import Iterator, Mapping
+
+import numpy as np
+
+from .errors import invalid_argument
+
+MiB = 1024 * 1024
+K_INPUT = "k"
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Per-request bounds (module docstring); every field has its flag of the same name."""
+
+    max_request_bytes: int = 16 * MiB
+    max_batch_size: int = 10_000
+    max_input_elements: int = 1_000_000
+    max_batch_k: int = 1_000_000
+    batch_chunk_rows: int = 256
+    rest_api_read_timeout_seconds: float = 10.0
+    rest_api_max_connections: int = 64
+
+    def __post_init__(self) -> None:
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if not value > 0:
+                raise ValueError(f"--{field.name} must be positive. Received: {value!r}")
+
+    # === Checks, before any TensorFlow work ===
+
+    def check_input(self, signature_name: str, alias: str, shape) -> None:
+        """INVALID_ARGUMENT when one input (as its shape declares) is over the limits."""
+        shape = [int(size) for size in shape]
+        elements = math.prod(shape)
+        if elements > self.max_input_elements:
+            raise invalid_argument(
+                f"Input {alias!r} of signature {signature_name!r} has shape {shape} = "
+                f"{elements} elements; the limit is {self.max_input_elements} "
+                "(--max_input_elements)")
+        if shape and shape[0] > self.max_batch_size:
+            raise invalid_argument(
+                f"Input {alias!r} of signature {signature_name!r} has batch size {shape[0]}; "
+                f"the limit is {self.max_batch_size} (--max_batch_size)")
+
+    def check_request(self, signature_name: str, inputs: Mapping[str, np.ndarray]) -> None:
+        """INVALID_ARGUMENT when the complete inputs ask for too large an answer."""
+        for alias, value in inputs.items():
+            self.check_input(signature_name, alias, value.shape)
+        k = inputs.get(K_INPUT)
+        if k is None or not k.size or not np.issubdtype(k.dtype, np.integer):
+            return
+        rows = batch_size(inputs)
+        top = int(k.max())
+        if rows * top > self.max_batch_k:
+            raise invalid_argument(
+                f"Signature {signature_name!r}: the request asks for {rows} rows x k={top} = "
+                f"{rows * top} results; the limit is {self.max_batch_k} (--max_batch_k)")
+
+    def check_body_size(self, size: int, what: str = "request") -> None:
+        """INVALID_ARGUMENT for a message or body over ``max_request_bytes``."""
+        if size > self.max_request_bytes:
+            raise invalid_argument(
+                f"The {what} is {size} bytes; the limit is {self.max_request_bytes} "
+                "(--max_request_bytes)")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def add_flags(parser: argparse.ArgumentParser) -> None:
+    """The limits' flags, defaults from :class:`Limits`."""
+    group = parser.add_argument_group("limits (per request; see tfrec_fashion_serving.limits)")
+    helps = {
+        "max_request_bytes": "largest gRPC message or REST body accepted",
+        "max_batch_size": "most rows in one request",
+        "max_input_elements": "most elements in any one input (batch x exclusions, ...)",
+        "max_batch_k": "most results one request may ask for (rows x k)",
+        "batch_chunk_rows": "rows per TensorFlow call; a larger batch runs in chunks",
+        "rest_api_read_timeout_seconds": "drop a REST connection idle or slow for this long",
+        "rest_api_max_connections": "REST connections served at once (more: 503)",
+    }
+    for field in dataclasses.fields(Limits):
+        group.add_argument(f"--{field.name}", type=type(field.default), default=field.default,
+                           help=f"{helps[field.name]} (default {field.default})")
+
+
+def from_args(args: argparse.Namespace) -> Limits:
+    """The :class:`Limits` parsed flags give (ValueError for a non-positive one)."""
+    return Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)})
+
+
+# === Chunked running ===
+
+def batch_size(inputs: Mapping[str, np.ndarray]) -> int:
+    """The request's rows: the largest leading dimension (inputs of size 1 broadcast)."""
+    sizes = [value.shape[0] for value in inputs.values() if value.ndim]
+    return max(sizes, default=1)
+
+
+def chunks(inputs: Mapping[str, np.ndarray], rows: int
+           ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """``(start, inputs of rows [start, start + rows))`` over the batch; batch-size-1 and
+    scalar inputs go whole to every chunk."""
+    total = batch_size(inputs)
+    for start in range(0, total, rows):
+        yield start, {alias: value[start:start + rows]
+                      if value.ndim and value.shape[0] == total and total > 1 else value
+                      for alias, value in inputs.items()}
+
+
+def padding_value(dtype: np.dtype):
+    """The contract's padding for a dtype: "" / -inf / -1 / False."""
+    if dtype == object or dtype.kind in "SU":
+        return b""
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind == "b":
+        return False
+    return -1
+
+
+def concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Joins chunk outputs along the batch, padding each to the widest chunk."""
+    if len(parts) == 1:
+        return parts[0]
+    joined = {}
+    for alias in parts[0]:
+        arrays = [part[alias] for part in parts]
+        if arrays[0].ndim >= 2:
+            width = max(array.shape[1] for array in arrays)
+            arrays = [np.concatenate([array, np.full(
+                (array.shape[0], width - array.shape[1], *array.shape[2:]),
+                padding_value(array.dtype), dtype=array.dtype)], axis=1)
+                if array.shape[1] < width else array for array in arrays]
+        joined[alias] = np.concatenate(arrays, axis=0)
+    return joined
