@@ -18,7 +18,9 @@ so items of the category keep their exact score (the extra products are exact ze
 others drop by BIG, below every real score; they come back only when the category has fewer than
 k items, and are then cut as padding. Exclusions (items the caller already showed, or the user
 already bought) are applied after retrieval: the index returns k + M candidates for M excluded
-items, the excluded ones are removed, and the first k of the rest are kept in rank order.
+items, the excluded ones are removed (``layers.row_sets.in_row_sets``: a sorted search, not a
+[B, k + M, M] comparison, so wide exclusions cost memory linear in M), and the first k of the
+rest are kept in rank order.
 
 Rows are padded to K = max(k) with id -1 / score -inf where a row asks for fewer items or fewer
 items qualify.
@@ -32,6 +34,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrec_fashion.layers.partitioned_top_k import PartitionedTopK
+from tfrec_fashion.layers.row_sets import in_row_sets
 from tfrec_fashion_export.ann_index import recall_at_k
 
 INDEXES = ("brute_force", "partitioned")
@@ -86,7 +89,7 @@ class FilteredBruteForce(tf.Module):
         wanted = tf.one_hot(categories, self.n_categories)  # all zeros for -1 (any)
         filter_columns = tf.where(categories[:, None] >= 0, 1.0 - wanted, 0.0)
         scores, indices = self.brute_force(tf.concat([queries, filter_columns], axis=1), k=fetch)
-        hit = tf.reduce_any(indices[:, :, None] == excluded[:, None, :], axis=-1)
+        hit = in_row_sets(indices, excluded)
         usable = tf.logical_and(tf.logical_not(hit), scores > -BIG / 2)
         # Usable candidates first, each group in rank order (a stable sort on position).
         position = tf.range(fetch)[None, :] + tf.where(usable, 0, fetch)

@@ -158,8 +158,7 @@ class ToyRecommender(tf.Module):
             user = self.user_query(_broadcast_rows(user_id, batch_size))
         scores = tf.matmul(user["query"], self.item_vectors, transpose_b=True)
         allowed = tf.logical_or(category[:, None] == "", category[:, None] == self.item_categories)
-        excluded = tf.reduce_any(self.item_ids[None, :, None] == exclude_item_ids[:, None, :],
-                                 axis=-1)
+        excluded = self._excluded(exclude_item_ids, batch_size)
         scores = tf.where(tf.logical_and(allowed, tf.logical_not(excluded)), scores, -np.inf)
         top_scores, top_index = tf.math.top_k(scores, k=tf.reduce_max(k))
         within_k = tf.range(tf.reduce_max(k))[None, :] < k[:, None]
@@ -169,6 +168,21 @@ class ToyRecommender(tf.Module):
             "scores": tf.where(keep, top_scores, -np.inf),
             "cold_start": user["cold_start"],
         }
+
+
+    def _excluded(self, exclude_item_ids: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:
+        """bool [B, N]: the items each row excludes, scattered by row (memory B x (N + M), not
+        the B x N x M of comparing every item with every exclusion)."""
+        rows = self.item_table.lookup(exclude_item_ids)  # [B, M], -1 for "" and unknown ids
+        batch_rows = tf.broadcast_to(tf.range(batch_size, dtype=tf.int64)[:, None],
+                                     tf.shape(rows, out_type=tf.int64))
+        known = rows >= 0
+        pairs = tf.stack([tf.boolean_mask(batch_rows, known), tf.boolean_mask(rows, known)],
+                         axis=1)
+        counts = tf.scatter_nd(pairs, tf.ones(tf.shape(pairs)[:1], tf.int32),
+                               tf.stack([tf.cast(batch_size, tf.int64),
+                                         tf.cast(self.n_items, tf.int64)]))
+        return counts > 0
 
 
 def save(model: ToyRecommender, path: str) -> None:

@@ -40,6 +40,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tfrec_fashion.layers.partitioning import default_n_partitions, partition
+from tfrec_fashion.layers.row_sets import in_row_sets
 from tfrec_fashion.serialization import register_serializable
 
 QUANTIZATIONS = ("none", "bfloat16", "int8")
@@ -315,7 +316,7 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
             scores = tf.einsum("bd,brd->br", queries, tf.gather(self._vectors, candidates))
             scores = tf.where(candidates < self.n_items, scores, -np.inf)
         identifiers = tf.gather(self._identifiers, candidates)
-        hit = tf.reduce_any(identifiers[:, :, None] == exclusions[:, None, :], axis=-1)
+        hit = in_row_sets(identifiers, exclusions)
         scores, order = tf.math.top_k(tf.where(hit, -np.inf, scores), k)
         identifiers = tf.gather(identifiers, order, batch_dims=1)
         return scores, tf.where(scores > -np.inf, identifiers, self._identifiers[-1])
