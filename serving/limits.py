@@ -13,6 +13,7 @@ the chunk, not by the batch. The flags (``add_flags`` / ``from_args``) are named
                                                   (batch x exclusions, batch x items to score)
     --max_batch_k                     1000000     rows x max(k): the answer's size (recommend)
     --batch_chunk_rows                256         rows per TensorFlow call (memory per call)
+    --max_concurrent_runs             CPU count   TensorFlow calls running at once
     --rest_api_read_timeout_seconds   10          a REST client that stops sending is dropped
     --rest_api_max_connections        64          REST connections served at once
 
@@ -21,6 +22,13 @@ A request over a limit is INVALID_ARGUMENT (HTTP 400; a REST body over ``max_req
 ``request asks for 100000 rows x k=1500 = 150000000 results; the limit is 1000000
 (--max_batch_k)``. As TF Serving's batching answers a task over ``max_batch_size``, the code is
 INVALID_ARGUMENT: retrying the same request cannot succeed.
+
+:class:`RunGate` admits at most ``max_concurrent_runs`` TensorFlow calls at once and, when
+calls wait, runs the one from the request with the fewest rows first (ties: first come). A
+single-user request therefore waits for at most the chunks already running, not for every chunk
+of a 10,000-row batch queued before it, and requests that expire while waiting leave the queue
+without running. Memory is bounded by ``max_concurrent_runs`` chunks. One gate per
+:class:`Limits` object: a server's gRPC and REST share it.
 
 :func:`chunks` and :func:`concatenate` cut a batch-major request into row ranges and join the
 answers. Inputs of batch size 1 are broadcast (the contract's rule) and go whole to every chunk.
@@ -32,9 +40,14 @@ for strings, ``-inf`` for floats, ``-1`` for integers, ``False`` for booleans.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import heapq
+import itertools
 import math
-from collections.abc import Iterator, Mapping
+import os
+import threading
+from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
@@ -53,14 +66,17 @@ class Limits:
     max_input_elements: int = 1_000_000
     max_batch_k: int = 1_000_000
     batch_chunk_rows: int = 256
+    max_concurrent_runs: int = os.cpu_count() or 1
     rest_api_read_timeout_seconds: float = 10.0
     rest_api_max_connections: int = 64
+    gate: RunGate = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        for field in dataclasses.fields(self):
+        for field in _flag_fields():
             value = getattr(self, field.name)
             if not value > 0:
                 raise ValueError(f"--{field.name} must be positive. Received: {value!r}")
+        object.__setattr__(self, "gate", RunGate(self.max_concurrent_runs))
 
     # === Checks, before any TensorFlow work ===
 
@@ -100,9 +116,6 @@ class Limits:
                 "(--max_request_bytes)")
 
 
-DEFAULT_LIMITS = Limits()
-
-
 def add_flags(parser: argparse.ArgumentParser) -> None:
     """The limits' flags, defaults from :class:`Limits`."""
     group = parser.add_argument_group("limits (per request; see tfrec_fashion_serving.limits)")
@@ -112,17 +125,76 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "max_input_elements": "most elements in any one input (batch x exclusions, ...)",
         "max_batch_k": "most results one request may ask for (rows x k)",
         "batch_chunk_rows": "rows per TensorFlow call; a larger batch runs in chunks",
+        "max_concurrent_runs": "TensorFlow calls at once (fewest rows first when they wait)",
         "rest_api_read_timeout_seconds": "drop a REST connection idle or slow for this long",
         "rest_api_max_connections": "REST connections served at once (more: 503)",
     }
-    for field in dataclasses.fields(Limits):
+    for field in _flag_fields():
         group.add_argument(f"--{field.name}", type=type(field.default), default=field.default,
                            help=f"{helps[field.name]} (default {field.default})")
 
 
 def from_args(args: argparse.Namespace) -> Limits:
     """The :class:`Limits` parsed flags give (ValueError for a non-positive one)."""
-    return Limits(**{field.name: getattr(args, field.name) for field in dataclasses.fields(Limits)})
+    return Limits(**{field.name: getattr(args, field.name) for field in _flag_fields()})
+
+
+def _flag_fields() -> list[dataclasses.Field]:
+    return [field for field in dataclasses.fields(Limits) if field.init]
+
+
+class RunGate:
+    """At most ``slots`` TensorFlow calls at once; waiting calls go fewest rows first.
+
+    ``with gate.slot(rows, check):`` blocks until the call may run; ``check()`` is called while
+    waiting (every 20 ms) and may raise to give up the place (an expired or cancelled request).
+    """
+
+    POLL_SECONDS = 0.02
+
+    def __init__(self, slots: int):
+        self.slots = slots
+        self._running = 0
+        self._waiting: list[list] = []  # heap of [rows, arrival, granted Event, withdrawn]
+        self._arrivals = itertools.count()
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def slot(self, rows: int, check: Callable[[], None] = lambda: None) -> Iterator[None]:
+        entry = [rows, next(self._arrivals), threading.Event(), False]
+        with self._lock:
+            if self._running < self.slots and not self._waiting:
+                self._running += 1
+                entry[2].set()
+            else:
+                heapq.heappush(self._waiting, entry)
+        try:
+            while not entry[2].wait(self.POLL_SECONDS):
+                check()
+        except BaseException:
+            with self._lock:
+                granted = entry[2].is_set()
+                entry[3] = True  # withdrawn: skipped when popped
+            if granted:
+                self._release()
+            raise
+        try:
+            yield
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        """Hands the slot to the next waiting call, or frees it."""
+        with self._lock:
+            while self._waiting:
+                entry = heapq.heappop(self._waiting)
+                if not entry[3]:
+                    entry[2].set()
+                    return
+            self._running -= 1
+
+
+DEFAULT_LIMITS = Limits()
 
 
 # === Chunked running ===

@@ -16,10 +16,11 @@ The steps follow TF Serving's ``predict_util`` (and ``saved_model::GetInputValue
    measured (rows, rows x k).
 3. :func:`output_aliases`: ``output_filter`` (empty = all outputs); unknown or repeated aliases
    are INVALID_ARGUMENT.
-4. :func:`run_signature`: runs the batch in chunks of ``Limits.batch_chunk_rows`` rows, checking
-   the :class:`Deadline` before each chunk: a request whose client gave up (deadline passed:
-   DEADLINE_EXCEEDED; call cancelled: CANCELLED) stops within one chunk, as TF Serving stops a
-   ``Session::Run`` at ``RunOptions.timeout_in_ms``. An error raised inside the graph keeps
+4. :func:`run_signature`: runs the batch in chunks of ``Limits.batch_chunk_rows`` rows, each
+   admitted by the limits' :class:`~.limits.RunGate` (fewest rows first), checking the
+   :class:`Deadline` before and while each chunk waits: a request whose client gave up
+   (deadline passed: DEADLINE_EXCEEDED; call cancelled: CANCELLED) stops within one chunk, as TF
+   Serving stops a ``Session::Run`` at ``RunOptions.timeout_in_ms``. An error raised inside the graph keeps
    TensorFlow's code and message (an in-graph assertion such as "k must be in [1, 40]" is
    INVALID_ARGUMENT); anything else is INTERNAL.
 
@@ -180,13 +181,16 @@ def run_signature(servable: Servable, signature_name: str, inputs: dict[str, np.
     rows = limits_module.batch_size(inputs)
     parts = []
     for start, chunk in limits_module.chunks(inputs, limits.batch_chunk_rows):
-        deadline.check(f"before rows {start}..{min(start + limits.batch_chunk_rows, rows) - 1} "
-                       f"of {rows} of signature {signature_name!r}")
-        try:
-            results = servable.run(signature_name, chunk)
-        except Exception as error:  # noqa: BLE001 - every failure becomes a status, never a crash
-            raise from_exception(error, f"running signature {signature_name!r} of model "
-                                        f"{servable.name!r} version {servable.version}") from None
+        when = (f"before rows {start}..{min(start + limits.batch_chunk_rows, rows) - 1} of "
+                f"{rows} of signature {signature_name!r}")
+        deadline.check(when)
+        with limits.gate.slot(rows, lambda: deadline.check(when)):
+            try:
+                results = servable.run(signature_name, chunk)
+            except Exception as error:  # noqa: BLE001 - every failure becomes a status
+                raise from_exception(
+                    error, f"running signature {signature_name!r} of model {servable.name!r} "
+                           f"version {servable.version}") from None
         parts.append({alias: results[alias] for alias in outputs})
     deadline.check(f"after running signature {signature_name!r}")
     return limits_module.concatenate(parts)

@@ -236,3 +236,51 @@ def test_concurrent_chunked_requests_answer_correctly(shared_server, reference, 
         np.testing.assert_array_equal(outputs["item_ids"], expected["item_ids"].numpy())
         assert_close(outputs["scores"], expected["scores"].numpy(), ulps=8)
     assert len(answers) == 4
+
+
+# === The run gate ===
+
+def test_the_gate_bounds_concurrent_runs_and_serves_fewest_rows_first():
+    gate = limits_module.RunGate(slots=1)
+    order, started = [], threading.Event()
+    release = threading.Event()
+
+    def hold():
+        with gate.slot(1):
+            started.set()
+            release.wait(10)
+
+    def run(rows):
+        with gate.slot(rows):
+            order.append(rows)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    started.wait(10)
+    waiting = []
+    for rows in (5000, 300, 1):  # queued while the slot is held, largest first
+        waiting.append(threading.Thread(target=run, args=(rows,)))
+        waiting[-1].start()
+        time.sleep(0.05)
+    assert order == [], "a second call ran while the only slot was held"
+    release.set()
+    for thread in [holder, *waiting]:
+        thread.join(10)
+    assert order == [1, 300, 5000]
+
+
+def test_a_call_that_gives_up_while_waiting_leaves_the_queue():
+    gate = limits_module.RunGate(slots=1)
+    with gate.slot(1):
+        checks = iter([None, None])
+
+        def check():
+            if next(checks, "expired") == "expired":
+                raise TimeoutError("expired")
+
+        with pytest.raises(TimeoutError):
+            with gate.slot(10, check):
+                pass
+    with gate.slot(1):  # the slot came back: nothing is stuck on the withdrawn entry
+        pass
+    assert gate._running == 0 and gate._waiting == []
