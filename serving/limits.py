@@ -2,15 +2,16 @@
 
 One ordinary-looking request (100,000 user ids, k = the catalogue size) once ran the server to
 22 GB. Every request is now measured against :class:`Limits` *before* any TensorFlow work, and a
-valid large batch runs in chunks of ``chunk_rows`` rows, so one request's memory is bounded by
+valid large batch runs in chunks of ``batch_chunk_rows`` rows, so one request's memory is bounded by
 the chunk, not by the batch. The flags (``add_flags`` / ``from_args``) are named in
 ``tensorflow_model_server``'s style; the defaults are safe for a 2-core, few-GB server:
 
     flag                              default     what it bounds
     --max_request_bytes               16 MiB      a gRPC message or a REST body, before parsing
     --max_batch_size                  10000       rows of one request (its largest leading dim)
-    --max_input_elements              1000000     elements of any one input tensor, as declared
-                                                  (batch x exclusions, batch x items to score)
+    --max_input_elements              4194304     elements of any one input tensor, as declared
+                                                  (batch x exclusions, batch x items to score,
+                                                  a [16, 224, 224, 3] image batch fits)
     --max_batch_k                     1000000     rows x max(k): the answer's size (recommend)
     --batch_chunk_rows                256         rows per TensorFlow call (memory per call)
     --max_concurrent_runs             CPU count   TensorFlow calls running at once
@@ -19,9 +20,9 @@ the chunk, not by the batch. The flags (``add_flags`` / ``from_args``) are named
 
 A request over a limit is INVALID_ARGUMENT (HTTP 400; a REST body over ``max_request_bytes`` is
 413) with a message naming the limit, the value received and the flag that raises it, e.g.
-``request asks for 100000 rows x k=1500 = 150000000 results; the limit is 1000000
-(--max_batch_k)``. As TF Serving's batching answers a task over ``max_batch_size``, the code is
-INVALID_ARGUMENT: retrying the same request cannot succeed.
+``Signature 'recommend': the request asks for 5000 rows x k=1500 = 7500000 results; the
+limit is 1000000 (--max_batch_k)``. As TF Serving's batching answers a task over
+``max_batch_size``, the code is INVALID_ARGUMENT: retrying the same request cannot succeed.
 
 :class:`RunGate` admits at most ``max_concurrent_runs`` TensorFlow calls at once and, when
 calls wait, runs the one from the request with the fewest rows first (ties: first come). A
@@ -63,7 +64,7 @@ class Limits:
 
     max_request_bytes: int = 16 * MiB
     max_batch_size: int = 10_000
-    max_input_elements: int = 1_000_000
+    max_input_elements: int = 4 * 1024 * 1024
     max_batch_k: int = 1_000_000
     batch_chunk_rows: int = 256
     max_concurrent_runs: int = os.cpu_count() or 1
