@@ -24,9 +24,14 @@ Pure functions, no threads and no TensorFlow runtime:
   ``tensorflow/serving`` container and with our server.
 - :func:`discover_versions` lists the complete versions under a base path: integer-named
   directories holding ``saved_model.pb``. Anything else (``.tmp-3-abc`` exports in progress, an
-  integer directory whose ``saved_model.pb`` is not written yet) is invisible.
+  integer directory whose ``saved_model.pb`` is not written yet) is invisible;
+  :func:`incomplete_versions` names those integer directories, so the server can say why a
+  directory that looks like a version is not served.
 - :func:`select_versions` applies the version policy: ``latest`` (the ``num_versions`` highest,
   default 1), ``all``, or ``specific``.
+- :func:`label_problems` checks ``version_labels``: TF Serving refuses a config whose label
+  points at a version that is not available for inference (FAILED_PRECONDITION, "Request to
+  assign label to version N of model M, which is not currently available for inference").
 """
 
 from __future__ import annotations
@@ -95,16 +100,24 @@ def resolve_base_path(base_path: str, config_dir: str, container_root: str = "/m
 
 def discover_versions(base_path: str) -> dict[int, str]:
     """Complete versions under ``base_path``: ``{version: directory}``; {} if it does not exist."""
+    return {version: directory for version, directory in _version_directories(base_path)
+            if os.path.isfile(os.path.join(directory, SAVED_MODEL_FILE))}
+
+
+def incomplete_versions(base_path: str) -> dict[int, str]:
+    """Integer directories under ``base_path`` without ``saved_model.pb`` (empty, or an export
+    copied in place rather than renamed into it): ``{version: directory}``."""
+    return {version: directory for version, directory in _version_directories(base_path)
+            if not os.path.isfile(os.path.join(directory, SAVED_MODEL_FILE))}
+
+
+def _version_directories(base_path: str) -> list[tuple[int, str]]:
     try:
         entries = os.listdir(base_path)
     except FileNotFoundError:
-        return {}
-    versions = {}
-    for entry in entries:
-        directory = os.path.join(base_path, entry)
-        if entry.isdigit() and os.path.isfile(os.path.join(directory, SAVED_MODEL_FILE)):
-            versions[int(entry)] = directory
-    return versions
+        return []
+    return [(int(entry), os.path.join(base_path, entry)) for entry in entries
+            if entry.isdigit() and os.path.isdir(os.path.join(base_path, entry))]
 
 
 def select_versions(model: ModelConfig, available: set[int] | list[int]) -> set[int]:
@@ -128,3 +141,13 @@ def describe_policy(model: ModelConfig) -> str:
     if choice == "specific":
         return f"versions {sorted(policy.specific.versions)}"
     return f"latest {max(policy.latest.num_versions, 1)}"
+
+
+def label_problems(model: ModelConfig, servable_versions: set[int]) -> list[str]:
+    """What is wrong with ``model``'s version labels: one message per label whose version is not
+    in ``servable_versions`` (the versions available for inference, see ``ModelManager``)."""
+    return [f"Request to assign label to version {version} of model {model.name}, which is not "
+            f"currently available for inference (label {label!r}; versions available: "
+            f"{sorted(servable_versions)})"
+            for label, version in sorted(model.version_labels.items())
+            if version not in servable_versions]

@@ -5,9 +5,13 @@ path resolution and version policies) and runs one background thread that, every
 ``poll_seconds`` (``tensorflow_model_server --file_system_poll_wait_seconds``):
 
 1. re-reads ``models.config`` when the file changed (models added, removed, policies and labels
-   updated; a config that no longer parses is logged and the previous one kept);
+   updated). A config that no longer parses, or whose ``version_labels`` point at a version that
+   is not available for inference (below), is refused: the error is logged once and the
+   previous config kept, and the file is checked again on every pass, so a refused config is
+   taken as soon as the version its label names is exported;
 2. for each model, lists the complete versions on disk (integer directories holding
-   ``saved_model.pb``; ``.tmp-*`` exports in progress are invisible) and applies the policy;
+   ``saved_model.pb``; ``.tmp-*`` exports in progress are invisible; an integer directory
+   without ``saved_model.pb`` is skipped with one warning naming it) and applies the policy;
 3. loads each wanted version that is not loaded: ``tf.saved_model.load`` and the approximate
    index (``servable.py``), then replays ``assets.extra/tf_serving_warmup_requests`` (a TFRecord
    of ``PredictionLog``, ``predict_log.request`` each) through the same Predict code clients use.
@@ -22,9 +26,23 @@ request holds a reference to the :class:`~.servable.Servable` it got, so a versi
 mid-request finishes that request. States follow ``ModelVersionStatus.State``: LOADING ->
 AVAILABLE -> UNLOADING -> END (or LOADING -> END with an error).
 
+A version label may point only at a version *available for inference*: one the model's version
+policy serves out of the versions on disk that has not failed to load, i.e. AVAILABLE, or LOADING
+/ about to load (TF Serving, without ``--allow_version_labels_for_unavailable_models``, accepts
+only AVAILABLE; a version on disk that is still loading is accepted here, so a config can add a
+version and label it in one edit, and a request for the label answers NOT_FOUND until it loads).
+
+Start-up, as ``ServerCore`` (TF Serving's ``WaitUntilModelsAvailable``):
+:meth:`ModelManager.load_until_available` loads every configured model in the calling thread
+and returns once each has an available version; a version that fails to load raises
+:class:`ModelLoadError`; while a model has no version on disk it waits (logging which model it
+waits for), up to an optional timeout. The server listens only after it returns.
+
 Usage::
 
     manager = ModelManager("/exports/models.config", poll_seconds=1.0)
+    manager.load_until_available(timeout=600)           # optional: what start_server does
+    manager.check_version_labels()
     manager.start()
     manager.wait_until_available("vbpr", timeout=60)
     servable = manager.servable("vbpr")                 # latest; or version=3 / label="stable"
@@ -61,6 +79,10 @@ State = get_model_status_pb2.ModelVersionStatus.State
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
+class ModelLoadError(RuntimeError):
+    """A configured model's version failed to load while the server was starting."""
+
+
 @dataclasses.dataclass(frozen=True)
 class VersionState:
     """A version's ``ModelVersionStatus``: its state and, after a failure, the error.
@@ -88,6 +110,7 @@ class ModelStream:
     servables: dict[int, Servable] = dataclasses.field(default_factory=dict)  # replaced whole
     states: dict[int, VersionState] = dataclasses.field(default_factory=dict)
     warned_empty: bool = False
+    warned_incomplete: set[str] = dataclasses.field(default_factory=set)  # directories
 
     @property
     def name(self) -> str:
@@ -150,6 +173,7 @@ class ModelManager:
         self._lock = threading.Lock()
         self._streams: dict[str, ModelStream] = {}
         self._config_stamp = None
+        self._refused_stamp = None  # a changed config that was refused, logged once
         self._listeners: list[Callable[[], None]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -207,25 +231,64 @@ class ModelManager:
     def _reload_config_if_changed(self) -> None:
         if self.config_file is None:
             return
+        stamp = None
         try:
             stat = os.stat(self.config_file)
-            if (stat.st_mtime_ns, stat.st_size) == self._config_stamp:
+            stamp = (stat.st_mtime_ns, stat.st_size)
+            if stamp == self._config_stamp:
                 return
-            models = self._read_config_file()
+            models = model_config.read_config(self.config_file)
+            self._check_labels(models)
         except (OSError, ValueError) as error:
-            log.error("keeping the previous model config: %s", error)
+            refused = stamp or "unreadable"
+            if refused != self._refused_stamp:  # once per edit, not on every pass
+                log.error("model config %s refused, keeping the previous one: %s",
+                          self.config_file, error)
+                self._refused_stamp = refused
             return
+        self._config_stamp, self._refused_stamp = stamp, None
         log.info("model config %s changed: serving %s", self.config_file,
                  [model.name for model in models])
         self._apply_models(models)
 
-    def _apply_models(self, models: list[model_server_config_pb2.ModelConfig]) -> None:
+    def check_version_labels(self) -> None:
+        """Refuses the current config if a version label names a version not available for
+        inference (see the module docstring).
+
+        Raises:
+            ValueError: TF Serving's message for each such label.
+        """
+        with self._lock:
+            models = [stream.config for stream in self._streams.values()]
+        self._check_labels(models)
+
+    def _check_labels(self, models: list[model_server_config_pb2.ModelConfig]) -> None:
+        problems = [problem for config in models if config.version_labels
+                    for problem in model_config.label_problems(
+                        config, self._versions_for_labels(config))]
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def _versions_for_labels(self, config: model_server_config_pb2.ModelConfig) -> set[int]:
+        """The versions of ``config``'s model a label may name: served by its policy, on disk,
+        not failed to load (the files unchanged since)."""
+        on_disk = model_config.discover_versions(self._base_path(config))
+        with self._lock:
+            stream = self._streams.get(config.name)
+            states = dict(stream.states) if stream else {}
+        return {version for version in model_config.select_versions(config, on_disk)
+                if not (version in states and states[version].failed
+                        and states[version].fingerprint == _fingerprint(on_disk[version]))}
+
+    def _base_path(self, config: model_server_config_pb2.ModelConfig) -> str:
         config_dir = os.path.dirname(self.config_file) if self.config_file else os.getcwd()
+        return model_config.resolve_base_path(config.base_path, config_dir, self.container_root)
+
+    def _apply_models(self, models: list[model_server_config_pb2.ModelConfig]) -> None:
         with self._lock:
             streams = {}
             for config in models:
-                base_path = model_config.resolve_base_path(config.base_path, config_dir,
-                                                           self.container_root)
+                base_path = self._base_path(config)
                 stream = self._streams.get(config.name) or ModelStream(config, base_path)
                 stream.config, stream.base_path = config, base_path
                 streams[config.name] = stream
@@ -237,6 +300,7 @@ class ModelManager:
     # === Loading and unloading ===
 
     def _reconcile(self, stream: ModelStream) -> None:
+        self._warn_incomplete(stream)
         on_disk = model_config.discover_versions(stream.base_path)
         if not on_disk and not stream.warned_empty:
             log.warning("no versions of model %s under %s yet (integer directories holding "
@@ -248,6 +312,17 @@ class ModelManager:
                                                                      on_disk[version]):
                 self._load(stream, version, on_disk[version])
         self._unload_unwanted(stream, wanted)
+
+    @staticmethod
+    def _warn_incomplete(stream: ModelStream) -> None:
+        incomplete = model_config.incomplete_versions(stream.base_path)
+        for version, directory in sorted(incomplete.items()):
+            if directory not in stream.warned_incomplete:
+                log.warning("model %s: version directory %s holds no %s, so it is not served "
+                            "(empty, or an export still being copied in: write each version "
+                            "to a temporary directory and rename it into place)", stream.name,
+                            directory, model_config.SAVED_MODEL_FILE)
+        stream.warned_incomplete = set(incomplete.values())
 
     def _should_load(self, stream: ModelStream, version: int, directory: str) -> bool:
         previous = stream.states.get(version)
@@ -289,6 +364,49 @@ class ModelManager:
     def _set_state(self, stream: ModelStream, version: int, state: VersionState) -> None:
         with self._lock:
             stream.states[version] = state
+
+    # === Start-up ===
+
+    def load_until_available(self, timeout: float | None = None) -> None:
+        """Loads the configured models in the calling thread and returns once each has an
+        available version (TF Serving's start-up; see the module docstring).
+
+        Args:
+            timeout: seconds to wait for models with no version on disk; None waits forever.
+
+        Raises:
+            ModelLoadError: a version failed to load (or to warm up); names model and error.
+            TimeoutError: some model still had no available version after ``timeout``.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        announced = set()
+        while True:
+            self.poll_once()
+            with self._lock:
+                streams = list(self._streams.values())
+            failures = [f"model {stream.name} version {version} failed to load: "
+                        f"{state.error_message}"
+                        for stream in streams for version, state in sorted(stream.states.items())
+                        if state.failed]
+            if failures:
+                raise ModelLoadError("; ".join(failures))
+            awaited = [stream for stream in streams if not stream.servables]
+            if not awaited:
+                return
+            for stream in awaited:
+                if stream.name not in announced:
+                    log.info("waiting for model %s before listening: %s", stream.name,
+                             self._describe(stream))
+                    announced.add(stream.name)
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"no version of model(s) {[s.name for s in awaited]} became "
+                                   f"available within the start-up timeout of {timeout} s: "
+                                   + "; ".join(f"{s.name}: {self._describe(s)}"
+                                               for s in awaited))
+            wait = self.poll_seconds if deadline is None else \
+                min(self.poll_seconds, max(deadline - time.monotonic(), 0.0))
+            if self._stop.wait(wait):
+                raise ModelLoadError("stopped while waiting for models to load")
 
     # === Lookups (called from request threads) ===
 

@@ -8,28 +8,49 @@ Services (the official ``tensorflow_serving.apis`` protos and stubs):
   MultiInference (UNIMPLEMENTED: our signatures are Predict signatures; the message lists them).
 - ``tensorflow.serving.ModelService``: GetModelStatus (HandleReloadConfigRequest is
   UNIMPLEMENTED: edit ``models.config`` instead, it is re-read on change).
-- ``grpc.health.v1.Health``: service ``""`` is SERVING while any model has an available
-  version, and each model name is SERVING while that model has one.
+- ``grpc.health.v1.Health``: service ``""`` is SERVING while every configured model has an
+  available version, and each model name is SERVING while that model has one; everything is
+  NOT_SERVING from the moment shutdown begins.
 - Optionally TF Serving's REST API on a second port (``rest.py``).
 
-Versions are loaded, warmed up, swapped and unloaded in the background (``model_manager.py``);
-bad requests get TF Serving's status codes with messages naming the problem (``errors.py``,
-``predict.py``); nothing a client sends can stop the server.
+Start-up, as ``tensorflow_model_server``: the configured models are loaded (and warmed up)
+first, and the gRPC and REST ports are bound and opened only once every configured model has an
+available version, so a client that connects as soon as the port opens is answered. A version
+that fails to load at start-up stops start-up (``ModelLoadError``, naming the model and the
+error); a model with no version on disk yet is waited for, logging which, for
+``startup_timeout`` seconds (default: forever, as TF Serving). A version label that points at a
+version not available for inference refuses the config (``ValueError``, TF Serving's
+"Request to assign label to version N of model M, which is not currently available for
+inference"); the ports are checked before loading, so a port in use fails at once. The gRPC port
+is bound exclusively (no ``SO_REUSEPORT``): a second server on the same port is an ``OSError``
+naming the address, not a silent second listener.
+
+After start-up, versions are loaded, warmed up, swapped and unloaded in the background
+(``model_manager.py``); bad requests get TF Serving's status codes with messages naming the
+problem (``errors.py``, ``predict.py``); nothing a client sends can stop the server.
+
+Shutdown drains: :meth:`Server.stop` (and SIGTERM / SIGINT on the command line) sets health
+NOT_SERVING, stops accepting calls (new gRPC calls get UNAVAILABLE), lets calls in flight finish
+for up to ``grace`` seconds (``--shutdown_grace_seconds``, default 30), then unloads the models.
 
 Python::
 
     from tfrec_fashion_serving.server import start_server
 
     server = start_server("/exports/models.config", port=0, rest_port=0, poll_seconds=1.0)
-    server.wait_until_available("vbpr", timeout=60)
-    print(server.port, server.rest_port)        # the ports actually bound
+    print(server.port, server.rest_port)        # the ports actually bound; models are loaded
     ...
-    server.stop()
+    server.stop(grace=30)
 
 Command line (flags named as ``tensorflow_model_server``'s)::
 
     python -m tfrec_fashion_serving.server --model_config_file=/exports/models.config \\
-        --port=8500 --rest_api_port=8501 --file_system_poll_wait_seconds=1
+        --port=8500 --rest_api_port=8501 --file_system_poll_wait_seconds=1 \\
+        --model_startup_timeout_seconds=600 --shutdown_grace_seconds=30
+
+Exit status: 0 after a signal-initiated shutdown; 1 when a model failed to load or did not
+become available within ``--model_startup_timeout_seconds``; 2 for a bad config or flag, or a
+port that could not be bound.
 
 Differences from ``tensorflow_model_server``: ``--host`` defaults to 127.0.0.1 (pass 0.0.0.0
 to listen on every interface); ``--port=0`` binds a free port and logs it; base paths under
@@ -42,6 +63,7 @@ import argparse
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -50,7 +72,6 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (
-    model_pb2,
     model_service_pb2_grpc,
     prediction_service_pb2_grpc,
 )
@@ -58,7 +79,7 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from . import service
 from .errors import ServingError, from_exception
-from .model_manager import ModelManager
+from .model_manager import ModelLoadError, ModelManager
 from .limits import DEFAULT_LIMITS, Limits
 from .limits import add_flags as add_limit_flags
 from .limits import from_args as limits_from_args
@@ -69,6 +90,7 @@ from .servable import import_ann_index
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_MESSAGE_SIZE = 64 * 1024 * 1024
+DEFAULT_SHUTDOWN_GRACE_SECONDS = 30.0
 OVERALL_HEALTH = ""
 
 
@@ -108,8 +130,10 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
         return self._refuse(request.model_spec, "Regress", context)
 
     def MultiInference(self, request, context):
-        spec = request.tasks[0].model_spec if request.tasks else model_pb2.ModelSpec()
-        return self._refuse(spec, "MultiInference", context)
+        if not request.tasks:
+            refusal = service.refuse_method("MultiInference")
+            context.abort(refusal.code, refusal.message)
+        return self._refuse(request.tasks[0].model_spec, "MultiInference", context)
 
     def _refuse(self, spec, method: str, context):
         def refusal():
@@ -147,8 +171,8 @@ class HealthReporter:
     def update(self) -> None:
         statuses = {name: self._status(bool(self.manager.available_versions(name)))
                     for name in self.manager.model_names()}
-        statuses[OVERALL_HEALTH] = self._status(
-            any(status == health_pb2.HealthCheckResponse.SERVING for status in statuses.values()))
+        statuses[OVERALL_HEALTH] = self._status(  # as TF Serving: every configured model
+            all(status == health_pb2.HealthCheckResponse.SERVING for status in statuses.values()))
         with self._lock:
             for name in set(self._reported) - set(statuses):  # models removed from the config
                 statuses[name] = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -191,15 +215,21 @@ class Server:
         """Blocks until the server stops."""
         self._grpc_server.wait_for_termination()
 
-    def stop(self, grace: float | None = 1.0) -> None:
-        """Stops answering (in-flight calls get ``grace`` seconds), then unloads every model."""
+    def stop(self, grace: float | None = DEFAULT_SHUTDOWN_GRACE_SECONDS) -> None:
+        """Drains, then unloads every model.
+
+        Health turns NOT_SERVING, new calls are refused (gRPC: UNAVAILABLE), calls in flight
+        get up to ``grace`` seconds to finish (gRPC and REST together; 0 or None: cancelled at
+        once); then the models are unloaded. A second call returns at once.
+        """
         if self._stopped.is_set():
             return
         self._stopped.set()
         self._health.enter_graceful_shutdown()
+        grpc_stopped = self._grpc_server.stop(grace)  # refuses new calls now, drains in flight
         if self._rest is not None:
-            self._rest.stop()
-        self._grpc_server.stop(grace).wait()
+            self._rest.stop(grace or 0.0)
+        grpc_stopped.wait()
         self.manager.stop()
 
     def __enter__(self) -> Server:
@@ -215,8 +245,9 @@ def start_server(model_config_file: str | None = None, host: str = "127.0.0.1",
                  max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, max_threads: int = 16,
                  rest_timeout_seconds: float = 30.0, container_root: str = "/models",
                  ann_loader: Callable[[str], object] | None = import_ann_index,
-                 limits: Limits = DEFAULT_LIMITS) -> Server:
-    """Starts serving and returns at once (models load in the background).
+                 limits: Limits = DEFAULT_LIMITS, wait_for_models: bool = True,
+                 startup_timeout: float | None = None) -> Server:
+    """Loads the configured models, then starts listening (see the module docstring).
 
     Args:
         model_config_file: a TF Serving ``models.config`` (or ``models``, a list of
@@ -232,17 +263,44 @@ def start_server(model_config_file: str | None = None, host: str = "127.0.0.1",
         container_root: the container path export base paths start with.
         ann_loader: loads ``assets.extra/ann/`` (None: no approximate index).
         limits: per-request bounds (``limits.py``), enforced by gRPC and REST alike.
+        wait_for_models: load the configured models before listening and return once each
+            has an available version (TF Serving's start-up); False listens at once and loads
+            in the background (for tests that export versions after starting).
+        startup_timeout: with ``wait_for_models``, seconds to wait for a model with no version
+            on disk; None waits forever, as TF Serving.
 
     Raises:
-        ValueError: the model config is invalid.
-        OSError: a port could not be bound.
+        ValueError: the model config is invalid, or a version label names a version that is
+            not available for inference.
+        OSError: a port could not be bound (the message names the address).
+        ModelLoadError: a configured model's version failed to load.
+        TimeoutError: a model had no available version within ``startup_timeout``.
     """
+    _refuse_used_port("gRPC", host, port)  # before minutes of loading, not after
+    if rest_port is not None:
+        _refuse_used_port("REST", host, rest_port)
     manager = ModelManager(model_config_file, models=models, poll_seconds=poll_seconds,
                            container_root=container_root, ann_loader=ann_loader)
+    try:
+        if wait_for_models:
+            manager.load_until_available(startup_timeout)
+        manager.check_version_labels()
+        return _listen(manager, host, port, rest_port, max_message_size, max_threads,
+                       rest_timeout_seconds, limits)
+    except BaseException:
+        manager.stop()
+        raise
+
+
+def _listen(manager: ModelManager, host: str, port: int, rest_port: int | None,
+            max_message_size: int, max_threads: int, rest_timeout_seconds: float,
+            limits: Limits) -> Server:
+    """Binds gRPC (and REST), starts answering and the manager's polling."""
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc"),
         options=[("grpc.max_receive_message_length", limits.max_request_bytes),
-                 ("grpc.max_send_message_length", max_message_size)])
+                 ("grpc.max_send_message_length", max_message_size),
+                 ("grpc.so_reuseport", 0)])  # a second server on the port must fail
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
         PredictionServicer(manager, limits), grpc_server)
@@ -250,9 +308,13 @@ def start_server(model_config_file: str | None = None, host: str = "127.0.0.1",
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, grpc_server)
     bound = _bind(grpc_server, host, port)
     rest = None
-    if rest_port is not None:
-        rest = RestServer(manager, host, rest_port, timeout_seconds=rest_timeout_seconds,
-                          limits=limits)
+    try:
+        if rest_port is not None:
+            rest = RestServer(manager, host, rest_port, timeout_seconds=rest_timeout_seconds,
+                              limits=limits)
+    except OSError as error:
+        grpc_server.stop(None)
+        raise OSError(f"could not bind REST to {_address(host, rest_port)}: {error}") from None
     reporter = HealthReporter(manager, health_servicer)
     reporter.update()
     manager.add_listener(reporter.update)
@@ -263,15 +325,36 @@ def start_server(model_config_file: str | None = None, host: str = "127.0.0.1",
     return Server(manager, grpc_server, bound, health_servicer, rest)
 
 
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def _bind(grpc_server: grpc.Server, host: str, port: int) -> int:
-    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    address = _address(host, port)
     try:
         bound = grpc_server.add_insecure_port(address)
     except RuntimeError as error:
-        raise OSError(f"could not bind gRPC to {address}: {error}") from None
+        raise OSError(f"could not bind gRPC to {address} (in use by another server?): "
+                      f"{error}") from None
     if bound == 0:
-        raise OSError(f"could not bind gRPC to {address}")
+        raise OSError(f"could not bind gRPC to {address} (in use by another server?)")
     return bound
+
+
+def _refuse_used_port(what: str, host: str, port: int) -> None:
+    """OSError naming ``host:port`` when another socket listens there (port 0: nothing to
+    check). A quick probe; the real bind after loading stays exclusive too."""
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine
+            probe.bind(address)
+    except OSError as error:
+        raise OSError(f"could not bind {what} to {_address(host, port)}: "
+                      f"{error.strerror or error}") from None
 
 
 def build_parser(prog: str = "python -m tfrec_fashion_serving.server"
@@ -301,6 +384,13 @@ def build_parser(prog: str = "python -m tfrec_fashion_serving.server"
                         help="worker threads answering requests")
     parser.add_argument("--container_model_root", default="/models",
                         help="base paths under this container path map next to models.config")
+    parser.add_argument("--model_startup_timeout_seconds", type=float, default=0,
+                        help="before listening, how long to wait for a model with no version "
+                        "on disk (0, the default: forever, as tensorflow_model_server)")
+    parser.add_argument("--shutdown_grace_seconds", type=float,
+                        default=DEFAULT_SHUTDOWN_GRACE_SECONDS,
+                        help="on SIGTERM / SIGINT, how long requests in flight may take to "
+                        "finish before they are cancelled")
     add_limit_flags(parser)
     return parser
 
@@ -338,10 +428,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             models=models, max_message_size=args.max_message_size,
             max_threads=args.grpc_max_threads,
             rest_timeout_seconds=args.rest_api_timeout_in_ms / 1000,
-            container_root=args.container_model_root, limits=limits_from_args(args))
+            container_root=args.container_model_root, limits=limits_from_args(args),
+            startup_timeout=args.model_startup_timeout_seconds or None)
+    except (ModelLoadError, TimeoutError) as error:  # TimeoutError is an OSError: first
+        print(f"error: models not available, not serving: {error}", file=sys.stderr)
+        return 1
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # SIGINT while loading: nothing is listening yet
+        return 130
     log.info("serving gRPC on %s:%d%s", args.host, server.port,
              f", REST on {args.host}:{server.rest_port}" if server.rest_port else "")
     stop = threading.Event()
@@ -350,8 +446,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             signal.signal(signum, lambda signum, frame: stop.set())
     while not stop.wait(0.5):
         pass
-    log.info("stopping")
-    server.stop()
+    log.info("stopping: health NOT_SERVING, new calls refused, calls in flight get up to "
+             "%g s (--shutdown_grace_seconds)", args.shutdown_grace_seconds)
+    server.stop(args.shutdown_grace_seconds)
+    log.info("stopped")
     return 0
 
 

@@ -8,8 +8,10 @@ both answer, built once.
   ``recommend_approximate`` when the version has an approximate index) into
   ``google.protobuf.Any`` under the key ``"signature_def"``, exactly as TF Serving does.
 - :func:`status_response`: GetModelStatus, ``ModelVersionStatus`` per version, newest first.
-- :func:`refuse_unsupported`: Classify / Regress. Our exports have Predict signatures only, so
-  the answer is UNIMPLEMENTED naming the signatures that exist and saying to use Predict.
+- :func:`refuse_unsupported`: Classify / Regress / MultiInference. Our exports have Predict
+  signatures only, so the answer is UNIMPLEMENTED naming the signatures that exist and saying to
+  use Predict; :func:`refuse_method` is the same answer for a request that names no model (a
+  MultiInference without tasks).
 
 Every function raises :class:`~.errors.ServingError` for a request it refuses.
 """
@@ -93,3 +95,11 @@ def refuse_unsupported(servable: Servable, signature_name: str, method: str) -> 
         f"{servable.version} signature {name!r} is "
         f"{methods.get(name, 'not a signature of this model')}; its signatures are "
         f"{sorted(methods)}, all answered by Predict (PredictionService/Predict, REST :predict)")
+
+
+def refuse_method(method: str) -> ServingError:
+    """The UNIMPLEMENTED answer to ``method`` when the request names no model."""
+    return ServingError(
+        grpc.StatusCode.UNIMPLEMENTED,
+        f"{method} is not supported by this server: the exported signatures are Predict "
+        "signatures; use Predict (PredictionService/Predict, REST :predict)")

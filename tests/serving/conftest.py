@@ -63,12 +63,16 @@ def export_base(tmp_path, saved_versions):
 
 @pytest.fixture
 def serve():
-    """``serve(config_file, **options)``: a started server, stopped after the test."""
+    """``serve(config_file, **options)``: a started server, stopped after the test.
+
+    As ``start_server``, it listens once every configured model has a version; a test that
+    exports versions after starting passes ``wait_for_models=False``."""
     servers = []
 
     def start(config_file, **options):
         options.setdefault("port", 0)
         options.setdefault("poll_seconds", POLL_SECONDS)
+        options.setdefault("startup_timeout", 60)  # a test that forgot to export fails
         server = start_server(config_file, **options)
         servers.append(server)
         return server

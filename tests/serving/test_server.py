@@ -394,7 +394,7 @@ def _health(port, service=""):
 
 def test_a_new_version_is_picked_up_with_zero_failed_requests(export_base, serve, reference,
                                                               assert_close):
-    server = serve(export_base.config({"toy": None}))
+    server = serve(export_base.config({"toy": None}), wait_for_models=False)
     assert _health(server.port) == NOT_SERVING  # nothing exported yet
     export_base.add("toy", 1, seed=0)
     server.wait_until_available("toy", timeout=30)
@@ -437,7 +437,8 @@ def test_a_removed_version_is_unloaded(export_base, serve):
 
 
 def test_messages_over_the_size_limit_are_refused(export_base, serve):
-    server = serve(export_base.config({"toy": None}), limits=Limits(max_request_bytes=1024))
+    server = serve(export_base.config({"toy": None}), limits=Limits(max_request_bytes=1024),
+                   wait_for_models=False)
     request = _request(user_id=_strings(["u" * 2000]))
     with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
         with pytest.raises(grpc.RpcError) as error:
