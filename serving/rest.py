@@ -99,7 +99,7 @@ _PATH = re.compile(r"^/v1/models/(?P<name>[^/:]+)"
                    r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
                    r"(?:(?P<metadata>/metadata)|:(?P<method>[A-Za-z]+))?$")
 _METHODS = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
-# The deepest JSON nesting read as a tensor whose SignatureDef gives no rank (numpy's limit).
+# The deepest JSON nesting read as a tensor (numpy's ndarray.flat handles at most 32 dimensions).
 MAX_JSON_RANK = 32
 # Closing a connection discards at most this much of the input already received and unread.
 DISCARD_BYTES = 1024 * 1024
@@ -110,7 +110,7 @@ DISCARD_BYTES = 1024 * 1024
 def array_from_json(signature_name: str, alias: str, info, value) -> np.ndarray:
     """A JSON value as a numpy array of the SignatureDef's dtype (INVALID_ARGUMENT otherwise)."""
     where = f"Input {alias!r} of signature {signature_name!r}"
-    _check_depth(where, info, value)
+    _check_depth(where, value)
     try:
         if info.dtype == types_pb2.DT_STRING:
             array = _array(where, _to_bytes(where, value), dtype=object)
@@ -123,18 +123,16 @@ def array_from_json(signature_name: str, alias: str, info, value) -> np.ndarray:
         raise invalid_argument(f"{where}: JSON nested too deeply to be a tensor") from None
 
 
-def _check_depth(where: str, info, value) -> None:
-    """INVALID_ARGUMENT for lists nested deeper than the input's rank (numpy itself handles at
-    most 32 dimensions), found along the first items without recursion."""
-    rank = None if info.tensor_shape.unknown_rank else len(info.tensor_shape.dim)
-    limit = MAX_JSON_RANK if rank is None else rank
+def _check_depth(where: str, value) -> None:
+    """INVALID_ARGUMENT for lists nested more than numpy's 32 dimensions deep, found along the
+    first items without recursion (shallower rank mismatches are ``check_shape``'s)."""
     depth, item = 0, value
     while isinstance(item, list) and item:
         depth, item = depth + 1, item[0]
-        if depth > limit:
-            raise invalid_argument(
-                f"{where} expects a tensor of rank {'at most 32' if rank is None else rank}; "
-                f"received JSON lists nested more than {limit} deep")
+        if depth > MAX_JSON_RANK:
+            raise invalid_argument(f"{where}: JSON nested too deeply: lists more than "
+                                   f"{MAX_JSON_RANK} deep; "
+                                   f"a tensor has at most {MAX_JSON_RANK} dimensions")
 
 
 def _shown(value) -> str:
