@@ -15,6 +15,9 @@ the chunk, not by the batch. The flags (``add_flags`` / ``from_args``) are named
     --max_batch_k                     1000000     rows x max(k): the answer's size (recommend)
     --batch_chunk_rows                256         rows per TensorFlow call (memory per call)
     --max_concurrent_runs             CPU count   TensorFlow calls running at once
+    --grpc_max_concurrent_rpcs        64          gRPC calls in the server at once (more:
+                                                  RESOURCE_EXHAUSTED), so queued requests hold
+                                                  at most 64 x --max_request_bytes
     --rest_api_read_timeout_seconds   10          a REST client that stops sending is dropped
     --rest_api_max_connections        64          REST connections served at once
 
@@ -68,6 +71,7 @@ class Limits:
     max_batch_k: int = 1_000_000
     batch_chunk_rows: int = 256
     max_concurrent_runs: int = os.cpu_count() or 1
+    grpc_max_concurrent_rpcs: int = 64
     rest_api_read_timeout_seconds: float = 10.0
     rest_api_max_connections: int = 64
     gate: RunGate = dataclasses.field(init=False, repr=False, compare=False)
@@ -127,6 +131,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
         "max_batch_k": "most results one request may ask for (rows x k)",
         "batch_chunk_rows": "rows per TensorFlow call; a larger batch runs in chunks",
         "max_concurrent_runs": "TensorFlow calls at once (fewest rows first when they wait)",
+        "grpc_max_concurrent_rpcs": "gRPC calls in the server at once (more: "
+                                    "RESOURCE_EXHAUSTED)",
         "rest_api_read_timeout_seconds": "drop a REST connection idle or slow for this long",
         "rest_api_max_connections": "REST connections served at once (more: 503)",
     }

@@ -298,6 +298,7 @@ def _listen(manager: ModelManager, host: str, port: int, rest_port: int | None,
     """Binds gRPC (and REST), starts answering and the manager's polling."""
     grpc_server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_threads, thread_name_prefix="grpc"),
+        maximum_concurrent_rpcs=limits.grpc_max_concurrent_rpcs,
         options=[("grpc.max_receive_message_length", limits.max_request_bytes),
                  ("grpc.max_send_message_length", max_message_size),
                  ("grpc.so_reuseport", 0)])  # a second server on the port must fail

@@ -284,3 +284,24 @@ def test_a_call_that_gives_up_while_waiting_leaves_the_queue():
     with gate.slot(1):  # the slot came back: nothing is stuck on the withdrawn entry
         pass
     assert gate._running == 0 and gate._waiting == []
+
+
+def test_grpc_calls_over_the_concurrency_limit_are_resource_exhausted(export_base, serve,
+                                                                       monkeypatch):
+    """Queued calls hold their messages: beyond --grpc_max_concurrent_rpcs they are refused."""
+    export_base.add("toy", 1)
+    server = serve(export_base.config({"toy": None}), limits=Limits(grpc_max_concurrent_rpcs=2))
+    servable = server.manager.servable("toy")
+    release, run = threading.Event(), servable.run
+    monkeypatch.setattr(servable, "run", lambda *args: (release.wait(10), run(*args))[1])
+    codes = []
+    with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        held = [stub.Predict.future(_request(user_id=_users(1)), timeout=20) for _ in range(2)]
+        time.sleep(0.5)
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Predict(_request(user_id=_users(1)), timeout=10)
+        release.set()
+        codes = [future.code() for future in held]
+    assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert codes == [grpc.StatusCode.OK] * 2
