@@ -217,5 +217,9 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest,
 
 
 def dtype_name(dtype: int) -> str:
-    """``DT_INT32`` for ``types_pb2.DT_INT32``."""
-    return types_pb2.DataType.Name(dtype)
+    """``DT_INT32`` for ``types_pb2.DT_INT32``; a number no DataType has (proto3 keeps unknown
+    enum values) is named as such."""
+    try:
+        return types_pb2.DataType.Name(dtype)
+    except ValueError:
+        return f"DataType {dtype} (not a TensorFlow dtype)"

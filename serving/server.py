@@ -70,6 +70,7 @@ from collections.abc import Callable
 from concurrent import futures
 
 import grpc
+import tensorflow as tf
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import (
     model_service_pb2_grpc,
@@ -79,10 +80,10 @@ from tensorflow_serving.config import model_server_config_pb2
 
 from . import service
 from .errors import ServingError, from_exception
-from .model_manager import ModelLoadError, ModelManager
 from .limits import DEFAULT_LIMITS, Limits
 from .limits import add_flags as add_limit_flags
 from .limits import from_args as limits_from_args
+from .model_manager import ModelLoadError, ModelManager
 from .predict import Deadline, predict
 from .rest import RestServer
 from .servable import import_ann_index
@@ -381,6 +382,11 @@ def build_parser(prog: str = "python -m tfrec_fashion_serving.server"
     parser.add_argument("--max_message_size", type=int, default=DEFAULT_MAX_MESSAGE_SIZE,
                         help="gRPC max send message length in bytes (requests: "
                         "--max_request_bytes)")
+    parser.add_argument("--tensorflow_intra_op_parallelism", type=int, default=0,
+                        help="threads one TensorFlow op may use (0: TensorFlow's choice, the "
+                        "core count); 1 keeps a large batch's chunk to one core")
+    parser.add_argument("--tensorflow_inter_op_parallelism", type=int, default=0,
+                        help="TensorFlow ops run at once (0: TensorFlow's choice)")
     parser.add_argument("--grpc_max_threads", type=int, default=16,
                         help="worker threads answering requests")
     parser.add_argument("--container_model_root", default="/models",
@@ -421,6 +427,11 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: "
                                                    "%(message)s")
     models = _models_from_args(args, parser)  # resolves --export_base first
+    # Before TensorFlow's runtime starts (the first op), as tensorflow_model_server's flags.
+    if args.tensorflow_intra_op_parallelism:
+        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    if args.tensorflow_inter_op_parallelism:
+        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
     try:
         server = start_server(
             args.model_config_file, host=args.host, port=args.port,

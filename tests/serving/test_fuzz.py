@@ -741,16 +741,13 @@ def test_generated_rest_bodies_get_their_oracles_status(fuzz_server, reference, 
     assert_healthy(fuzz_server, reference, assert_close)
 
 
-# === Known faults the generator found (strict xfail: a fix turns them into failures to
-# remove the marker from) ===
+# === Faults the generator found, each fixed at its cause ===
 
 def _code(server, message_request):
     with grpc.insecure_channel(server.target) as channel:
         return send(channel, Case("", message_request, frozenset()))
 
 
-@pytest.mark.xfail(strict=True, reason="predict.dtype_name raises ValueError for a DataType "
-                   "number the enum lacks (proto3 keeps it), so the answer is INTERNAL")
 def test_a_dtype_number_no_datatype_has_is_invalid_argument(fuzz_server):
     proto = ints([3])
     proto.dtype = 999
@@ -759,8 +756,6 @@ def test_a_dtype_number_no_datatype_has_is_invalid_argument(fuzz_server):
     assert "Input 'k' of signature 'recommend' expects DT_INT32" in details
 
 
-@pytest.mark.xfail(strict=True, reason="limits.chunks yields no chunk for 0 rows and "
-                   "limits.concatenate([]) raises IndexError, so the answer is INTERNAL")
 def test_an_empty_batch_is_an_empty_answer(fuzz_server):
     code, details, response = _code(fuzz_server, request("user_query", user_id=strings([])))
     assert code == Code.OK, details
@@ -768,9 +763,6 @@ def test_an_empty_batch_is_an_empty_answer(fuzz_server):
     assert tf.make_ndarray(response.outputs["cold_start"]).shape == (0,)
 
 
-@pytest.mark.xfail(strict=True, reason="limits.chunks passes an input whose leading dimension "
-                   "is neither 1 nor the batch size whole to every chunk, so when it equals the "
-                   "chunk's rows the misaligned request is answered")
 @pytest.mark.parametrize("users", [2 * CHUNK_ROWS, CHUNK_ROWS + 1])
 def test_rows_matching_no_other_input_are_refused(fuzz_server, users):
     """user_id of ``users`` rows with k of CHUNK_ROWS rows: as unchunked (TF Serving), the

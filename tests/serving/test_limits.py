@@ -305,3 +305,28 @@ def test_grpc_calls_over_the_concurrency_limit_are_resource_exhausted(export_bas
         codes = [future.code() for future in held]
     assert error.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     assert codes == [grpc.StatusCode.OK] * 2
+
+
+def test_large_requests_leave_one_slot_free_for_small_ones():
+    gate = limits_module.RunGate(slots=2, small_rows=16)
+    release, running = threading.Event(), []
+
+    def run(rows):
+        with gate.slot(rows):
+            running.append(rows)
+            release.wait(10)
+
+    threads = [threading.Thread(target=run, args=(rows,)) for rows in (5000, 300)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    assert running == [5000], "a second large request took the slot kept for small ones"
+    small = threading.Thread(target=run, args=(1,))
+    small.start()
+    time.sleep(0.2)
+    assert sorted(running) == [1, 5000]
+    release.set()
+    for thread in [*threads, small]:
+        thread.join(10)
+    assert sorted(running) == [1, 300, 5000]
+    assert (gate._running, gate._running_large) == (0, 0)
