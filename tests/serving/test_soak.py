@@ -47,8 +47,8 @@ LATENCY_REQUESTS = 400
 # heavy chunks and both client processes, runnable threads outnumber cores and a p99 gains
 # 5-10 ms from scheduling alone (unchanged with the load process at nice 10, Python's GC frozen,
 # a 0.5 ms GIL switch interval or one TensorFlow thread per op). The faults this catches sit far
-# above it: two slots shared by heavy chunks gave 22 ms, requests computing past their deadline
-# 95 ms to 1 s.
+# above it: both slots open to heavy chunks gave 22 ms, chunks without the gate 1.1 s, and the
+# attack measured 12 s while expired requests kept computing.
 P99_FACTOR, P99_FLOOR_MS = 2.0, 12.0
 
 
