@@ -106,8 +106,12 @@ def prepare_inputs(signature_name: str, signature: SignatureDef, request_inputs:
     for alias, value in request_inputs.items():
         info = signature.inputs[alias]
         if isinstance(value, tensor_pb2.TensorProto):  # measured before it is expanded
-            limits.check_input(signature_name, alias, [max(dim.size, 0) for dim in
-                                                       value.tensor_shape.dim])
+            declared = [dim.size for dim in value.tensor_shape.dim]
+            if any(size < 0 for size in declared):
+                raise invalid_argument(f"tensor parsing error: input {alias!r} of signature "
+                                       f"{signature_name!r} declares shape {declared}; a "
+                                       "tensor's dimensions cannot be negative")
+            limits.check_input(signature_name, alias, declared)
         arrays[alias] = convert(signature_name, alias, info, value)
         check_shape(signature_name, alias, info, arrays[alias].shape)
     for alias in signature.inputs:

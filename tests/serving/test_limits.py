@@ -101,6 +101,14 @@ def test_a_declared_shape_is_measured_before_it_is_expanded(servable, monkeypatc
     assert expanded == []
 
 
+def test_a_negative_declared_dimension_is_refused(servable):
+    """TF Serving cannot parse such a tensor; numpy would read the one value as shape [1]."""
+    proto = tf.make_tensor_proto(np.array([b"u1"], dtype=object))
+    proto.tensor_shape.dim[0].size = -5
+    message = _refused(servable, _request(user_id=proto), Limits())
+    assert "declares shape [-5]" in message and "cannot be negative" in message
+
+
 def test_limits_are_flags_and_must_be_positive():
     args = build_parser().parse_args(["--model_base_path", "/m", "--max_batch_k", "500",
                                       "--batch_chunk_rows", "8"])
