@@ -383,12 +383,18 @@ def _refused(port: int) -> bool:
     return False
 
 
-def test_stop_lets_a_request_in_flight_finish_and_refuses_new_connections(toy_config, serve,
-                                                                          blocked_run):
+def _rest_over_a_blocked_model(toy_config, serve, blocked_run):
+    """``(rest, entered, release)``: a started RestServer whose model blocks until released."""
     server = serve(toy_config)
     entered, release = blocked_run(server)
     rest = RestServer(server.manager, port=0, limits=Limits(rest_api_read_timeout_seconds=30))
     rest.start()
+    return rest, entered, release
+
+
+def test_stop_lets_a_request_in_flight_finish_and_refuses_new_connections(toy_config, serve,
+                                                                          blocked_run):
+    rest, entered, release = _rest_over_a_blocked_model(toy_config, serve, blocked_run)
     try:
         answers = {}
         in_flight = threading.Thread(target=_predict, args=(rest.port, answers))
@@ -414,10 +420,7 @@ def test_stop_lets_a_request_in_flight_finish_and_refuses_new_connections(toy_co
 
 def test_stop_closes_a_request_still_running_when_its_grace_is_over(toy_config, serve,
                                                                     blocked_run):
-    server = serve(toy_config)
-    entered, release = blocked_run(server)
-    rest = RestServer(server.manager, port=0, limits=Limits(rest_api_read_timeout_seconds=30))
-    rest.start()
+    rest, entered, release = _rest_over_a_blocked_model(toy_config, serve, blocked_run)
     answers = {}
     in_flight = threading.Thread(target=_predict, args=(rest.port, answers))
     in_flight.start()
