@@ -21,7 +21,9 @@ Layout of an export base::
     <base>/<model>/.tmp-<version>-*      an export in progress: not an integer, so no server
                                          (ours or TF Serving) ever loads it
 
-Signatures (every export; ids are the dataset's string ids):
+Signatures (every export; ids are the dataset's string ids; declared once in
+``tfrec_fashion_serving.contract``, which the module's tf.functions, the warm-up records, the
+client and the serving tests' toy model all use, and every export is tested against):
 
     recommend  (also serving_default)
         inputs   user_id           string [B]        required
@@ -71,6 +73,7 @@ changes.
 
 May import: tfrec_fashion, tensorflow, tensorflow_recommenders, tensorflow_serving, and the
 pieces of tfrec_fashion_serving that define TF Serving's formats, so each is written once:
-``model_config`` (models.config, versions on disk), ``client.predict_request`` (warm-up
-records), ``ann`` (the ScaNN import helper). Never the reverse: serving imports no project code.
+``contract`` (the signatures, warm-up inputs and file names), ``model_config`` (models.config,
+versions on disk), ``client.predict_request`` (warm-up records), ``ann`` (the ScaNN import
+helper). Never the reverse: serving imports no project code.
 """

@@ -20,8 +20,8 @@ import tensorflow as tf
 
 from tfrec_fashion.training.recipes import ItemEmbedder
 from tfrec_fashion_export.index import make_index
-
-DEFAULT_K = 10
+from tfrec_fashion_serving import contract
+from tfrec_fashion_serving.contract import RECOMMEND, SCORE, USER_QUERY
 
 
 @dataclasses.dataclass
@@ -167,14 +167,10 @@ class RecommenderModule(tf.Module):
         return rows
 
     # ------------------------------------------------------------------ signatures
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id"),
-                                  tf.TensorSpec([None], tf.int32, "k"),
-                                  tf.TensorSpec([None], tf.string, "category"),
-                                  tf.TensorSpec([None, None], tf.string, "exclude_item_ids"),
-                                  tf.TensorSpec([None], tf.bool, "exclude_seen")])
-    def recommend(self, user_id, k=tf.constant([DEFAULT_K]), category=tf.constant([""]),
-                  exclude_item_ids=tf.zeros([1, 0], tf.string),
-                  exclude_seen=tf.constant([True])):
+    @tf.function(input_signature=RECOMMEND.input_signature())
+    def recommend(self, user_id, k=RECOMMEND.default("k"), category=RECOMMEND.default("category"),
+                  exclude_item_ids=RECOMMEND.default("exclude_item_ids"),
+                  exclude_seen=RECOMMEND.default("exclude_seen")):
         """Top-k items for each user (see the package docstring)."""
         batch = tf.shape(user_id)[0]
         k = _broadcast(k, batch, "k")
@@ -200,15 +196,14 @@ class RecommenderModule(tf.Module):
         item_ids = tf.where(rows >= 0, tf.gather(self.item_ids, tf.maximum(rows, 0)), "")
         return {"item_ids": item_ids, "scores": scores, "cold_start": cold}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id"),
-                                  tf.TensorSpec([None, None], tf.string, "item_ids")])
+    @tf.function(input_signature=SCORE.input_signature())
     def score(self, user_id, item_ids):
         """The model's score of each (user, item) pair: [B, N]."""
         query, cold = self._query(user_id)
         items = tf.gather(self.item_vectors, self._item_rows(item_ids, "score"))  # [B, N, D]
         return {"scores": tf.einsum("bd,bnd->bn", query, items), "cold_start": cold}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, "user_id")])
+    @tf.function(input_signature=USER_QUERY.input_signature())
     def user_query(self, user_id):
         """What ``recommend`` searches with, for indexes kept outside the model: the query
         vector and the items the user bought (string [B, S], padded with "")."""
@@ -233,8 +228,9 @@ class RecommenderModule(tf.Module):
         """Signature name -> function, ``serving_default`` = ``recommend``. The tf.functions
         themselves, not concrete functions: only they carry the default argument values into
         ``SignatureDef.defaults``, which TF Serving fills missing inputs from."""
-        signatures = {"serving_default": self.recommend, "recommend": self.recommend,
-                      "score": self.score, "user_query": self.user_query}
+        signatures = {signature.name: getattr(self, signature.name)
+                      for signature in contract.RETRIEVAL.signatures}
+        signatures[contract.SERVING_DEFAULT] = signatures[contract.RETRIEVAL.default]
         if self.embedder is not None:
             signatures["embed_item"] = self.embed_item
         return signatures

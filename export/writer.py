@@ -23,13 +23,13 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from tfrec_fashion_export.graph_ops import assert_stock_ops, format_report
 from tfrec_fashion_export.index import recall_against_brute_force
-from tfrec_fashion_export.module import DEFAULT_K, RecommenderModule, ServingParts
+from tfrec_fashion_export.module import RecommenderModule, ServingParts
 from tfrec_fashion_export.tf_serving_config import check_model_name, versions, write_config
+from tfrec_fashion_serving import contract
 from tfrec_fashion_serving.client import predict_request
 
-WARMUP_FILE = "tf_serving_warmup_requests"
-INFO_FILE = "tfrec_fashion.json"
-UNKNOWN_USER = "__unknown_user__"
+WARMUP_FILE = os.path.basename(contract.WARMUP_FILE)
+INFO_FILE = os.path.basename(contract.DESCRIPTION_FILE)
 INDEXES = ("brute_force", "partitioned", "scann")
 
 
@@ -140,21 +140,11 @@ def _check_recall(module: RecommenderModule, parts: ServingParts, described: dic
 
 
 def warmup_requests(name: str, parts: ServingParts) -> list[predict_pb2.PredictRequest]:
-    """One Predict request per signature, with real ids and one unknown user (cold start), as
-    TF Serving replays at load time so the first real request does not pay for tracing."""
-    users = np.array([*parts.user_ids[:2], UNKNOWN_USER])
-    inputs = {
-        "recommend": {"user_id": users, "k": np.full(len(users), DEFAULT_K, np.int32)
-                      if len(parts.item_ids) >= DEFAULT_K else np.ones(len(users), np.int32),
-                      "category": np.array([""] * len(users)),
-                      "exclude_item_ids": np.array([[parts.item_ids[0]]] * len(users)),
-                      "exclude_seen": np.ones(len(users), bool)},
-        "score": {"user_id": users, "item_ids": np.array([parts.item_ids[:2]] * len(users))},
-        "user_query": {"user_id": users},
-    }
-    if parts.embedder is not None:
-        shape = [1, *parts.embedder.input_spec.shape[1:]]
-        inputs["embed_item"] = {parts.embedder.input_name: np.zeros(shape, np.float32)}
+    """One Predict request per signature (``contract.warmup_inputs``: real ids and one unknown
+    user), as TF Serving replays at load time so the first real request does not pay for
+    tracing."""
+    inputs = contract.warmup_inputs(list(parts.user_ids), list(parts.item_ids),
+                                    parts.embedder.input_spec if parts.embedder else None)
     return [predict_request(name, tensors, signature) for signature, tensors in inputs.items()]
 
 

@@ -4,6 +4,10 @@ API over the export base, its client, and the docker compose file for the real
 
 Modules, downstream first:
 
+    contract.py       the serving contract written once: signatures (inputs, dtypes, shapes,
+                      defaults, padding), warm-up inputs, assets.extra file names, and
+                      ``differences`` to hold a SavedModel to it (export, client, toy share it)
+    limits.py         per-request bounds and their flags, chunked running, the run gate
     model_config.py   models.config parsing, base path resolution, version discovery and policies
     servable.py       one loaded version: SignatureDefs, running a signature, the optional
                       approximate index (``ann.py``) behind ``recommend_approximate``

@@ -47,8 +47,10 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-RECOMMEND = "recommend"
-RECOMMEND_APPROXIMATE = "recommend_approximate"
+from . import contract
+from .contract import DEFAULT_K, RECOMMEND_APPROXIMATE, recommend_inputs  # noqa: F401 (API)
+
+RECOMMEND = contract.RECOMMEND.name
 State = get_model_status_pb2.ModelVersionStatus.State
 
 
@@ -102,42 +104,8 @@ def predict(target: str | grpc.Channel, model: str, inputs: dict[str, np.ndarray
     return outputs
 
 
-def recommend_inputs(user_ids: Sequence[str], k: int = 10, category: str | None = None,
-                     exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
-                     exclude_width: int = 0, exclude_seen: bool | None = None
-                     ) -> dict[str, np.ndarray]:
-    """The ``recommend`` inputs of the export contract, every one with batch size B (one row per
-    user), as the stock TF Serving with batching requires (see ``serving/batching.config``).
-
-    Args:
-        user_ids: B user ids.
-        k: how many items per user.
-        category: only items of this category (None: any).
-        exclude: item ids to leave out, for every user (a list of ids) or per user (B lists).
-        exclude_width: pad exclusion rows with "" to at least this width (TF Serving batching
-            merges only requests whose rows have the same width).
-        exclude_seen: leave out what each user already bought (False: keep it); None: the
-            model's default (our exports: True).
-    """
-    batch = len(user_ids)
-    inputs = {"user_id": _string_array(user_ids), "k": np.full(batch, k, dtype=np.int32),
-              "category": _string_array([category or ""] * batch)}
-    if exclude or exclude_width:
-        rows = [list(exclude or [])] if not exclude or isinstance(exclude[0], (str, bytes)) \
-            else [list(row) for row in exclude]
-        rows = rows * batch if len(rows) == 1 else rows
-        if len(rows) != batch:
-            raise ValueError(f"exclude has {len(rows)} rows for {batch} users; give one list "
-                             "for all users or one per user")
-        width = max(exclude_width, *(len(row) for row in rows))
-        inputs["exclude_item_ids"] = _string_array([row + [""] * (width - len(row))
-                                                    for row in rows])
-    if exclude_seen is not None:
-        inputs["exclude_seen"] = np.full(batch, bool(exclude_seen))
-    return inputs
-
-
-def recommend(target: str | grpc.Channel, model: str, user_ids: Sequence[str], k: int = 10,
+def recommend(target: str | grpc.Channel, model: str, user_ids: Sequence[str],
+              k: int = DEFAULT_K,
               category: str | None = None,
               exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
               version: int | None = None, label: str | None = None,
@@ -145,7 +113,7 @@ def recommend(target: str | grpc.Channel, model: str, user_ids: Sequence[str], k
               exclude_width: int = 0, exclude_seen: bool | None = None
               ) -> dict[str, np.ndarray]:
     """Top-``k`` items per user (``recommend``, or ``recommend_approximate``); arguments as
-    :func:`recommend_inputs`."""
+    ``contract.recommend_inputs``."""
     return predict(target, model, recommend_inputs(user_ids, k, category, exclude,
                                                    exclude_width, exclude_seen),
                    RECOMMEND_APPROXIMATE if approximate else RECOMMEND, version, label, timeout)
@@ -177,13 +145,6 @@ def status(target: str | grpc.Channel, model: str, version: int | None = None,
              "error_code": entry.status.error_code,
              "error_message": entry.status.error_message}
             for entry in response.model_version_status]
-
-
-def _string_array(values) -> np.ndarray:
-    """(Nested lists of) str or bytes -> an object array of bytes, the DT_STRING numpy form."""
-    array = np.array(values, dtype=object)
-    flat = [v if isinstance(v, bytes) else v.encode("utf-8") for v in array.reshape(-1)]
-    return np.array(flat, dtype=object).reshape(array.shape)
 
 
 def _text(value) -> str:
@@ -242,7 +203,7 @@ def build_parser(prog: str = "python -m tfrec_fashion_serving.client"
     what.add_argument("--status", action="store_true", help="print each version's state")
     what.add_argument("--metadata", action="store_true", help="print the signatures")
     parser.add_argument("--user", action="append", default=[], help="user id (repeatable)")
-    parser.add_argument("--k", type=int, default=10, help="items per user")
+    parser.add_argument("--k", type=int, default=DEFAULT_K, help="items per user")
     parser.add_argument("--category", help="only items of this category")
     parser.add_argument("--include-seen", action="store_true",
                         help="also recommend items the user already bought (left out by "

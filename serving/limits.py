@@ -41,8 +41,8 @@ the queue without running. Memory is bounded by ``max_concurrent_runs`` chunks. 
 :func:`chunks` and :func:`concatenate` cut a batch-major request into row ranges and join the
 answers. Inputs of batch size 1 are broadcast (the contract's rule) and go whole to every chunk.
 Outputs whose second dimension depends on the rows (``recommend``'s K = max(k) of the chunk,
-``user_query``'s seen items) are padded to the widest chunk with the contract's padding: ``""``
-for strings, ``-inf`` for floats, ``-1`` for integers, ``False`` for booleans.
+``user_query``'s seen items) are padded to the widest chunk with the contract's padding
+(``contract.padding_value``: ``""`` / ``-inf`` / ``-1`` / ``False``).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ from collections.abc import Callable, Iterator, Mapping
 
 import numpy as np
 
+from .contract import padding_value
 from .errors import invalid_argument
 
 MiB = 1024 * 1024
@@ -264,17 +265,6 @@ def chunks(inputs: Mapping[str, np.ndarray], rows: int
         yield start, {alias: value[start:start + rows]
                       if value.ndim and value.shape[0] == total and total > 1 else value
                       for alias, value in inputs.items()}
-
-
-def padding_value(dtype: np.dtype):
-    """The contract's padding for a dtype: "" / -inf / -1 / False."""
-    if dtype == object or dtype.kind in "SU":
-        return b""
-    if dtype.kind == "f":
-        return -np.inf
-    if dtype.kind == "b":
-        return False
-    return -1
 
 
 def concatenate(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:

@@ -63,6 +63,7 @@ from tensorflow_serving.apis import get_model_status_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from . import model_config
+from .contract import WARMUP_FILE
 from .errors import (
     ServingError,
     from_exception,
@@ -76,7 +77,6 @@ from .servable import Servable, import_ann_index
 log = logging.getLogger(__name__)
 
 State = get_model_status_pb2.ModelVersionStatus.State
-WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
 class ModelLoadError(RuntimeError):

@@ -27,13 +27,13 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
+from .contract import ANN_DIRECTORY, RECOMMEND, USER_QUERY
+from .contract import RECOMMEND_APPROXIMATE as APPROXIMATE_SIGNATURE
 from .errors import invalid_argument
 
 log = logging.getLogger(__name__)
 
 SignatureDef = meta_graph_pb2.SignatureDef
-APPROXIMATE_SIGNATURE = "recommend_approximate"
-ANN_DIRECTORY = os.path.join("assets.extra", "ann")
 
 
 def import_ann_index(directory: str):
@@ -79,7 +79,7 @@ class Servable:
         self.signature_defs = dict(signature_defs)
         self._functions = dict(loaded.signatures)
         if ann_index is not None:
-            self.signature_defs[APPROXIMATE_SIGNATURE] = signature_defs["recommend"]
+            self.signature_defs[APPROXIMATE_SIGNATURE] = signature_defs[RECOMMEND.name]
 
     @classmethod
     def load(cls, name: str, version: int, path: str,
@@ -109,7 +109,7 @@ class Servable:
         """``recommend`` through the approximate index: user_query, then AnnIndex.search."""
         batch_size = max(len(value) for value in inputs.values())
         rows = {alias: _broadcast_rows(alias, value, batch_size) for alias, value in inputs.items()}
-        user = self.run("user_query", {"user_id": rows["user_id"]})
+        user = self.run(USER_QUERY.name, {"user_id": rows["user_id"]})
         exclude = rows["exclude_item_ids"]
         if "seen_item_ids" in user and "exclude_seen" in rows:
             # What each user bought, for the rows that ask to leave it out (as recommend does).
@@ -131,7 +131,7 @@ def _load_ann_index(name: str, version: int, path: str, signature_defs: dict[str
     directory = os.path.join(path, ANN_DIRECTORY)
     if ann_loader is None or not os.path.isdir(directory):
         return None
-    missing = {"recommend", "user_query"} - set(signature_defs)
+    missing = {RECOMMEND.name, USER_QUERY.name} - set(signature_defs)
     if missing:
         log.warning("%s version %d has %s but no %s signature: serving it without the "
                     "approximate index", name, version, ANN_DIRECTORY, sorted(missing))

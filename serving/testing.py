@@ -33,8 +33,18 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
-from .model_manager import WARMUP_FILE
-from .servable import ANN_DIRECTORY
+from .contract import (
+    ANN_DIRECTORY,
+    DEFAULT_K,
+    RECOMMEND,
+    RETRIEVAL,
+    SCORE,
+    SERVING_DEFAULT,
+    USER_QUERY,
+    WARMUP_FILE,
+    string_array,
+    warmup_inputs,
+)
 
 
 
@@ -104,18 +114,19 @@ class ToyRecommender(tf.Module):
         self.item_categories = tf.constant(catalogue.item_categories)
         self.cold_start_query = tf.Variable(catalogue.user_vectors.mean(axis=0), trainable=False)
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id")])
+    @tf.function(input_signature=USER_QUERY.input_signature())
     def user_query(self, user_id):
-        """user_id string [B] -> query float32 [B, D], cold_start bool [B]."""
+        """user_id string [B] -> query float32 [B, D], cold_start bool [B], seen_item_ids
+        string [B, 0] (the toy's users have bought nothing)."""
         index = self.user_table.lookup(user_id)
         cold_start = index < 0
         known = tf.gather(self.user_vectors, tf.maximum(index, 0))
         cold = tf.broadcast_to(self.cold_start_query, tf.shape(known))
         query = tf.where(cold_start[:, None], cold, known)
-        return {"query": query, "cold_start": cold_start}
+        return {"query": query, "cold_start": cold_start,
+                "seen_item_ids": tf.fill(tf.stack([tf.shape(user_id)[0], 0]), "")}
 
-    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="user_id"),
-                                  tf.TensorSpec([None, None], tf.string, name="item_ids")])
+    @tf.function(input_signature=SCORE.input_signature())
     def score(self, user_id, item_ids):
         """user_id string [B], item_ids string [B, N] -> scores float32 [B, N], cold_start [B]."""
         index = self.item_table.lookup(item_ids)
@@ -127,19 +138,18 @@ class ToyRecommender(tf.Module):
         scores = tf.einsum("bd,bnd->bn", user["query"], items)
         return {"scores": scores, "cold_start": user["cold_start"]}
 
-    @tf.function(input_signature=[
-        tf.TensorSpec([None], tf.string, name="user_id"),
-        tf.TensorSpec([None], tf.int32, name="k"),
-        tf.TensorSpec([None], tf.string, name="category"),
-        tf.TensorSpec([None, None], tf.string, name="exclude_item_ids"),
-    ])
-    def recommend(self, user_id, k=tf.constant([10]), category=tf.constant([""]),  # noqa: B008
-                  exclude_item_ids=tf.zeros([1, 0], tf.string)):  # noqa: B008
+    @tf.function(input_signature=RECOMMEND.input_signature())
+    def recommend(self, user_id, k=RECOMMEND.default("k"),
+                  category=RECOMMEND.default("category"),
+                  exclude_item_ids=RECOMMEND.default("exclude_item_ids"),
+                  exclude_seen=RECOMMEND.default("exclude_seen")):
         """The contract's ``recommend``: top-k item ids and scores per user, padded rows.
 
         The argument defaults are saved as the SignatureDef's ``defaults``, which TF Serving
-        (and our server) use for inputs a request leaves out.
+        (and our server) use for inputs a request leaves out. ``exclude_seen`` is accepted and
+        changes nothing: the toy's users have bought nothing.
         """
+        del exclude_seen
         batch_size = tf.reduce_max(tf.stack([
             tf.shape(user_id)[0], tf.shape(k)[0], tf.shape(category)[0],
             tf.shape(exclude_item_ids)[0]]))
@@ -169,7 +179,6 @@ class ToyRecommender(tf.Module):
             "cold_start": user["cold_start"],
         }
 
-
     def _excluded(self, exclude_item_ids: tf.Tensor, batch_size: tf.Tensor) -> tf.Tensor:
         """bool [B, N]: the items each row excludes, scattered by row (memory B x (N + M), not
         the B x N x M of comparing every item with every exclusion)."""
@@ -187,25 +196,21 @@ class ToyRecommender(tf.Module):
 
 def save(model: ToyRecommender, path: str) -> None:
     """Saves ``model`` with the contract's signatures (``recommend`` is also the default)."""
-    signatures = {
-        "serving_default": model.recommend,
-        "recommend": model.recommend,
-        "score": model.score,
-        "user_query": model.user_query,
-    }
+    signatures = {signature.name: getattr(model, signature.name)
+                  for signature in RETRIEVAL.signatures}
+    signatures[SERVING_DEFAULT] = signatures[RETRIEVAL.default]
     tf.saved_model.save(model, path, signatures=signatures)
 
 
-def warmup_requests(model_name: str) -> list[predict_pb2.PredictRequest]:
-    """One Predict request per signature, with a known and an unknown user (as the export)."""
-    users = tf.make_tensor_proto(np.array([b"u0", b"nobody"], dtype=object))
+def warmup_requests(model_name: str, n_items: int = 40) -> list[predict_pb2.PredictRequest]:
+    """One Predict request per signature, as the export writes them (``contract.warmup_inputs``:
+    two known users and an unknown one)."""
+    inputs = warmup_inputs(["u0", "u1"], [f"i{item}" for item in range(n_items)])
     requests = []
-    for signature, extra in [("recommend", {}), ("user_query", {}),
-                             ("score", {"item_ids": np.array([[b"i0", b"i1"]] * 2, dtype=object)})]:
+    for signature, tensors in inputs.items():
         request = predict_pb2.PredictRequest(
             model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
-        request.inputs["user_id"].CopyFrom(users)
-        for alias, value in extra.items():
+        for alias, value in tensors.items():
             request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
         requests.append(request)
     return requests
@@ -248,7 +253,7 @@ def write_version(source: ToyRecommender | str, model_dir: str, version: int, *,
         save(source, staging)
         if warmup:
             write_warmup(os.path.join(staging, WARMUP_FILE),
-                         warmup_requests(os.path.basename(model_dir)))
+                         warmup_requests(os.path.basename(model_dir), source.n_items))
     if catalogue is not None:
         write_ann_assets(catalogue, os.path.join(staging, ANN_DIRECTORY))
     final = os.path.join(model_dir, str(version))
@@ -281,14 +286,18 @@ def write_models_config(base: str, models: dict[str, str | None],
     return path
 
 
-def recommend_in_process(model, user_ids, k: int = 10, category: str = "",
+def recommend_in_process(model, user_ids, k: int = DEFAULT_K, category: str = "",
                          exclude: list | None = None) -> dict[str, np.ndarray]:
     """Calls a loaded SavedModel's ``recommend`` signature directly, every input given (the
     reference a server's answer must equal)."""
-    exclude = np.zeros((1, 0), dtype=object) if exclude is None else np.array(exclude, object)
-    outputs = model.signatures["recommend"](
-        user_id=tf.constant(user_ids), k=tf.constant([k], tf.int32),
-        category=tf.constant([category]), exclude_item_ids=tf.constant(exclude, tf.string))
+    given = {"user_id": string_array(user_ids), "k": np.array([k], np.int32),
+             "category": string_array([category]),
+             "exclude_item_ids": np.zeros((1, 0), object) if exclude is None
+             else string_array(exclude)}
+    inputs = {tensor.name: tf.constant(given[tensor.name], tensor.dtype)
+              if tensor.name in given else tensor.default_tensor()
+              for tensor in RECOMMEND.inputs}
+    outputs = model.signatures[RECOMMEND.name](**inputs)
     return {alias: tensor.numpy() for alias, tensor in outputs.items()}
 
 

@@ -26,6 +26,8 @@ from tfrec_fashion_export.parts import parts_from_recipe
 from tfrec_fashion_export.runs import export_run
 from tfrec_fashion_export.tf_serving_config import versions
 from tfrec_fashion_export.writer import export_parts
+from tfrec_fashion_serving import contract
+from tfrec_fashion_serving.servable import read_signature_defs
 
 TINY = {"name": "synthetic", "seed": 0, "n_users": 60, "n_items": 120, "n_time_epochs": 3,
         "mean_interactions_per_user": 12.0, "image_size": 32}
@@ -362,3 +364,19 @@ def test_embed_item_refuses_pixels_out_of_range_and_non_finite_features(base):
     width = features.structured_input_signature[1]["features"].shape[1]
     with pytest.raises(tf.errors.InvalidArgumentError, match="features must be finite"):
         features(features=tf.fill([1, width], float("nan")))
+
+
+def test_every_export_follows_the_serving_contract(base, runs):
+    """The signatures are built from ``tfrec_fashion_serving.contract``, the declaration the
+    toy model, the client and the warm-up records share: no alias, dtype, shape or default of
+    any export departs from it (``embed_item`` against the embedder's declared input)."""
+    for name, result in runs.items():
+        signature_defs = read_signature_defs(str(base / name / "1"))
+        signatures = list(contract.RETRIEVAL.signatures)
+        embedder = result.recipe.item_embedder(result.model)
+        if embedder is not None:
+            signatures.append(contract.embed_item(embedder.input_spec))
+        assert {signature.name for signature in signatures} | {contract.SERVING_DEFAULT} == \
+            set(signature_defs) - {"__saved_model_init_op"}, name
+        for signature in signatures:
+            assert contract.differences(signature, signature_defs[signature.name]) == [], name

@@ -39,7 +39,7 @@ from google.protobuf.message import DecodeError
 from grpc_health.v1 import health_pb2
 from tensorflow.core.framework import tensor_pb2, types_pb2
 from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_service_pb2_grpc
-from tfrec_fashion_serving import testing
+from tfrec_fashion_serving import contract, testing
 
 Code = grpc.StatusCode
 SEED = 15
@@ -182,8 +182,9 @@ def refused(kind, message_request, code=Code.INVALID_ARGUMENT, message=None) -> 
     return Case(kind, message_request, frozenset([code]), message)
 
 
-DEFAULTS = {"k": np.array([10], np.int32), "category": np.array([b""], object),
-            "exclude_item_ids": np.zeros((1, 0), object)}
+DEFAULTS = {tensor.name: tensor.default_tensor().numpy() for tensor in contract.RECOMMEND.inputs
+            if tensor.default is not None}
+DTYPES = {tensor.name: tensor.dtype for tensor in contract.RECOMMEND.inputs}
 
 
 def answered(kind, message_request, seed: int, signature: str, inputs: dict,
@@ -200,7 +201,7 @@ def in_chunks(function, inputs: dict[str, np.ndarray], rows: int) -> dict[str, n
     parts = []
     for start in range(0, max(total, 1), rows):
         chunk = {alias: tf.constant(value[start:start + rows] if value.shape[0] == total > 1
-                                    else value, dtype=tf.int32 if alias == "k" else tf.string)
+                                    else value, dtype=DTYPES.get(alias, tf.string))
                  for alias, value in inputs.items()}
         parts.append({alias: tensor.numpy() for alias, tensor in function(**chunk).items()})
     joined = {}

@@ -163,7 +163,8 @@ def test_metadata_lists_signatures_with_dtypes_shapes_and_defaults(stub):
     assert shapes == {"user_id": ([-1], tf.string.as_datatype_enum),
                       "k": ([-1], tf.int32.as_datatype_enum),
                       "category": ([-1], tf.string.as_datatype_enum),
-                      "exclude_item_ids": ([-1, -1], tf.string.as_datatype_enum)}
+                      "exclude_item_ids": ([-1, -1], tf.string.as_datatype_enum),
+                      "exclude_seen": ([-1], tf.bool.as_datatype_enum)}
     assert recommend.outputs["scores"].dtype == tf.float32.as_datatype_enum
     assert tf.make_ndarray(recommend.defaults["k"]).tolist() == [10]
     assert signatures.signature_def["user_query"].outputs["query"].tensor_shape.dim[1].size == 8

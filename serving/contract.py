@@ -1,0 +1,237 @@
+"""The serving contract, written once: what an exported SavedModel answers and what lies beside it.
+
+Export (``tfrec_fashion_export.module``) builds its signatures from these declarations, the test
+model (``testing.ToyRecommender``) builds the same ones, the client (``client.recommend_inputs``)
+and the warm-up records (``warmup_inputs``) fill them, and the server pads chunked answers
+with their padding values. :func:`differences` compares a SavedModel's SignatureDef with its
+declaration, so an export or the toy cannot drift from the contract unnoticed (tests run it on
+both).
+
+A **head** is a model family's set of signatures. Today there is one, :data:`RETRIEVAL`
+(scores are inner products of a user's query and item vectors)::
+
+    recommend (= serving_default)
+        user_id string [B]; k int32 [B] = [10]; category string [B] = [""] (any);
+        exclude_item_ids string [B, M] = shape [1, 0]; exclude_seen bool [B] = [True]
+        -> item_ids string [B, K] (padding ""), scores float32 [B, K] (padding -inf),
+           cold_start bool [B]                     K = max(k); batch-size-1 inputs broadcast
+    score        user_id [B], item_ids [B, N] -> scores float32 [B, N], cold_start [B]
+    user_query   user_id [B] -> query float32 [B, D], cold_start [B],
+                                seen_item_ids string [B, S] (padding "")
+    embed_item   (models that see item content) image float32 [B, H, W, 3] or features
+                 float32 [B, F] -> embedding float32 [B, D]: :func:`embed_item`
+
+Beside each version, in ``assets.extra/``: :data:`WARMUP_FILE` (TF Serving's warm-up records),
+:data:`DESCRIPTION_FILE` (what was exported) and :data:`ANN_DIRECTORY` (the optional ScaNN
+index that our server answers as :data:`RECOMMEND_APPROXIMATE`).
+
+May import: tensorflow, numpy, tensorflow_serving protos. Nothing here runs a model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+DEFAULT_K = 10
+SERVING_DEFAULT = tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY
+RECOMMEND_APPROXIMATE = "recommend_approximate"
+UNKNOWN_USER = "__unknown_user__"
+
+ASSETS_EXTRA = "assets.extra"
+WARMUP_FILE = os.path.join(ASSETS_EXTRA, "tf_serving_warmup_requests")
+DESCRIPTION_FILE = os.path.join(ASSETS_EXTRA, "tfrec_fashion.json")
+ANN_DIRECTORY = os.path.join(ASSETS_EXTRA, "ann")
+
+
+def padding_value(dtype: np.dtype):
+    """What padding entries of an output of this numpy dtype hold: "" / -inf / -1 / False."""
+    dtype = np.dtype(dtype)
+    if dtype == object or dtype.kind in "SU":
+        return b""
+    if dtype.kind == "f":
+        return -np.inf
+    if dtype.kind == "b":
+        return False
+    return -1
+
+
+@dataclasses.dataclass(frozen=True)
+class Tensor:
+    """One input or output: its alias, dtype, shape (None = any size) and, for an input that
+    may be left out, its default (written into ``SignatureDef.defaults``)."""
+
+    name: str
+    dtype: tf.DType
+    shape: tuple[int | None, ...]
+    default: object = None
+
+    def spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec(self.shape, self.dtype, self.name)
+
+    def default_tensor(self) -> tf.Tensor:
+        """The default as a tensor (for a tf.function's argument default)."""
+        value = np.asarray(self.default, dtype=object if self.dtype == tf.string else None)
+        return tf.constant(value, self.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Signature:
+    """A signature's name, inputs (in argument order) and outputs."""
+
+    name: str
+    inputs: tuple[Tensor, ...]
+    outputs: tuple[Tensor, ...]
+
+    def input_signature(self) -> list[tf.TensorSpec]:
+        """``tf.function(input_signature=...)`` for it."""
+        return [tensor.spec() for tensor in self.inputs]
+
+    def default(self, name: str) -> tf.Tensor:
+        """The default of input ``name`` as a tensor."""
+        return {tensor.name: tensor for tensor in self.inputs}[name].default_tensor()
+
+
+@dataclasses.dataclass(frozen=True)
+class Head:
+    """A model family's signatures; ``default`` also answers as ``serving_default``."""
+
+    name: str
+    signatures: tuple[Signature, ...]
+    default: str
+
+    def __getitem__(self, name: str) -> Signature:
+        return {signature.name: signature for signature in self.signatures}[name]
+
+
+def _ids(name: str, rank: int = 1) -> Tensor:
+    return Tensor(name, tf.string, (None,) * rank)
+
+
+RECOMMEND = Signature(
+    "recommend",
+    inputs=(_ids("user_id"), Tensor("k", tf.int32, (None,), [DEFAULT_K]),
+            Tensor("category", tf.string, (None,), [""]),
+            Tensor("exclude_item_ids", tf.string, (None, None), np.zeros((1, 0), object)),
+            Tensor("exclude_seen", tf.bool, (None,), [True])),
+    outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None)),
+             Tensor("cold_start", tf.bool, (None,))))
+SCORE = Signature(
+    "score", inputs=(_ids("user_id"), _ids("item_ids", 2)),
+    outputs=(Tensor("scores", tf.float32, (None, None)), Tensor("cold_start", tf.bool, (None,))))
+USER_QUERY = Signature(
+    "user_query", inputs=(_ids("user_id"),),
+    outputs=(Tensor("query", tf.float32, (None, None)), Tensor("cold_start", tf.bool, (None,)),
+             _ids("seen_item_ids", 2)))
+RETRIEVAL = Head("retrieval", (RECOMMEND, SCORE, USER_QUERY), default=RECOMMEND.name)
+
+
+def embed_item(input_spec: tf.TensorSpec) -> Signature:
+    """``embed_item`` for an item embedder taking ``input_spec`` (``image`` or ``features``)."""
+    return Signature("embed_item", inputs=(Tensor(input_spec.name, tf.float32,
+                                                  tuple(input_spec.shape)),),
+                     outputs=(Tensor("embedding", tf.float32, (None, None)),))
+
+
+# === Filling it ===
+
+def recommend_inputs(user_ids: Sequence[str], k: int = DEFAULT_K, category: str | None = None,
+                     exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
+                     exclude_width: int = 0, exclude_seen: bool | None = None
+                     ) -> dict[str, np.ndarray]:
+    """``recommend``'s inputs, every one with batch size B (one row per user), as the stock TF
+    Serving with batching requires (see ``serving/batching.config``).
+
+    Args:
+        user_ids: B user ids.
+        k: how many items per user.
+        category: only items of this category (None: any).
+        exclude: item ids to leave out, for every user (a list of ids) or per user (B lists).
+        exclude_width: pad exclusion rows with "" to at least this width (TF Serving batching
+            merges only requests whose rows have the same width).
+        exclude_seen: leave out what each user already bought (False: keep it); None: the
+            signature's default (True).
+    """
+    batch = len(user_ids)
+    inputs = {"user_id": string_array(user_ids), "k": np.full(batch, k, dtype=np.int32),
+              "category": string_array([category or ""] * batch)}
+    if exclude or exclude_width:
+        rows = [list(exclude or [])] if not exclude or isinstance(exclude[0], (str, bytes)) \
+            else [list(row) for row in exclude]
+        rows = rows * batch if len(rows) == 1 else rows
+        if len(rows) != batch:
+            raise ValueError(f"exclude has {len(rows)} rows for {batch} users; give one list "
+                             "for all users or one per user")
+        width = max(exclude_width, *(len(row) for row in rows))
+        inputs["exclude_item_ids"] = string_array([row + [""] * (width - len(row))
+                                                   for row in rows])
+    if exclude_seen is not None:
+        inputs["exclude_seen"] = np.full(batch, bool(exclude_seen))
+    return inputs
+
+
+def warmup_inputs(user_ids: Sequence[str], item_ids: Sequence[str],
+                  embed_input: tf.TensorSpec | None = None) -> dict[str, dict[str, np.ndarray]]:
+    """One request per signature of :data:`RETRIEVAL` (and ``embed_item`` for ``embed_input``),
+    as TF Serving replays at load time: two known users and an unknown one (the cold-start
+    path), every input given, k no larger than the catalogue."""
+    users = [*user_ids[:2], UNKNOWN_USER]
+    k = DEFAULT_K if len(item_ids) >= DEFAULT_K else 1
+    inputs = {
+        RECOMMEND.name: recommend_inputs(users, k, exclude=[item_ids[0]], exclude_seen=True),
+        SCORE.name: {"user_id": string_array(users),
+                     "item_ids": string_array([list(item_ids[:2])] * len(users))},
+        USER_QUERY.name: {"user_id": string_array(users)},
+    }
+    if embed_input is not None:
+        inputs["embed_item"] = {embed_input.name: np.zeros([1, *embed_input.shape[1:]],
+                                                           np.float32)}
+    return inputs
+
+
+def string_array(values) -> np.ndarray:
+    """(Nested lists of) str or bytes -> an object array of bytes, the DT_STRING numpy form."""
+    array = np.array(values, dtype=object)
+    flat = [v if isinstance(v, bytes) else str(v).encode("utf-8") for v in array.reshape(-1)]
+    return np.array(flat, dtype=object).reshape(array.shape)
+
+
+# === Checking a SavedModel against it ===
+
+def differences(signature: Signature, signature_def) -> list[str]:
+    """How a SavedModel's ``SignatureDef`` departs from ``signature``: aliases, dtypes, shapes
+    (inputs exactly, -1 = None; outputs by rank, a None dimension fitting any size, as the
+    graph may know D) and defaults; empty when it follows the contract."""
+    found = []
+    for kind, declared, actual in (("input", signature.inputs, signature_def.inputs),
+                                   ("output", signature.outputs, signature_def.outputs)):
+        names = {tensor.name for tensor in declared}
+        if names != set(actual):
+            found.append(f"{signature.name}: {kind}s {sorted(actual)}, contract {sorted(names)}")
+            continue
+        for tensor in declared:
+            info = actual[tensor.name]
+            shape = tuple(None if dim.size < 0 else dim.size for dim in info.tensor_shape.dim)
+            fits = shape == tensor.shape if kind == "input" else (  # outputs: None = any size
+                len(shape) == len(tensor.shape) and
+                all(want in (None, got) for want, got in zip(tensor.shape, shape)))
+            if info.dtype != tensor.dtype.as_datatype_enum or not fits:
+                found.append(f"{signature.name}.{tensor.name}: {tf.as_dtype(info.dtype).name} "
+                             f"{list(shape)}, contract {tensor.dtype.name} {list(tensor.shape)}")
+    declared_defaults = {tensor.name: tensor for tensor in signature.inputs
+                         if tensor.default is not None}
+    if set(signature_def.defaults) != set(declared_defaults):
+        found.append(f"{signature.name}: defaults for {sorted(signature_def.defaults)}, "
+                     f"contract {sorted(declared_defaults)}")
+    for name, tensor in declared_defaults.items():
+        if name in signature_def.defaults:
+            value = tf.make_ndarray(signature_def.defaults[name])
+            expected = np.asarray(tensor.default_tensor())
+            if value.shape != expected.shape or not np.array_equal(value, expected):
+                found.append(f"{signature.name}.{name}: default {value.tolist()}, contract "
+                             f"{expected.tolist()}")
+    return found
