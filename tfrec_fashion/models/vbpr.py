@@ -98,8 +98,8 @@ class VBPR(tfrs.Model):
 
     def __init__(self, n_users: int, n_items: int, latent_dim: int = 10, visual_dim: int = 10,
                  item_features: Any = None, feature_dim: int | None = None,
-                 n_time_epochs: int = 1, l2_latent: float = 0.0, l2_bias: float = 0.0,
-                 l2_visual: float = 0.0, l2_embedding: float = 0.0, name: str = "vbpr",
+                 n_time_epochs: int = 1, l2_latent: float = 0.01, l2_bias: float = 0.01,
+                 l2_visual: float = 0.01, l2_embedding: float = 0.0001, name: str = "vbpr",
                  **kwargs):
         super().__init__(name=name, **kwargs)
         self.n_users = _check_int(n_users, "n_users", 1)

@@ -2,17 +2,29 @@
 
 They live together in this TensorFlow-free module so that a config file is read and checked
 (``tfrec-fashion train bad.yaml`` fails in a line) before TensorFlow is imported. Each field is
-a constructor argument of the model its recipe builds; see that model's docstring.
+a constructor argument of the model its recipe builds, with the constructor's default (see that
+model's docstring), except the fields a class lists in ``RECIPE_FIELDS``: those the recipe reads
+itself (where item features come from, which backbone preset to build). Recipes pass the rest
+with ``model_arguments(config)``, never by copying them one by one, and
+``tests/training/test_model_configs.py`` holds every config to its model's constructor. A
+subclass (TVBPR, I-VBPR) is a named preset of its base: it may change defaults, not fields.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional
+from typing import Any, ClassVar, Optional
 
 from tfrec_fashion.config import Registry
 
 MODEL_CONFIGS = Registry("model")
+
+
+def model_arguments(config: Any) -> dict[str, Any]:
+    """The config's constructor arguments: every field but ``name`` and its ``RECIPE_FIELDS``."""
+    skipped = {"name", *getattr(config, "RECIPE_FIELDS", ())}
+    return {field.name: getattr(config, field.name) for field in dataclasses.fields(config)
+            if field.name not in skipped}
 
 
 @MODEL_CONFIGS.register("two_tower")
@@ -71,6 +83,9 @@ class VBPRConfig:
         n_time_epochs: T > 1 makes it TVBPR (paper 002 eq. 2), with fixed equal-width epochs
             over the training interactions' time span.
     """
+
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("feature_source", "attributes", "image_size",
+                                                 "standardize")
 
     name: str = "vbpr"
     latent_dim: int = 10
@@ -137,6 +152,10 @@ class DVBPRConfig:
         weight_decay, dropout_rate: CNN-F's regularisation (paper: 1e-3, 0.5); null keeps the
             preset's.
     """
+
+    # The recipe builds the image network from these and passes it as ``DVBPR(backbone=...)``.
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "embedding_dim", "image_size",
+                                                 "weight_decay", "dropout_rate")
 
     name: str = "dvbpr"
     backbone: str = "small_cnn"
@@ -224,6 +243,8 @@ class PartialDualConfig:
             on validation; the embeddings then carry b_u and b_i as two extra columns, so
             mu + E_c . M_i is still the rating), "global" the mean mu, "none" nothing.
     """
+
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("centering",)
 
     name: str = "partial_dual"
     C: float = 1.0

@@ -19,6 +19,7 @@ from tfrec_fashion.data.samplers import BprTripletSampler
 from tfrec_fashion.layers.cnn_f import CNNF
 from tfrec_fashion.layers.gap_cnn import GapCNN
 from tfrec_fashion.models.dvbpr import DVBPR
+from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import ItemEmbedder, register_recipe
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 from tfrec_fashion.training.recipes.vbpr import item_images
@@ -45,7 +46,7 @@ class DVBPRRecipe(ImplicitRankingRecipe):
             config.backbone, output_dim=config.embedding_dim,
             image_shape=tuple(self.images.shape[1:]), **overrides)
         return DVBPR(self.dataset.n_users, self.dataset.n_items, backbone,
-                     lambda_theta=config.lambda_theta, item_images=self.images)
+                     item_images=self.images, **model_arguments(config))
 
     def datasets(self) -> tuple[tf.data.Dataset, None]:
         sampler = BprTripletSampler(self.split.train_matrix, seed=self.seed)

@@ -36,6 +36,7 @@ import scipy.sparse
 
 from tfrec_fashion.evaluation.rating_baselines import tuned_biases
 from tfrec_fashion.models.partial_dual import PartialDual
+from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import SolverRecipe, register_recipe
 from tfrec_fashion.training.recipes.ratings import RatingRecipe
 
@@ -110,13 +111,8 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
             (centred, (train.user, train.item)), shape=(n_users, n_items)).tocsr()
 
     def estimator(self, max_iterations: int) -> PartialDual:
-        config = self.model_config
-        return PartialDual(C=config.C, rank=config.rank, solver=config.solver,
-                           max_iterations=max_iterations,
-                           gap_tolerance=config.gap_tolerance,
-                           gradient_tolerance=config.gradient_tolerance,
-                           rank_increase=config.rank_increase, max_rank=config.max_rank,
-                           seed=self.seed, verbose=self.train_config.verbose > 0)
+        arguments = {**model_arguments(self.model_config), "max_iterations": max_iterations}
+        return PartialDual(**arguments, seed=self.seed, verbose=self.train_config.verbose > 0)
 
     def solve(self, state_dir: Path, log_dir: Path) -> FittedPartialDual:
         state_dir, log_dir = Path(state_dir), Path(log_dir)

@@ -31,6 +31,7 @@ from tfrec_fashion.data.dataset import FashionDataset, Ratings
 from tfrec_fashion.data.splits import shuffled_ranks_per_user
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.models.stynet import StyNet
+from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import register_recipe
 from tfrec_fashion.training.recipes.ratings import RatingRecipe
 from tfrec_fashion.training.recipes.vbpr import item_features
@@ -90,11 +91,7 @@ class StyNetRecipe(RatingRecipe):
             user_feature_vocab_sizes=[len(v) for v in self.user_vocabularies.values()],
             item_feature_vocab_sizes=[len(v) for v in self.item_vocabularies.values()],
             visual_dim=0 if self.visual is None else self.visual.shape[1],
-            embedding_dim=config.embedding_dim, id_embedding_dim=config.id_embedding_dim,
-            feature_embedding_dim=config.feature_embedding_dim,
-            hidden_units=config.hidden_units, history_length=config.history_length,
-            id_dropout=config.id_dropout, retrieval_weight=config.retrieval_weight,
-            use_visual_features=config.use_visual_features, l2=config.l2)
+            **model_arguments(config))
 
     def datasets(self) -> tuple[tf.data.Dataset, None]:
         """Training ratings, shuffled with the run's seed, batched, then joined to their

@@ -8,6 +8,7 @@ import tfrec_fashion  # noqa: F401
 import tensorflow as tf
 
 from tfrec_fashion.models.two_tower import TwoTowerRetrieval
+from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import register_recipe
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 
@@ -19,8 +20,7 @@ class TwoTowerRecipe(ImplicitRankingRecipe):
     def build_model(self) -> tf.keras.Model:
         config = self.model_config
         return TwoTowerRetrieval(self.dataset.n_users, self.dataset.n_items,
-                                 embedding_dim=config.embedding_dim, l2=config.l2,
-                                 temperature=config.temperature)
+                                 **model_arguments(config))
 
     def datasets(self) -> tuple[tf.data.Dataset, None]:
         train = self.split.train

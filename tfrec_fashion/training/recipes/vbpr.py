@@ -23,6 +23,7 @@ from tfrec_fashion.data.pipelines import bpr_dataset, image_table
 from tfrec_fashion.data.samplers import BprTripletSampler
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.models.vbpr import VBPR
+from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import ItemEmbedder, register_recipe
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 
@@ -54,13 +55,9 @@ class VBPRRecipe(ImplicitRankingRecipe):
 
     def build_model(self) -> VBPR:
         config = self.model_config
-        visual = {} if self.features is None else {
-            "visual_dim": config.visual_dim, "item_features": self.features,
-            "n_time_epochs": config.n_time_epochs, "l2_visual": config.l2_visual,
-            "l2_embedding": config.l2_embedding}
-        return VBPR(self.dataset.n_users, self.dataset.n_items, latent_dim=config.latent_dim,
-                    l2_latent=config.l2_latent, l2_bias=config.l2_bias, name=config.name,
-                    **visual)
+        features = {} if self.features is None else {"item_features": self.features}
+        return VBPR(self.dataset.n_users, self.dataset.n_items, name=config.name,
+                    **model_arguments(config), **features)
 
     def datasets(self) -> tuple[tf.data.Dataset, None]:
         epochs = self.train_epoch_matrix() if self.n_time_epochs > 1 else None
