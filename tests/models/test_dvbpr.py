@@ -97,7 +97,7 @@ def test_loss_is_bpr_plus_half_lambda_theta_squared_on_known_values():
     features = {"user": tf.constant(users, tf.int32), "pos_item": tf.constant(pos, tf.int32),
                 "neg_item": tf.constant(neg, tf.int32)}
     assert float(model.compute_loss(features)) == pytest.approx(expected, rel=1e-6)
-    assert float(model.pairwise_accuracy.result()) == pytest.approx(2 / 3)
+    assert float(model.task.pairwise_accuracy.result()) == pytest.approx(2 / 3)
 
 
 def test_siamese_one_set_of_backbone_weights(world):

@@ -128,7 +128,7 @@ def test_loss_is_bpr_plus_l2_on_known_values():
     batch = {"user": users, "pos_item": pos, "neg_item": neg, "epoch": epoch}
     batch = {key: tf.constant(value, tf.int32) for key, value in batch.items()}
     assert float(model.compute_loss(batch)) == pytest.approx(expected, rel=1e-5)
-    assert float(model.pairwise_accuracy.result()) == np.mean(x_ui > x_uj)
+    assert float(model.task.pairwise_accuracy.result()) == np.mean(x_ui > x_uj)
 
 
 def test_tvbpr_at_identity_weights_is_vbpr():

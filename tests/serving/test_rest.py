@@ -401,6 +401,8 @@ def test_stop_lets_a_request_in_flight_finish_and_refuses_new_connections(toy_co
         in_flight.start()
         assert entered.wait(10)
         idle = socket.create_connection(("127.0.0.1", rest.port), timeout=10)
+        # Accepted before stop() begins: one accepted after it is answered 503, not closed idle.
+        assert _eventually(lambda: _connection_threads(rest.port) == 2)
         stopping = threading.Thread(target=rest.stop, kwargs={"grace": 5.0})
         stopping.start()
         assert _eventually(lambda: _refused(rest.port))

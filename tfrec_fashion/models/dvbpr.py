@@ -35,7 +35,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrec_fashion.losses.bpr import bpr_loss
+from tfrec_fashion.tasks.bpr import BprRanking
 from tfrec_fashion.models.item_table import ItemTable
 from tfrec_fashion.serialization import register_serializable
 
@@ -91,8 +91,8 @@ class DVBPR(tfrs.Model):
             n_users, self.embedding_dim,
             embeddings_initializer=tf.keras.initializers.RandomUniform(0.0, 0.01), name="theta_u")
         self.user_embedding.build((None,))
-        # Share of triplets ranked right (x_ui > x_uj): the training AUC estimate BPR optimises.
-        self.pairwise_accuracy = tf.keras.metrics.Mean(name="pairwise_accuracy")
+        # BPR's loss and its pairwise accuracy (the training AUC estimate BPR optimises).
+        self.task = BprRanking()
         self._item_table = ItemTable("item_images", setter="set_item_images")
         if item_images is not None:
             self.set_item_images(item_images)
@@ -135,12 +135,9 @@ class DVBPR(tfrs.Model):
         phi_i, phi_j = tf.split(phi, 2)
         x_ui = tf.reduce_sum(theta_u * phi_i, axis=-1)  # eq. 6
         x_uj = tf.reduce_sum(theta_u * phi_j, axis=-1)
-        self.pairwise_accuracy.update_state(tf.cast(x_ui > x_uj, tf.float32))
         # eq. 5 per triplet; Phi's weight decay comes in through self.losses (tfrs.Model adds it).
-        per_triplet = (bpr_loss(x_ui, x_uj)
-                       + self.lambda_theta * 0.5 * tf.reduce_sum(tf.square(theta_u), axis=-1))
-        # The batch mean, divided across replicas so that summed replica gradients stay a mean.
-        return tf.nn.compute_average_loss(per_triplet)
+        return self.task(x_ui, x_uj,
+                         self.lambda_theta * 0.5 * tf.reduce_sum(tf.square(theta_u), axis=-1))
 
     # ------------------------------------------------------------------ inference
     def call(self, users: tf.Tensor) -> tf.Tensor:

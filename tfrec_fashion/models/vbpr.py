@@ -57,7 +57,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tfrec_fashion.losses.bpr import bpr_loss
+from tfrec_fashion.tasks.bpr import BprRanking
 from tfrec_fashion.models.item_table import ItemTable
 from tfrec_fashion.serialization import register_serializable
 
@@ -152,8 +152,8 @@ class VBPR(tfrs.Model):
                 initializer="zeros")
             self.visual_bias_drift = self.add_weight(name="delta_beta", shape=shape_f,
                                                      initializer="zeros")
-        # Share of triplets ranked right (x_ui > x_uj): the training AUC estimate BPR optimises.
-        self.pairwise_accuracy = tf.keras.metrics.Mean(name="pairwise_accuracy")
+        # BPR's loss and its pairwise accuracy (the training AUC estimate BPR optimises).
+        self.task = BprRanking()
         self._item_features = ItemTable("item_features", setter="set_item_features")
         if item_features is not None:
             self.set_item_features(item_features)
@@ -198,12 +198,9 @@ class VBPR(tfrs.Model):
         # The training scores are the served inner products, so training and serving agree.
         user_rows = tf.tile(self._user_rows(users), [2, 1])
         x_ui, x_uj = tf.split(tf.reduce_sum(user_rows * self._item_rows(items, epochs), -1), 2)
-        self.pairwise_accuracy.update_state(tf.cast(x_ui > x_uj, tf.float32))
-        # Every triplet carries the shared penalty, so compute_average_loss divides it by the
-        # global batch size like the rest: a per-triplet mean whose replica sum counts it once.
-        per_triplet = (bpr_loss(x_ui, x_uj) + self._triplet_penalty(users, items)
-                       + self._shared_penalty())
-        return tf.nn.compute_average_loss(per_triplet)
+        # Every triplet carries the shared penalty, so the task's mean over the global batch
+        # divides it like the rest: a per-triplet mean whose replica sum counts it once.
+        return self.task(x_ui, x_uj, self._triplet_penalty(users, items), self._shared_penalty())
 
     def _batch_epochs(self, features) -> tf.Tensor | None:
         """The batch's "epoch" column, int32 [batch] checked in [0, T); None unless TVBPR."""

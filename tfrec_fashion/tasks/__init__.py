@@ -1,0 +1,11 @@
+"""Tasks, in TensorFlow Recommenders' sense: a loss together with the metrics that watch it, so a
+model is its towers plus a task (``tfrs.tasks.Ranking`` / ``Retrieval`` for the two-tower
+models, ``BprRanking`` here for the pairwise ranking models).
+
+    bpr.py   BprRanking: BPR's per-triplet loss (``losses.bpr``) plus a model's per-triplet
+             penalty, averaged so that replica gradients stay a mean under tf.distribute, and
+             the pairwise accuracy metric (share of triplets ranked right, BPR's training AUC);
+             used by BPR-MF, VBPR, TVBPR, I-VBPR and DVBPR.
+
+May import: tensorflow, losses, metrics. Never imports data, models or later stages.
+"""
