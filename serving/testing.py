@@ -1,11 +1,12 @@
 """A tiny recommender SavedModel that follows the export contract, for tests and benchmarks.
 
 The serving tests and ``benchmarks/serving_latency.py`` need SavedModels shaped exactly like the
-ones ``tfrec_fashion_export`` writes (see its module docstring: signatures ``recommend`` (also
-``serving_default``), ``score`` and ``user_query``, string ids, the same defaults, bad inputs
-failing inside the graph with ``InvalidArgumentError``) without training anything and without
-importing ``tfrec_fashion``. This module builds one from plain TensorFlow over a small random
-catalogue::
+ones ``tfrec_fashion_export`` writes (signatures ``recommend`` (also ``serving_default``),
+``score`` and ``user_query``, string ids, the same defaults, bad inputs failing inside the graph
+with ``InvalidArgumentError``) without training anything and without importing
+``tfrec_fashion``. Both are built from ``contract.py``'s declarations, and
+``tests/serving/test_contract.py`` holds this one to them. This module builds one from plain
+TensorFlow over a small random catalogue::
 
     from tfrec_fashion_serving import testing
 
