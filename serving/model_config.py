@@ -25,7 +25,7 @@ Pure functions, no threads and no TensorFlow runtime:
 - :func:`discover_versions` lists the complete versions under a base path: integer-named
   directories holding ``saved_model.pb``. Anything else (``.tmp-3-abc`` exports in progress, an
   integer directory whose ``saved_model.pb`` is not written yet) is invisible;
-  :func:`incomplete_versions` names those integer directories, so the server can say why a
+  :func:`scan_versions` also names those integer directories, so the server can say why a
   directory that looks like a version is not served.
 - :func:`select_versions` applies the version policy: ``latest`` (the ``num_versions`` highest,
   default 1), ``all``, or ``specific``.
@@ -100,15 +100,18 @@ def resolve_base_path(base_path: str, config_dir: str, container_root: str = "/m
 
 def discover_versions(base_path: str) -> dict[int, str]:
     """Complete versions under ``base_path``: ``{version: directory}``; {} if it does not exist."""
-    return {version: directory for version, directory in _version_directories(base_path)
-            if os.path.isfile(os.path.join(directory, SAVED_MODEL_FILE))}
+    return scan_versions(base_path)[0]
 
 
-def incomplete_versions(base_path: str) -> dict[int, str]:
-    """Integer directories under ``base_path`` without ``saved_model.pb`` (empty, or an export
-    copied in place rather than renamed into it): ``{version: directory}``."""
-    return {version: directory for version, directory in _version_directories(base_path)
-            if not os.path.isfile(os.path.join(directory, SAVED_MODEL_FILE))}
+def scan_versions(base_path: str) -> tuple[dict[int, str], dict[int, str]]:
+    """``(complete, incomplete)`` from one listing of ``base_path``: integer directories with
+    ``saved_model.pb``, and those without it (empty, or an export copied in place rather than
+    renamed into it), each ``{version: directory}``."""
+    complete, incomplete = {}, {}
+    for version, directory in _version_directories(base_path):
+        has_model = os.path.isfile(os.path.join(directory, SAVED_MODEL_FILE))
+        (complete if has_model else incomplete)[version] = directory
+    return complete, incomplete
 
 
 def _version_directories(base_path: str) -> list[tuple[int, str]]:

@@ -300,8 +300,8 @@ class ModelManager:
     # === Loading and unloading ===
 
     def _reconcile(self, stream: ModelStream) -> None:
-        self._warn_incomplete(stream)
-        on_disk = model_config.discover_versions(stream.base_path)
+        on_disk, incomplete = model_config.scan_versions(stream.base_path)
+        self._warn_incomplete(stream, incomplete)
         if not on_disk and not stream.warned_empty:
             log.warning("no versions of model %s under %s yet (integer directories holding "
                         "saved_model.pb)", stream.name, stream.base_path)
@@ -314,8 +314,7 @@ class ModelManager:
         self._unload_unwanted(stream, wanted)
 
     @staticmethod
-    def _warn_incomplete(stream: ModelStream) -> None:
-        incomplete = model_config.incomplete_versions(stream.base_path)
+    def _warn_incomplete(stream: ModelStream, incomplete: dict[int, str]) -> None:
         for version, directory in sorted(incomplete.items()):
             if directory not in stream.warned_incomplete:
                 log.warning("model %s: version directory %s holds no %s, so it is not served "

@@ -20,9 +20,9 @@ The steps follow TF Serving's ``predict_util`` (and ``saved_model::GetInputValue
    admitted by the limits' :class:`~.limits.RunGate` (fewest rows first), checking the
    :class:`Deadline` before and while each chunk waits: a request whose client gave up
    (deadline passed: DEADLINE_EXCEEDED; call cancelled: CANCELLED) stops within one chunk, as TF
-   Serving stops a ``Session::Run`` at ``RunOptions.timeout_in_ms``. An error raised inside the graph keeps
-   TensorFlow's code and message (an in-graph assertion such as "k must be in [1, 40]" is
-   INVALID_ARGUMENT); anything else is INTERNAL.
+   Serving stops a ``Session::Run`` at ``RunOptions.timeout_in_ms``. An error raised inside the
+   graph keeps TensorFlow's code and message (an in-graph assertion such as "k must be in
+   [1, 40]" is INVALID_ARGUMENT); anything else is INTERNAL.
 
 :func:`predict` is the whole of it for a ``PredictRequest`` proto.
 """

@@ -217,7 +217,8 @@ def parse_predict_body(body: bytes) -> tuple[str, object, bool]:
         raise invalid_argument(f"JSON Parse error: {error}") from None
     except RecursionError:
         raise invalid_argument("JSON Parse error: JSON nested too deeply (about 1000 levels "
-                               "is the parser's limit; a tensor needs at most 64)") from None
+                               f"is the parser's limit; a tensor needs at most {MAX_JSON_RANK})"
+                               ) from None
     if not isinstance(document, dict):
         raise invalid_argument("the request body must be a JSON object with 'instances' or "
                                "'inputs'")

@@ -31,9 +31,10 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 from google.protobuf import text_format
-from tensorflow_serving.apis import model_pb2, predict_pb2, prediction_log_pb2
+from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from .client import predict_request
 from .contract import (
     ANN_DIRECTORY,
     DEFAULT_K,
@@ -207,14 +208,8 @@ def warmup_requests(model_name: str, n_items: int = 40) -> list[predict_pb2.Pred
     """One Predict request per signature, as the export writes them (``contract.warmup_inputs``:
     two known users and an unknown one)."""
     inputs = warmup_inputs(["u0", "u1"], [f"i{item}" for item in range(n_items)])
-    requests = []
-    for signature, tensors in inputs.items():
-        request = predict_pb2.PredictRequest(
-            model_spec=model_pb2.ModelSpec(name=model_name, signature_name=signature))
-        for alias, value in tensors.items():
-            request.inputs[alias].CopyFrom(tf.make_tensor_proto(value))
-        requests.append(request)
-    return requests
+    return [predict_request(model_name, tensors, signature)
+            for signature, tensors in inputs.items()]
 
 
 def write_warmup(path: str, requests: list[predict_pb2.PredictRequest]) -> None:
