@@ -7,8 +7,10 @@ global weighting, and trends that move the interaction shares. Margins were set 
 of the tiny preset (worst case in brackets) so they hold with room to spare.
 """
 
+import ast
 import dataclasses
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,6 +171,36 @@ def test_bad_config_names_the_field():
         SyntheticWorldConfig(colours=("red", "mauve"))
     with pytest.raises(ConfigError, match="preset"):
         SyntheticWorldConfig.preset("huge")
+
+
+# Each module of the world imports only modules below it; ``if TYPE_CHECKING:`` hints may look up.
+SYNTHETIC_LAYERS = {"synthetic_render": 0, "synthetic_truth": 0, "synthetic_planting": 1,
+                    "synthetic_sampling": 2, "synthetic": 3}
+
+
+def _runtime_imports(tree):
+    for node in ast.iter_child_nodes(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        if isinstance(node, ast.ImportFrom):
+            yield node.module or ""
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        else:
+            yield from _runtime_imports(node)
+
+
+def test_synthetic_modules_import_only_downwards():
+    folder = Path(__file__).parents[2] / "tfrec_fashion" / "data"
+    found = {path.stem for path in folder.glob("synthetic*.py")}
+    assert found == set(SYNTHETIC_LAYERS), "give each synthetic module a layer here"
+    for name, layer in SYNTHETIC_LAYERS.items():
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        for imported in _runtime_imports(tree):
+            below = imported.removeprefix("tfrec_fashion.data.")
+            if below in SYNTHETIC_LAYERS:
+                assert SYNTHETIC_LAYERS[below] < layer, f"{name} imports {below}"
 
 
 # ---------------------------------------------------------------------------------- images

@@ -5,6 +5,11 @@ catalogue of tops, bottoms and shoes with rendered images, users with planted ta
 table the papers' models train on, plus ``truth`` arrays so evaluations can print the oracle's
 number beside a model's.
 
+The code: this module holds the config, ``make_world`` and the metadata, and is where users import
+from (the truth queries are re-exported here). ``synthetic_planting`` plants the catalogue and
+the truth, ``synthetic_sampling`` samples the observed tables from it, ``synthetic_truth``
+answers queries on the truth and ``synthetic_render`` draws the images.
+
 What is planted (all scores are in logit units):
 
 - **Items.** Category (top / bottom / shoes), colour (``PALETTE``), pattern (plain, stripes, dots,
@@ -88,7 +93,7 @@ from typing import Any
 
 import numpy as np
 
-from tfrec_fashion.data.dataset import (
+from tfrec_fashion.data.dataset import (  # the table classes stay importable from here too
     FashionDataset,
     Interactions,
     Items,
@@ -98,6 +103,20 @@ from tfrec_fashion.data.dataset import (
     Triplets,
     Users,
 )
+from tfrec_fashion.data.sources import DATA_SOURCES
+from tfrec_fashion.data.synthetic_planting import (
+    SLOTS,
+    _attribute_onehot,
+    _attribute_value_names,
+    _ids,
+    _item_codes,
+    _item_features,
+    _plant_compatibility,
+    _plant_scores,
+    _plant_trend,
+    _titles,
+    _vocabularies,
+)
 from tfrec_fashion.data.synthetic_render import (
     CATEGORIES,
     LENGTHS,
@@ -105,19 +124,25 @@ from tfrec_fashion.data.synthetic_render import (
     PATTERNS,
     render_items,
 )
-from tfrec_fashion.data.sources import DATA_SOURCES
+from tfrec_fashion.data.synthetic_sampling import (
+    _sample_interactions,
+    _sample_outfits,
+    _sample_pair_ratings,
+    _sample_ratings,
+    _sample_triplets,
+    _survey,
+)
+from tfrec_fashion.data.synthetic_truth import (  # the truth queries, imported by users from here
+    WorldOrTruth,
+    true_outfit_score,
+    true_pair_score,
+    true_score_parts,
+    true_subspace_compatibility,
+    user_item_score_at,
+)
 from tfrec_fashion.errors import ConfigError
 
 SUBSPACES: tuple[str, ...] = ("colour", "pattern", "length", "tone")
-SLOTS: tuple[str, ...] = CATEGORIES
-# Hue in degrees of the chromatic colours; the rest are neutrals that go with anything.
-_HUE = {"red": 355.0, "pink": 335.0, "yellow": 48.0, "green": 140.0, "blue": 216.0}
-_PATTERN_WORD = {"plain": "plain", "stripes": "striped", "dots": "dotted", "checks": "checked"}
-_NOUN = {("top", "short"): "short-sleeve top", ("top", "long"): "long-sleeve top",
-         ("bottom", "short"): "shorts", ("bottom", "long"): "trousers",
-         ("shoes", "short"): "low shoes", ("shoes", "long"): "ankle boots"}
-
-WorldOrTruth = FashionDataset | dict
 
 
 @DATA_SOURCES.register("synthetic")
@@ -277,71 +302,6 @@ class SyntheticWorldConfig:
         need(0 <= self.new_item_share <= 0.8, "new_item_share", "must be in [0, 0.8]")
 
 
-# ---------------------------------------------------------------------------------- ground truth
-def _truth(world_or_truth: WorldOrTruth) -> dict:
-    return world_or_truth.truth if isinstance(world_or_truth, FashionDataset) else world_or_truth
-
-
-def user_item_score_at(world_or_truth: WorldOrTruth, epoch: int) -> np.ndarray:
-    """The true score in time epoch ``epoch``: float32 [n_users, n_items]."""
-    truth = _truth(world_or_truth)
-    return truth["user_item_score"] + truth["item_trend_score"][epoch][None, :]
-
-
-def true_score_parts(world_or_truth: WorldOrTruth) -> dict[str, np.ndarray]:
-    """Splits ``user_item_score`` into "visual" [U, I], "latent" [U, I] and "popularity" [I]."""
-    truth = _truth(world_or_truth)
-    return {"visual": truth["user_visual_taste"] @ truth["item_attribute_onehot"].T,
-            "latent": truth["user_latent"] @ truth["item_latent"].T,
-            "popularity": truth["item_popularity"]}
-
-
-def true_subspace_compatibility(world_or_truth: WorldOrTruth, item_a, item_b) -> np.ndarray:
-    """Compatibility of item pairs in every subspace: float32 [n, k] (same for every user)."""
-    truth = _truth(world_or_truth)
-    codes, tables = truth["item_subspace_codes"], truth["subspace_compatibility"]
-    subspace = np.arange(tables.shape[0])
-    return tables[subspace, codes[np.asarray(item_a)], codes[np.asarray(item_b)]]
-
-
-def true_pair_score(world_or_truth: WorldOrTruth, user, item_a, item_b) -> np.ndarray:
-    """User ``user``'s personal compatibility of ``item_a`` with ``item_b``: float32 [n].
-
-    sum_s w[u, s] * compatibility_s(a, b), with ``w = truth["user_subspace_weights"]``. All
-    arguments are int arrays of the same length (or broadcastable).
-    """
-    weights = _truth(world_or_truth)["user_subspace_weights"][np.asarray(user)]
-    return (weights * true_subspace_compatibility(world_or_truth, item_a, item_b)).sum(-1)
-
-
-def true_outfit_score(world_or_truth: WorldOrTruth, user, items) -> np.ndarray:
-    """A user's true score of outfits: float32 [n].
-
-    Mean item score over the filled slots plus ``outfit_compatibility_weight`` times the mean
-    personal pair score over pairs of filled slots.
-
-    Args:
-        world_or_truth: the world or its ``truth`` dict.
-        user: int [n].
-        items: int [n, n_slots] item indices, -1 for an empty slot.
-    """
-    truth = _truth(world_or_truth)
-    user, items = np.asarray(user), np.asarray(items)
-    filled = items >= 0
-    safe = np.maximum(items, 0)
-    item_score = truth["user_item_score"][user[:, None], safe]
-    preference = (item_score * filled).sum(1) / np.maximum(filled.sum(1), 1)
-    pair_sum = np.zeros(len(user), np.float32)
-    pair_count = np.zeros(len(user), np.float32)
-    for a in range(items.shape[1]):
-        for b in range(a + 1, items.shape[1]):
-            both = filled[:, a] & filled[:, b]
-            pair_sum += both * true_pair_score(truth, user, safe[:, a], safe[:, b])
-            pair_count += both
-    weight = truth["outfit_compatibility_weight"]
-    return (preference + weight * pair_sum / np.maximum(pair_count, 1)).astype(np.float32)
-
-
 # ---------------------------------------------------------------------------------- the world
 def make_world(config: SyntheticWorldConfig | None = None) -> FashionDataset:
     """Builds the planted world described by ``config`` (default: the ``small`` preset).
@@ -394,400 +354,6 @@ def make_world(config: SyntheticWorldConfig | None = None) -> FashionDataset:
 
 _STREAMS = ("items", "images", "features", "scores", "trend", "survey", "interactions",
             "ratings", "pairs", "outfits", "triplets")
-
-
-def _vocabularies(config: SyntheticWorldConfig) -> dict[str, list[str]]:
-    return {"category": list(CATEGORIES), "colour": list(config.colours),
-            "pattern": list(PATTERNS), "length": list(LENGTHS),
-            "brand": [f"B{b}" for b in range(config.n_brands)],
-            "subspace": list(config.subspaces), "slot": list(SLOTS)}
-
-
-def _ids(prefix: str, n: int) -> np.ndarray:
-    width = len(str(max(n - 1, 0)))
-    return np.array([f"{prefix}{i:0{width}d}" for i in range(n)])
-
-
-def _item_codes(config: SyntheticWorldConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Integer attribute codes per item; category counts follow the shares exactly."""
-    n = config.n_items
-    shares = np.asarray(config.category_shares, np.float64) / sum(config.category_shares)
-    counts = np.maximum(np.floor(shares * n).astype(int), 1)
-    counts[0] += n - counts.sum()
-    category = rng.permutation(np.repeat(np.arange(len(CATEGORIES)), counts))
-    zipf = 1.0 / np.arange(1, config.n_brands + 1) ** 0.8
-    return {
-        "category": category.astype(np.int32),
-        "colour": rng.integers(0, len(config.colours), n).astype(np.int32),
-        "pattern": rng.choice(len(PATTERNS), n, p=np.asarray(config.pattern_shares)
-                              / sum(config.pattern_shares)).astype(np.int32),
-        "length": rng.integers(0, len(LENGTHS), n).astype(np.int32),
-        "brand": rng.choice(config.n_brands, n, p=zipf / zipf.sum()).astype(np.int32),
-    }
-
-
-def _attribute_groups(config: SyntheticWorldConfig) -> dict[str, slice]:
-    """Column ranges of each attribute in ``item_attribute_onehot`` (and the trend / tastes)."""
-    sizes = {"category": len(CATEGORIES), "colour": len(config.colours),
-             "pattern": len(PATTERNS), "length": len(LENGTHS)}
-    offsets = np.cumsum([0, *sizes.values()])
-    return {name: slice(int(a), int(b)) for name, a, b in zip(sizes, offsets, offsets[1:])}
-
-
-def _attribute_onehot(codes: dict, config: SyntheticWorldConfig) -> np.ndarray:
-    groups = _attribute_groups(config)
-    onehot = np.zeros((config.n_items, groups["length"].stop), np.float32)
-    for name, columns in groups.items():
-        onehot[np.arange(config.n_items), columns.start + codes[name]] = 1.0
-    return onehot
-
-
-def _item_features(config: SyntheticWorldConfig, onehot: np.ndarray,
-                   rng: np.random.Generator) -> np.ndarray:
-    """A stand-in for pretrained CNN features: informative about attributes, but imperfectly.
-
-    relu(weighted_onehot @ P + nuisance + noise): P a fixed Gaussian projection; pattern and
-    length weigh 0.6 against 1.0 for category and colour (CNN features see shape and colour
-    best); nuisance is 8 random item directions that carry no taste; noise is per dimension.
-    """
-    groups = _attribute_groups(config)
-    weight = np.ones(onehot.shape[1], np.float32)
-    weight[groups["pattern"]] = weight[groups["length"]] = 0.6
-    projection = rng.normal(size=(onehot.shape[1], config.feature_dim))
-    nuisance = rng.normal(size=(config.n_items, 8)) @ rng.normal(size=(8, config.feature_dim))
-    noise = rng.normal(size=(config.n_items, config.feature_dim))
-    raw = (onehot * weight) @ projection + 0.35 * nuisance + config.feature_noise * noise
-    return np.maximum(raw, 0.0).astype(np.float32)
-
-
-def _titles(items: Items) -> np.ndarray:
-    a = items.attributes
-    return np.array([
-        f"{colour} {_PATTERN_WORD[pattern]} {_NOUN[(category, length)]}, brand {brand}"
-        for category, colour, pattern, length, brand
-        in zip(items.category, a["colour"], a["pattern"], a["length"], a["brand"])])
-
-
-# ---------------------------------------------------------------------------------- planted truth
-def _plant_scores(config: SyntheticWorldConfig, codes: dict, onehot: np.ndarray,
-                  rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Users' subspace weights, visual tastes and latent factors; item popularity; true score."""
-    n_users, n_values = config.n_users, onehot.shape[1]
-    k = len(config.subspaces)
-    weights = rng.dirichlet(np.full(k, config.subspace_concentration), size=n_users)
-
-    # Visual taste over attribute values: global + rank-r personal + persona.
-    global_taste = rng.normal(0.0, 0.5, n_values)
-    global_taste[_attribute_groups(config)["category"]] = 0.0
-    personal = (rng.normal(size=(n_users, config.visual_taste_rank))
-                @ rng.normal(size=(config.visual_taste_rank, n_values))
-                / np.sqrt(config.visual_taste_rank))
-    persona = config.persona_strength * (weights - 1.0 / k) @ _persona_directions(config)
-    taste = global_taste + personal + persona
-    taste *= _scale_to_std(taste @ onehot.T, config.visual_weight)
-
-    # Non-visual factors: half brand (shared by the brand's items), half the item's own.
-    user_latent = rng.normal(size=(n_users, config.latent_dim))
-    brand_latent = rng.normal(size=(config.n_brands, config.latent_dim))
-    item_latent = np.sqrt(0.5) * (brand_latent[codes["brand"]]
-                                  + rng.normal(size=(config.n_items, config.latent_dim)))
-    scale = np.sqrt(_scale_to_std(user_latent @ item_latent.T, config.latent_weight))
-    user_latent, item_latent = user_latent * scale, item_latent * scale
-
-    popularity = rng.normal(size=config.n_items)
-    popularity = (popularity - popularity.mean()) * _scale_to_std(popularity,
-                                                                  config.popularity_weight)
-    score = taste @ onehot.T + user_latent @ item_latent.T + popularity
-    return {"user_item_score": score.astype(np.float32),
-            "user_visual_taste": taste.astype(np.float32),
-            "user_latent": user_latent.astype(np.float32),
-            "item_latent": item_latent.astype(np.float32),
-            "item_popularity": popularity.astype(np.float32),
-            "user_subspace_weights": weights.astype(np.float32)}
-
-
-def _scale_to_std(values: np.ndarray, std: float) -> float:
-    current = float(values.std())
-    return std / current if current > 0 else 0.0
-
-
-def _persona_directions(config: SyntheticWorldConfig) -> np.ndarray:
-    """[k, n_attribute_values]: how caring about subspace s shifts the item taste.
-
-    colour: bold (chromatic) colours over neutrals; pattern: patterns over plain; length: long
-    over short; tone: light over dark colours.
-    """
-    groups = _attribute_groups(config)
-    directions = np.zeros((len(config.subspaces), groups["length"].stop))
-    for s, name in enumerate(config.subspaces):
-        if name == "colour":
-            directions[s, groups["colour"]] = [1.0 if c in _HUE else -1.0 for c in config.colours]
-        elif name == "pattern":
-            directions[s, groups["pattern"]] = [-1.0, 1.0, 1.0, 1.0]
-        elif name == "length":
-            directions[s, groups["length"]] = [-1.0, 1.0]
-        else:  # tone
-            light = _lightness(config.colours)
-            directions[s, groups["colour"]] = 2.0 * (light - light.mean()) / np.ptp(light)
-    return directions
-
-
-def _lightness(colours: tuple[str, ...]) -> np.ndarray:
-    rgb = np.array([PALETTE[c] for c in colours], np.float64)
-    return rgb @ np.array([0.299, 0.587, 0.114]) / 255.0
-
-
-def _plant_trend(config: SyntheticWorldConfig, onehot: np.ndarray,
-                 rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """One colour rises linearly, one falls; other colour/pattern/length values random-walk."""
-    groups = _attribute_groups(config)
-    n_epochs, n_values = config.n_time_epochs, onehot.shape[1]
-    trend = np.cumsum(rng.normal(0.0, 0.15, size=(n_epochs, n_values)), axis=0)
-    trend[:, groups["category"]] = 0.0
-    rising, falling = groups["colour"].start + rng.choice(len(config.colours), 2, replace=False)
-    line = np.linspace(-1.0, 1.0, n_epochs)
-    trend[:, rising], trend[:, falling] = line, -line
-    trend = config.trend_weight * (trend - trend.mean(axis=0))
-    release = np.zeros(config.n_items, np.int32)
-    if n_epochs > 1:
-        new = rng.random(config.n_items) < config.new_item_share
-        release[new] = rng.integers(1, n_epochs, int(new.sum()))
-    names = _attribute_value_names(config)
-    return ({"trend": trend.astype(np.float32),
-             "item_trend_score": (trend @ onehot.T).astype(np.float32),
-             "item_release_epoch": release},
-            {"rising": names[rising], "falling": names[falling]})
-
-
-def _attribute_value_names(config: SyntheticWorldConfig) -> list[str]:
-    vocab = _vocabularies(config)
-    return [f"{group}={value}" for group in _attribute_groups(config) for value in vocab[group]]
-
-
-def _plant_compatibility(config: SyntheticWorldConfig, codes: dict) -> dict[str, np.ndarray]:
-    """Per-subspace compatibility tables over attribute codes, standardised over random pairs."""
-    tables, item_codes = [], []
-    colour_p = np.full(len(config.colours), 1.0 / len(config.colours))
-    pattern_p = np.asarray(config.pattern_shares, np.float64) / sum(config.pattern_shares)
-    for name in config.subspaces:
-        if name == "colour":
-            table, attribute, p = _colour_harmony(config.colours), "colour", colour_p
-        elif name == "pattern":
-            # Plain goes with anything, a pattern best with plain, two different patterns clash.
-            table = np.array([[0.3, 0.8, 0.8, 0.8], [0.8, -0.4, -1.0, -1.0],
-                              [0.8, -1.0, -0.4, -1.0], [0.8, -1.0, -1.0, -0.4]])
-            attribute, p = "pattern", pattern_p
-        elif name == "length":
-            table, attribute, p = np.array([[1.0, -1.0], [-1.0, 1.0]]), "length", np.full(2, 0.5)
-        else:  # tone: light/dark contrast
-            light = _lightness(config.colours)
-            table, attribute, p = np.abs(light[:, None] - light[None, :]), "colour", colour_p
-        mean = p @ table @ p
-        std = np.sqrt(p @ (table - mean) ** 2 @ p)
-        tables.append((table - mean) / std)
-        item_codes.append(codes[attribute])
-    size = max(len(t) for t in tables)
-    padded = np.zeros((len(tables), size, size), np.float32)
-    for s, table in enumerate(tables):
-        padded[s, :len(table), :len(table)] = table
-    return {"subspace_compatibility": padded,
-            "item_subspace_codes": np.stack(item_codes, axis=1).astype(np.int32),
-            "outfit_compatibility_weight": np.array(config.outfit_compatibility_weight, np.float32)}
-
-
-def _colour_harmony(colours: tuple[str, ...]) -> np.ndarray:
-    """Neutrals go with anything; two colours clash unless their hues are >= 100 degrees apart."""
-    table = np.zeros((len(colours), len(colours)))
-    for a, ca in enumerate(colours):
-        for b, cb in enumerate(colours):
-            if ca not in _HUE and cb not in _HUE:
-                table[a, b] = -0.2 if a == b else 0.2
-            elif ca not in _HUE or cb not in _HUE:
-                table[a, b] = 0.6
-            elif a == b:
-                table[a, b] = -0.8
-            else:
-                gap = abs(_HUE[ca] - _HUE[cb]) % 360.0
-                table[a, b] = 1.0 if min(gap, 360.0 - gap) >= 100.0 else -0.6
-    return table
-
-
-def _survey(config: SyntheticWorldConfig, truth: dict, vocab: dict,
-            rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Noisy survey answers: right with probability ``survey_accuracy``, else a random value."""
-    colour_taste = truth["user_visual_taste"][:, _attribute_groups(config)["colour"]]
-    answers = {"favourite_colour": (colour_taste.argmax(1), vocab["colour"]),
-               "cares_most_about": (truth["user_subspace_weights"].argmax(1), vocab["subspace"])}
-    features = {}
-    for name, (right, values) in answers.items():
-        guess = rng.integers(0, len(values), config.n_users)
-        honest = rng.random(config.n_users) < config.survey_accuracy
-        features[name] = np.array(values)[np.where(honest, right, guess)]
-    return features
-
-
-# ---------------------------------------------------------------------------------- observed data
-_USER_CHUNK = 512  # users per vectorised sampling step (bounds memory on the large preset)
-
-
-def _sample_interactions(config: SyntheticWorldConfig, truth: dict,
-                         rng: np.random.Generator) -> Interactions:
-    """Distinct items per user from the softmax of each epoch's scores, with timestamps."""
-    n_users, n_epochs = config.n_users, config.n_time_epochs
-    extra = config.mean_interactions_per_user - config.min_interactions_per_user
-    per_user = config.min_interactions_per_user + rng.poisson(extra, n_users)
-    per_user = np.minimum(per_user, config.n_items // 3)
-    owner = np.repeat(np.arange(n_users), per_user)
-    counts = np.zeros((n_users, n_epochs), np.int64)
-    np.add.at(counts, (owner, rng.integers(0, n_epochs, owner.size)), 1)
-
-    users, items, epochs = [], [], []
-    for start in range(0, n_users, _USER_CHUNK):
-        chunk = np.arange(start, min(start + _USER_CHUNK, n_users))
-        taken = np.zeros((chunk.size, config.n_items), bool)
-        for epoch in range(n_epochs):
-            count = counts[chunk, epoch]
-            if count.max() == 0:
-                continue
-            logits = (truth["user_item_score"][chunk] + truth["item_trend_score"][epoch]
-                      + _gumbel(rng, taken.shape))
-            logits[taken] = -np.inf
-            logits[:, truth["item_release_epoch"] > epoch] = -np.inf
-            row, item = _top_k_rows(logits, count)
-            taken[row, item] = True
-            users.append(chunk[row])
-            items.append(item)
-            epochs.append(np.full(row.size, epoch))
-    user, item, epoch = (np.concatenate(a) for a in (users, items, epochs))
-
-    # Uniform second within the epoch (leaving room to make each user's times distinct).
-    room = max(config.epoch_seconds - 2 * int(per_user.max()), 1)
-    timestamp = (config.start_timestamp + epoch.astype(np.int64) * config.epoch_seconds
-                 + rng.integers(0, room, user.size))
-    order = np.lexsort((timestamp, user))
-    user, item, timestamp = user[order], item[order], timestamp[order]
-    # Break ties: a user's k-th interaction gets at least k seconds more than the first.
-    position = np.arange(user.size) - np.searchsorted(user, user)
-    offset = user.astype(np.int64) << 40
-    timestamp = np.maximum.accumulate(timestamp - position + offset) - offset + position
-    return Interactions(user=user.astype(np.int32), item=item.astype(np.int32),
-                        timestamp=timestamp.astype(np.int64))
-
-
-def _gumbel(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    """Standard Gumbel noise in float32 (-log of an exponential draw; 3x faster than float64)."""
-    draw = rng.standard_exponential(shape, dtype=np.float32)
-    return -np.log(np.maximum(draw, np.finfo(np.float32).tiny))
-
-
-def _top_k_rows(logits: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column of the ``k[r]`` largest entries of each row r (k may differ per row)."""
-    largest = int(k.max())
-    top = np.argpartition(-logits, largest - 1, axis=1)[:, :largest]
-    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(logits, top, 1), 1), 1)
-    keep = np.arange(largest)[None, :] < k[:, None]
-    return np.nonzero(keep)[0], top[keep]
-
-
-def _sample_ratings(config: SyntheticWorldConfig, truth: dict,
-                    rng: np.random.Generator) -> Ratings | None:
-    """"Love it or leave it": uniform items, +1 when the score beats the user's median (+ noise)."""
-    k = config.ratings_per_user
-    if k == 0:
-        return None
-    score = truth["user_item_score"]
-    user, item = [], []
-    for start in range(0, config.n_users, _USER_CHUNK):
-        keys = rng.random((min(_USER_CHUNK, config.n_users - start), config.n_items))
-        row, column = _top_k_rows(keys, np.full(len(keys), k))
-        user.append(start + row)
-        item.append(column)
-    user, item = np.concatenate(user), np.concatenate(item)
-    margin = (score[user, item] - np.median(score, axis=1)[user]
-              + config.rating_noise * rng.normal(size=user.size))
-    return Ratings(user=user.astype(np.int32), item=item.astype(np.int32),
-                   value=np.where(margin >= 0, 1.0, -1.0).astype(np.float32))
-
-
-def _sample_pair_ratings(config: SyntheticWorldConfig, truth: dict, category: np.ndarray,
-                         rng: np.random.Generator) -> PairRatings | None:
-    """Random (top, bottom) pairs per user, labelled by the personal pair score plus noise."""
-    if config.pair_ratings_per_user == 0:
-        return None
-    tops, bottoms = np.flatnonzero(category == 0), np.flatnonzero(category == 1)
-    user = np.repeat(np.arange(config.n_users), config.pair_ratings_per_user)
-    item_a = tops[rng.integers(0, tops.size, user.size)]
-    item_b = bottoms[rng.integers(0, bottoms.size, user.size)]
-    margin = (true_pair_score(truth, user, item_a, item_b)
-              + config.pair_noise * rng.normal(size=user.size))
-    return PairRatings(user=user.astype(np.int32), item_a=item_a.astype(np.int32),
-                       item_b=item_b.astype(np.int32),
-                       label=np.where(margin >= 0, 1, -1).astype(np.int8))
-
-
-def _sample_outfits(config: SyntheticWorldConfig, truth: dict, category: np.ndarray,
-                    rng: np.random.Generator) -> Outfits | None:
-    """Per user: candidate outfits from the per-category softmax, kept by a Gumbel softmax over
-    ``true_outfit_score / outfit_temperature`` (distinct outfits only)."""
-    n_users, n_candidates = config.n_users, config.outfit_candidates
-    n_keep = config.outfits_per_user
-    if n_keep == 0:
-        return None
-    score = truth["user_item_score"].astype(np.float64)
-    candidates = np.empty((n_users, n_candidates, len(SLOTS)), np.int64)
-    for slot in range(len(SLOTS)):
-        pool = np.flatnonzero(category == slot)
-        cdf = np.cumsum(np.exp(score[:, pool] - score[:, pool].max(1, keepdims=True)), 1)
-        # Row u's normalised CDF shifted by u: one sorted array, one searchsorted for all users.
-        offset = np.arange(n_users)[:, None]
-        flat = (cdf / cdf[:, -1:] + offset).ravel()
-        draw = rng.random((n_users, n_candidates)) + offset
-        pick = np.searchsorted(flat, draw.ravel(), side="right").reshape(draw.shape)
-        pick = np.clip(pick - offset * pool.size, 0, pool.size - 1)
-        candidates[:, :, slot] = pool[pick]
-    user = np.repeat(np.arange(n_users), n_candidates)
-    outfit_score = true_outfit_score(truth, user, candidates.reshape(-1, len(SLOTS)))
-    logits = (outfit_score.reshape(n_users, n_candidates) / config.outfit_temperature
-              + _gumbel(rng, (n_users, n_candidates)))
-    # A repeated candidate may be kept only once.
-    key = (candidates[..., 0] * config.n_items + candidates[..., 1]) * config.n_items \
-        + candidates[..., 2]
-    order = np.argsort(key, axis=1, kind="stable")
-    repeated = np.zeros_like(key, bool)
-    sorted_key = np.take_along_axis(key, order, 1)
-    np.put_along_axis(repeated, order[:, 1:], sorted_key[:, 1:] == sorted_key[:, :-1], 1)
-    logits[repeated] = -np.inf
-    row, column = _top_k_rows(logits, np.full(n_users, n_keep))
-    keep = np.isfinite(logits[row, column])
-    row, column = row[keep], column[keep]
-    return Outfits(ids=_ids("o", row.size), user=row.astype(np.int32),
-                   items=candidates[row, column].astype(np.int32), slots=SLOTS)
-
-
-def _sample_triplets(config: SyntheticWorldConfig, outfits: Outfits | None,
-                     rng: np.random.Generator) -> Triplets | None:
-    """Anchor and positive from two slots of one outfit; negative from another outfit's
-    positive slot (never the positive item itself)."""
-    if outfits is None or len(outfits) < 2 or config.triplets_per_outfit == 0:
-        return None
-    n = len(outfits)
-    source = np.repeat(np.arange(n), config.triplets_per_outfit)
-    anchor_slot = rng.integers(0, len(SLOTS), source.size)
-    positive_slot = (anchor_slot + rng.integers(1, len(SLOTS), source.size)) % len(SLOTS)
-    other = (source + rng.integers(1, n, source.size)) % n
-    positive = outfits.items[source, positive_slot]
-    negative = outfits.items[other, positive_slot]
-    for _ in range(n):  # a few steps at most: walk on to the next outfit while the item repeats
-        same = negative == positive
-        if not same.any():
-            break
-        other[same] = (other[same] + 1) % n
-        other[same & (other == source)] = (other[same & (other == source)] + 1) % n
-        negative = outfits.items[other, positive_slot]
-    keep = negative != positive
-    return Triplets(anchor=outfits.items[source, anchor_slot][keep].astype(np.int32),
-                    positive=positive[keep].astype(np.int32),
-                    negative=negative[keep].astype(np.int32))
 
 
 def _metadata(config: SyntheticWorldConfig, vocab: dict, trend: dict) -> dict[str, Any]:
