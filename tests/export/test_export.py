@@ -299,7 +299,7 @@ def test_vbpr_on_efficientnet_features_embeds_a_new_items_image(tmp_path, real_d
     the training-time standardisation -> E f: an item's own image gives the vector the model
     scored it with (less its id terms)."""
     from tfrec_fashion.data.torch_pickle import load_wheel_state_dict
-    from tfrec_fashion.training.recipes.vbpr import item_images
+    from tfrec_fashion.layers.item_content import item_images
 
     real_data(load_wheel_state_dict, "efficientnet-lite0")
     model = {"name": "vbpr", "feature_source": "efficientnet", "image_size": 32,

@@ -24,6 +24,7 @@ from tfrec_fashion.config import from_dict
 from tfrec_fashion.data.dataset import FashionDataset, Items, Ratings, Users
 from tfrec_fashion.data.embeddings import CustomerEmbeddings
 from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.layers.item_content import item_features
 from tfrec_fashion.training.harness import evaluate_run, train
 from tfrec_fashion.training.model_configs import StyNetConfig
 from tfrec_fashion.training.recipes import get_recipe
@@ -166,3 +167,17 @@ def test_ids_and_votes_alone_train_and_predict_on_the_star_scale():
     assert recipe.user_vectors(model).shape == (12, 32)
     metrics = recipe.evaluate(model)
     assert "test_rmse" in metrics and "test_auc" not in metrics  # stars, not votes
+
+
+def test_the_item_tower_reads_the_content_of_feature_source():
+    dataset = ids_and_stars()  # no items.features: attributes are the content there is
+    recipe = get_recipe(StyNetConfig(feature_source="attributes", history_length=4),
+                        TrainConfig(batch_size=16))
+    recipe.prepare(dataset)
+    expected, _ = item_features(dataset, "attributes")
+    np.testing.assert_array_equal(recipe.visual, expected)
+    assert recipe.build_model().visual_dim == expected.shape[1] == 1  # category=movie
+    with pytest.raises(ValueError, match=r"model.feature_source must be one of \['dataset', "
+                                         r"'attributes', 'efficientnet'\]. Received: "
+                                         r"feature_source='pixels'"):
+        StyNetConfig(feature_source="pixels")

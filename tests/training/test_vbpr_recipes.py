@@ -10,7 +10,7 @@ from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, User
 from tfrec_fashion.data.synthetic import SyntheticWorldConfig, make_world
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.harness import evaluate_run, train
-from tfrec_fashion.training.recipes.vbpr import item_features
+from tfrec_fashion.layers.item_content import item_features
 from tfrec_fashion.training.run_config import RunConfig
 
 TINY = {"name": "synthetic", "seed": 0, "n_users": 100, "n_items": 200, "n_time_epochs": 4,

@@ -106,9 +106,7 @@ class VBPRConfig:
             raise ValueError("model.visual_dim, n_time_epochs and image_size must be positive. "
                              f"Received: visual_dim={self.visual_dim}, n_time_epochs="
                              f"{self.n_time_epochs}, image_size={self.image_size}")
-        if self.feature_source not in FEATURE_SOURCES:
-            raise ValueError(f"model.feature_source must be one of {list(FEATURE_SOURCES)}. "
-                             f"Received: feature_source={self.feature_source!r}")
+        _one_of(self, "feature_source", FEATURE_SOURCES)
 
 
 @MODEL_CONFIGS.register("tvbpr")
@@ -191,9 +189,16 @@ class StyNetConfig:
         id_dropout: share of training rows whose customer and item ids are hidden, so the
             feature path alone learns to predict (the cold-start path for unknown ids).
         retrieval_weight: weight of the dot-product retrieval task (0 = rating head only).
-        use_visual_features: feed ``items.features`` (a visual embedding) to the item tower.
+        use_visual_features: feed the items' content features to the item tower.
         l2: L2 penalty on the embeddings and dense kernels.
+        feature_source: with ``use_visual_features``, where those features come from, as for
+            VBPR (``FEATURE_SOURCES``, ``layers.item_content``): "dataset" (``items.features``,
+            a visual embedding), "attributes" (every attribute column, one-hot) or
+            "efficientnet" (EfficientNet-Lite0 on the item images at 96x96).
     """
+
+    # The recipe reads the features and passes their width as ``StyNet(visual_dim=...)``.
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("feature_source",)
 
     name: str = "stynet"
     embedding_dim: int = 32
@@ -205,9 +210,11 @@ class StyNetConfig:
     retrieval_weight: float = 0.1
     use_visual_features: bool = True
     l2: float = 1e-5
+    feature_source: str = "dataset"
 
     def __post_init__(self) -> None:
         _non_negative(self, "history_length", "retrieval_weight", "l2")
+        _one_of(self, "feature_source", FEATURE_SOURCES)
         for field in ("embedding_dim", "id_embedding_dim", "feature_embedding_dim",
                       "hidden_units"):
             if getattr(self, field) < 1:
@@ -279,3 +286,9 @@ def _non_negative(config: object, *fields: str) -> None:
         if getattr(config, field) < 0:
             raise ValueError(f"model.{field} must be >= 0. Received: "
                              f"{field}={getattr(config, field)}")
+
+
+def _one_of(config: object, field: str, choices: tuple[str, ...]) -> None:
+    if getattr(config, field) not in choices:
+        raise ValueError(f"model.{field} must be one of {list(choices)}. Received: "
+                         f"{field}={getattr(config, field)!r}")

@@ -18,11 +18,11 @@ from tfrec_fashion.data.pipelines import bpr_dataset
 from tfrec_fashion.data.samplers import BprTripletSampler
 from tfrec_fashion.layers.cnn_f import CNNF
 from tfrec_fashion.layers.gap_cnn import GapCNN
+from tfrec_fashion.layers.item_content import item_images
 from tfrec_fashion.models.dvbpr import DVBPR
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import ItemEmbedder, register_recipe
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
-from tfrec_fashion.training.recipes.vbpr import item_images
 
 # model.backbone -> the network class whose PRESETS name it
 BACKBONES = {name: network for network in (CNNF, GapCNN) for name in network.PRESETS}

@@ -6,7 +6,9 @@ What the recipe derives from the dataset (``prepare_inputs``):
 - **Survey answers** (``users.features``) and **catalogue attributes** (``items.category`` and
   every ``items.attributes`` column) as int codes, one vocabulary per column, sorted; an empty
   answer is -1 (unknown).
-- **Visual embedding**: ``items.features`` standardised (``use_visual_features``).
+- **Visual embedding** (``use_visual_features``): the item features of ``model.feature_source``
+  (``layers.item_content``: "dataset" ``items.features``, "attributes" or "efficientnet"),
+  standardised.
 - **Vote history**: each customer's TRAINING ratings only, in one random order fixed by the
   run's seed, the first ``history_length`` kept (-1 padded); held-out ratings never reach it.
   The model leaves a training row's own target out of the history it reads.
@@ -30,11 +32,11 @@ import tensorflow as tf
 from tfrec_fashion.data.dataset import FashionDataset, Ratings
 from tfrec_fashion.data.splits import shuffled_ranks_per_user
 from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.layers.item_content import item_features
 from tfrec_fashion.models.stynet import StyNet
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import register_recipe
 from tfrec_fashion.training.recipes.ratings import RatingRecipe
-from tfrec_fashion.training.recipes.vbpr import item_features
 
 _PREDICT_BATCH = 8192
 _MISSING = ("", "nan", "None")
@@ -48,7 +50,8 @@ class StyNetRecipe(RatingRecipe):
     Attributes set by ``prepare`` (besides ``RatingRecipe``'s):
         user_vocabularies, item_vocabularies: column name -> sorted str values (code = position).
         user_codes: int32 [n_users, F_u]; item_codes: int32 [n_items, F_i] (-1 unknown).
-        visual: float32 [n_items, d] standardised ``items.features``, or None.
+        visual: float32 [n_items, d] standardised item features of ``model.feature_source``,
+            or None.
         history_item: int32 [n_users, L] (-1 padded); history_value: float32 [n_users, L] in
             [0, 1].
     """
@@ -63,11 +66,11 @@ class StyNetRecipe(RatingRecipe):
             {"category": dataset.items.category, **dataset.items.attributes}, dataset.n_items)
         self.visual = None
         if config.use_visual_features:
-            if dataset.items.features is None:
+            if config.feature_source == "dataset" and dataset.items.features is None:
                 raise ConfigError(f"model.use_visual_features: dataset {dataset.name!r} has no "
                                   "item features (items.features); set use_visual_features: "
                                   "false to train StyNet on ids, attributes and votes alone")
-            self.visual = item_features(dataset, "dataset")[0]
+            self.visual = item_features(dataset, config.feature_source)[0]
         self.history_item, self.history_value = vote_histories(
             self.split.train, dataset.n_users, config.history_length,
             self.scaled(self.split.train.value), seed=self.seed)

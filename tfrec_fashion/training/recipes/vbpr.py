@@ -9,6 +9,9 @@ TVBPR's carry the time epoch of the positive) and are evaluated by the shared im
   simulated ones) or "efficientnet" (EfficientNet-Lite0 with real ImageNet weights, 1280-d
   average-pooled, computed once from the item images at ``model.image_size``).
 - I-VBPR: "attributes", the one-hot interpretable attributes (``data.features``).
+
+The feature builders are shared with every model that reads item content
+(``layers.item_content``).
 """
 
 from __future__ import annotations
@@ -18,16 +21,14 @@ import tfrec_fashion  # noqa: F401
 import tensorflow as tf
 
 from tfrec_fashion.data.dataset import FashionDataset
-from tfrec_fashion.data.features import attribute_onehot
-from tfrec_fashion.data.pipelines import bpr_dataset, image_table
+from tfrec_fashion.data.pipelines import bpr_dataset
 from tfrec_fashion.data.samplers import BprTripletSampler
-from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.layers.item_content import (efficientnet_backbone, feature_scaling,
+                                               item_features)
 from tfrec_fashion.models.vbpr import VBPR
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import ItemEmbedder, register_recipe
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
-
-_EFFICIENTNET_BATCH = 64
 
 
 @register_recipe("bpr_mf")
@@ -90,71 +91,3 @@ class VBPRRecipe(ImplicitRankingRecipe):
         return ItemEmbedder("image", tf.TensorSpec([None, size, size, 3], tf.float32, "image"),
                             embed, [*backbone.variables, *model.variables])
 
-
-def item_features(dataset: FashionDataset, source: str, attributes: list[str] | None = None,
-                  image_size: int = 96, standardize: bool = True
-                  ) -> tuple[np.ndarray, list[str]]:
-    """The item features f_i of ``source`` and their names: (float32 [n_items, F], F names).
-
-    Standardised columns (zero mean, unit variance over the items; constant columns left at 0)
-    keep E's scale comparable across sources. Interpretable attributes are standardised too:
-    names still say what each column is, and the one-hot structure is kept (one affine map per
-    column).
-    """
-    items = dataset.items
-    if source == "dataset":
-        if items.features is None:
-            raise ConfigError(f"model.feature_source: dataset {dataset.name!r} has no item "
-                              "features; use 'efficientnet' (from its images) or 'attributes'")
-        features = np.asarray(items.features, np.float32)
-        names = [f"feature_{k}" for k in range(features.shape[1])]
-    elif source == "attributes":
-        features, names = attribute_onehot(items, attributes)
-    elif source == "efficientnet":
-        features = efficientnet_features(dataset, image_size)
-        names = [f"efficientnet_{k}" for k in range(features.shape[1])]
-    else:
-        raise ConfigError(f"model.feature_source: unknown source {source!r}")
-    if not np.isfinite(features).all():
-        raise ConfigError(f"model.feature_source: dataset {dataset.name!r} has non-finite "
-                          "item features")
-    if standardize:
-        mean, scale = feature_scaling(features)
-        features = (features - mean) / scale
-    return features.astype(np.float32), names
-
-
-def feature_scaling(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-column mean and scale (the standard deviation; 1 for a constant column), float32 [F]
-    each: standardised features are (f - mean) / scale."""
-    std = features.std(axis=0)
-    return (features.mean(axis=0).astype(np.float32),
-            np.where(std > 0, std, 1.0).astype(np.float32))
-
-
-def efficientnet_features(dataset: FashionDataset, image_size: int) -> np.ndarray:
-    """EfficientNet-Lite0 (real ImageNet weights) average-pooled features: [n_items, 1280]."""
-    images = item_images(dataset, image_size)
-    backbone = efficientnet_backbone(image_size)
-    # The port takes RGB in [0, 255], as keras.applications models do.
-    return np.concatenate([backbone(images[start:start + _EFFICIENTNET_BATCH] * 255.0,
-                                    training=False).numpy()
-                           for start in range(0, len(images), _EFFICIENTNET_BATCH)])
-
-
-def efficientnet_backbone(image_size: int) -> tf.keras.Model:
-    """EfficientNet-Lite0 with the real ImageNet weights, average-pooled: RGB [0, 255] images
-    [B, s, s, 3] -> [B, 1280]."""
-    from tfrec_fashion.layers.efficientnet_lite import efficientnet_lite0
-
-    return efficientnet_lite0(input_shape=(image_size, image_size, 3), include_top=False,
-                              pooling="avg")
-
-
-def item_images(dataset: FashionDataset, image_size: int | None = None) -> tf.Tensor:
-    """Every item's image, float32 [n_items, s, s, 3] in [0, 1], resized to ``image_size``."""
-    if dataset.items.images is None:
-        raise ConfigError(f"dataset {dataset.name!r} has no images in memory; for a saved "
-                          "dataset set `data.load_images: true`")
-    size = None if image_size is None else (image_size, image_size)
-    return image_table(dataset.items, size)
