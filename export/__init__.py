@@ -59,17 +59,25 @@ client and the serving tests' toy model all use, and every export is tested agai
 Bad inputs (k out of range, unknown category or item id) fail inside the graph with
 ``InvalidArgumentError``, which TF Serving and our server return as INVALID_ARGUMENT.
 
-Modules: ``runs.export_run`` (a run directory -> a version; ``tfrec-fashion export``),
-``parts.parts_from_recipe`` (what a trained model contributes: ids, vectors, embedder),
-``module.RecommenderModule`` (the signatures), ``index`` (``FilteredBruteForce``, the TFRS index
-with its category filter; ``FilteredPartitioned``, the approximate one; the export-time recall
-check), ``writer.export_parts`` (atomic versions, warm-up, description, op check),
-``graph_ops`` (a SavedModel's ops against TensorFlow's registry), ``tf_serving_config``
-(models.config), ``ann_index`` (the optional ScaNN index beside the SavedModel).
+Heads: the signatures above are the **retrieval** head; pair-compatibility models (PSA-Net and
+its kin) export through the **compatibility** head (``complete_pair`` = serving_default,
+``score_pairs``; ``contract.COMPATIBILITY``). ``heads.HEADS`` maps a head to its module, its
+warm-up requests and its description; the parts' ``HEAD`` chooses it.
 
-Adding a model: give its recipe ``user_vectors(model)`` and ``item_vectors(model)`` (scores are
-their inner products) and, if it sees item content, ``item_embedder(model)``; nothing here
-changes.
+Modules: ``runs.export_run`` (a run directory -> a version; ``tfrec-fashion export``: reads only
+``<run_dir>/serving``, the parts the run wrote when training ended, never the dataset or the
+feature extractors), ``heads`` (head -> module, warm-up, description), ``module.RecommenderModule``
+(the retrieval signatures), ``compatibility.CompatibilityModule`` (the compatibility
+signatures), ``index`` (``FilteredBruteForce``, the TFRS index with its category filter;
+``FilteredPartitioned``, the approximate one; the export-time recall check),
+``writer.export_parts`` (atomic versions, warm-up, description, op check), ``graph_ops`` (a
+SavedModel's ops against TensorFlow's registry), ``tf_serving_config`` (models.config),
+``ann_index`` (the optional ScaNN index beside the SavedModel).
+
+Adding a model: its recipe's ``serving_parts(model)`` returns its head's parts
+(``tfrec_fashion.training.serving_parts``); for the retrieval head the default does it from
+``user_vectors(model)`` and ``item_vectors(model)`` (scores are their inner products) and, if
+it sees item content, ``item_embedder(model)``. Nothing here changes.
 
 May import: tfrec_fashion, tensorflow, tensorflow_recommenders, tensorflow_serving, and the
 pieces of tfrec_fashion_serving that define TF Serving's formats, so each is written once:

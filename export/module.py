@@ -1,101 +1,35 @@
-"""The exported module: a ``tf.Module`` whose signatures are the serving API (see the package
-docstring for the contract: names, dtypes, shapes, defaults).
+"""The retrieval head's module: a ``tf.Module`` whose signatures are the serving API (see the
+package docstring for the contract: names, dtypes, shapes, defaults).
 
-``ServingParts`` is all an export needs from a trained model: string ids, categories, the user
-and item vectors whose inner products are the model's scores, and optionally an
-``ItemEmbedder`` for new items. ``RecommenderModule`` turns them into lookup tables, the
-retrieval index (``index.FilteredBruteForce``, or the approximate ``index.FilteredPartitioned``)
-and the signatures. Nothing here is specific to
-one model: a model exports once its recipe can give these parts (``parts.py``).
+``RetrievalParts`` (``tfrec_fashion.training.serving_parts``, read from a run directory) is all
+an export needs from an inner-product model: string ids, categories, the user and item vectors
+whose inner products are the model's scores, and optionally an ``ItemEmbedder`` for new items.
+``RecommenderModule`` turns them into lookup tables, the retrieval index
+(``index.FilteredBruteForce``, or the approximate ``index.FilteredPartitioned``) and the
+signatures. Nothing here is specific to one model. ``lookup_table`` and ``broadcast_rows`` are
+shared with the other heads' modules.
 """
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-import scipy.sparse
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from tfrec_fashion.training.recipes import ItemEmbedder
+from tfrec_fashion.training.serving_parts import RetrievalParts
 from tfrec_fashion_export.index import make_index
 from tfrec_fashion_serving import contract
 from tfrec_fashion_serving.contract import RECOMMEND, SCORE, USER_QUERY
 
 
-@dataclasses.dataclass
-class ServingParts:
-    """What a trained model contributes to an export.
-
-    Args:
-        user_ids: str [U], the dataset's user ids, row order of ``user_vectors``.
-        item_ids: str [N], unique, row order of ``item_vectors``.
-        item_categories: str [N].
-        user_vectors: float32 [U, D].
-        item_vectors: float32 [N, D]; the model's score of (u, i) is their inner product.
-        embedder: how a new item gets its row from content, or None (id-only models).
-        seen: what each user already bought, a CSR matrix [U, N] (nonzeros = seen), or None;
-            ``recommend`` leaves those items out unless asked not to (``exclude_seen``).
-        info: JSON-able facts written to ``assets.extra/tfrec_fashion.json``.
-    """
-
-    user_ids: np.ndarray
-    item_ids: np.ndarray
-    item_categories: np.ndarray
-    user_vectors: np.ndarray
-    item_vectors: np.ndarray
-    embedder: ItemEmbedder | None = None
-    seen: scipy.sparse.csr_matrix | None = None
-    info: dict = dataclasses.field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.user_ids = np.asarray(self.user_ids).astype(str)
-        self.item_ids = np.asarray(self.item_ids).astype(str)
-        self.item_categories = np.asarray(self.item_categories).astype(str)
-        self.user_vectors = np.asarray(self.user_vectors, np.float32)
-        self.item_vectors = np.asarray(self.item_vectors, np.float32)
-        n_users, n_items = len(self.user_ids), len(self.item_ids)
-        if self.user_vectors.ndim != 2 or self.user_vectors.shape[0] != n_users:
-            raise ValueError(f"user_vectors must be [{n_users}, D] (one row per user id). "
-                             f"Received: shape={self.user_vectors.shape}")
-        if self.item_vectors.shape != (n_items, self.user_vectors.shape[1]):
-            raise ValueError(f"item_vectors must be [{n_items}, {self.user_vectors.shape[1]}] "
-                             f"(one row per item id, the users' D). Received: "
-                             f"shape={self.item_vectors.shape}")
-        if len(self.item_categories) != n_items:
-            raise ValueError(f"item_categories must have {n_items} entries. Received: "
-                             f"{len(self.item_categories)}")
-        for name, ids in (("user_ids", self.user_ids), ("item_ids", self.item_ids)):
-            if len(np.unique(ids)) != len(ids) or (ids == "").any():
-                raise ValueError(f"{name} must be unique and non-empty")
-        if self.seen is None:
-            self.seen = scipy.sparse.csr_matrix((n_users, n_items), dtype=np.int8)
-        self.seen = scipy.sparse.csr_matrix(self.seen)
-        if self.seen.shape != (n_users, n_items):
-            raise ValueError(f"seen must be [{n_users}, {n_items}] (users x items). Received: "
-                             f"shape={self.seen.shape}")
-        self.seen.sort_indices()
-        for name, values in (("user_vectors", self.user_vectors),
-                             ("item_vectors", self.item_vectors)):
-            if not np.isfinite(values).all():
-                raise ValueError(f"{name} must be finite: the model holds NaN or infinity")
-
-    @property
-    def cold_start_query(self) -> np.ndarray:
-        """The query of an unknown user: the mean trained user vector ("the average customer"),
-        float32 [D]."""
-        return self.user_vectors.mean(axis=0)
-
-
-def _table(keys: np.ndarray, name: str) -> tf.lookup.StaticHashTable:
+def lookup_table(keys: np.ndarray, name: str) -> tf.lookup.StaticHashTable:
     """str key -> its row (int32), -1 for an unknown key."""
     initializer = tf.lookup.KeyValueTensorInitializer(
         tf.constant(keys), tf.range(len(keys), dtype=tf.int32))
     return tf.lookup.StaticHashTable(initializer, default_value=-1, name=name)
 
 
-def _broadcast(values: tf.Tensor, batch: tf.Tensor, name: str) -> tf.Tensor:
+def broadcast_rows(values: tf.Tensor, batch: tf.Tensor, name: str) -> tf.Tensor:
     """An input of batch size 1 repeated over ``batch`` rows; else it must have ``batch``."""
     size = tf.shape(values)[0]
     tf.debugging.assert_equal(
@@ -115,15 +49,15 @@ class RecommenderModule(tf.Module):
         index_params: the partitioned index's parameters (``PartitionedTopK`` arguments).
     """
 
-    def __init__(self, parts: ServingParts, index: str = "brute_force",
+    def __init__(self, parts: RetrievalParts, index: str = "brute_force",
                  index_params: dict | None = None):
         super().__init__(name="recommender")
         self.n_items = len(parts.item_ids)
         categories = np.unique(parts.item_categories)
         self.category_names = ", ".join(categories)
-        self.user_table = _table(parts.user_ids, "user_ids")
-        self.item_table = _table(parts.item_ids, "item_ids")
-        self.category_table = _table(categories, "categories")
+        self.user_table = lookup_table(parts.user_ids, "user_ids")
+        self.item_table = lookup_table(parts.item_ids, "item_ids")
+        self.category_table = lookup_table(categories, "categories")
         self.item_ids = tf.Variable(parts.item_ids, trainable=False, name="item_id_list")
         self.user_vectors = tf.Variable(parts.user_vectors, trainable=False, name="user_vectors")
         self.item_vectors = tf.Variable(parts.item_vectors, trainable=False, name="item_vectors")
@@ -173,10 +107,10 @@ class RecommenderModule(tf.Module):
                   exclude_seen=RECOMMEND.default("exclude_seen")):
         """Top-k items for each user (see the package docstring)."""
         batch = tf.shape(user_id)[0]
-        k = _broadcast(k, batch, "k")
-        category = _broadcast(category, batch, "category")
-        exclude_item_ids = _broadcast(exclude_item_ids, batch, "exclude_item_ids")
-        exclude_seen = _broadcast(exclude_seen, batch, "exclude_seen")
+        k = broadcast_rows(k, batch, "k")
+        category = broadcast_rows(category, batch, "category")
+        exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids")
+        exclude_seen = broadcast_rows(exclude_seen, batch, "exclude_seen")
         category_rows = self.category_table.lookup(category)
         checks = [
             tf.debugging.assert_greater(batch, 0, message="user_id must hold at least one id"),

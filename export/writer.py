@@ -23,29 +23,32 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from tfrec_fashion_export.graph_ops import assert_stock_ops, format_report
 from tfrec_fashion_export.index import recall_against_brute_force
-from tfrec_fashion_export.module import RecommenderModule, ServingParts
+from tfrec_fashion.training.serving_parts import Parts, RetrievalParts
+from tfrec_fashion_export.heads import head_of
+from tfrec_fashion_export.module import RecommenderModule
 from tfrec_fashion_export.tf_serving_config import check_model_name, versions, write_config
 from tfrec_fashion_serving import contract
 from tfrec_fashion_serving.client import predict_request
 
 WARMUP_FILE = os.path.basename(contract.WARMUP_FILE)
 INFO_FILE = os.path.basename(contract.DESCRIPTION_FILE)
-INDEXES = ("brute_force", "partitioned", "scann")
 
 
-def export_parts(parts: ServingParts, base: str | Path, name: str, version: int | None = None,
+def export_parts(parts: Parts, base: str | Path, name: str, version: int | None = None,
                  label: str | None = None, index: str = "brute_force",
                  index_params: dict | None = None, min_recall: float | None = None) -> Path:
     """Exports ``parts`` as ``<base>/<name>/<version>/`` and refreshes ``<base>/models.config``.
 
     Args:
-        parts: the trained model's ``ServingParts``.
+        parts: the trained model's serving parts (``RetrievalParts``, ``CompatibilityParts``:
+            its head), as ``serving_parts.load_parts(run_dir)`` reads them.
         base: the export base (created if missing).
         name: the model's serving name.
         version: a positive integer; default one above the newest existing version (1 first).
             An existing version is never overwritten.
         label: optionally a version label (e.g. "stable") pointing at this version.
-        index: the index ``recommend`` searches with:
+        index: the index ``recommend`` searches with (the retrieval head; other heads take
+            "brute_force" only):
             "brute_force": exact (TFRS BruteForce);
             "partitioned": approximate, ``PartitionedTopK`` inside the SavedModel (stock ops,
             serves in stock TF Serving); its recall@10 against BruteForce on 1,000 users'
@@ -69,8 +72,10 @@ def export_parts(parts: ServingParts, base: str | Path, name: str, version: int 
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"version must be a positive integer. Received: {version!r}")
     final = model_dir / str(version)
-    if index not in INDEXES:
-        raise ValueError(f"index must be one of {INDEXES}. Received: index={index!r}")
+    head = head_of(parts)
+    if index not in head.indexes:
+        raise ValueError(f"index must be one of {head.indexes} for the {parts.HEAD} head. "
+                         f"Received: index={index!r}")
     if final.exists():
         raise FileExistsError(f"{final} already exists; versions are never overwritten: "
                               "export a new version (omit the version to take the next one)")
@@ -85,11 +90,12 @@ def export_parts(parts: ServingParts, base: str | Path, name: str, version: int 
     return final
 
 
-def _write_version(parts: ServingParts, directory: Path, name: str, version: int,
+def _write_version(parts: Parts, directory: Path, name: str, version: int,
                    index: str, index_params: dict | None, min_recall: float | None) -> None:
+    head = head_of(parts)
     # "scann" keeps the exact index inside; index_params on an exact index are refused there.
-    module = RecommenderModule(parts, "partitioned" if index == "partitioned" else "brute_force",
-                               index_params)
+    module = head.build(parts, "partitioned" if index == "partitioned" else "brute_force",
+                        index_params)
     index_info = {"kind": "brute_force"}
     if index == "partitioned":
         index_info = module.index.describe()
@@ -107,16 +113,15 @@ def _write_version(parts: ServingParts, directory: Path, name: str, version: int
 
         ann = build_ann_index(parts.item_vectors, parts.item_ids, parts.item_categories,
                               extra / "ann")
-    info = {**parts.info, "name": name, "version": version, "signatures": sorted(signatures),
-            "index": index_info, "approximate_index": ann,
+    info = {**parts.info, "name": name, "version": version, "head": parts.HEAD,
+            "signatures": sorted(signatures), "index": index_info, "approximate_index": ann,
             "ops": {key: ops[key] for key in ("tensorflow", "op_types", "nodes", "non_stock")},
-            "embed_item_input": None if parts.embedder is None else parts.embedder.input_name,
-            "cold_start": "unknown user ids are served the mean trained user vector",
+            **head.describe(parts),
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     (extra / INFO_FILE).write_text(json.dumps(info, indent=2))
 
 
-def _check_recall(module: RecommenderModule, parts: ServingParts, described: dict,
+def _check_recall(module: RecommenderModule, parts: RetrievalParts, described: dict,
                   min_recall: float | None) -> dict:
     """Prints (and returns) the partitioned index's recall@10 against BruteForce on the users'
     vectors; raises if below ``min_recall``. ``described``: the index's ``describe()``."""
@@ -139,16 +144,14 @@ def _check_recall(module: RecommenderModule, parts: ServingParts, described: dic
     return recall
 
 
-def warmup_requests(name: str, parts: ServingParts) -> list[predict_pb2.PredictRequest]:
-    """One Predict request per signature (``contract.warmup_inputs``: real ids and one unknown
-    user), as TF Serving replays at load time so the first real request does not pay for
-    tracing."""
-    inputs = contract.warmup_inputs(list(parts.user_ids), list(parts.item_ids),
-                                    parts.embedder.input_spec if parts.embedder else None)
+def warmup_requests(name: str, parts: Parts) -> list[predict_pb2.PredictRequest]:
+    """One Predict request per signature of the parts' head (real ids and one unknown user),
+    as TF Serving replays at load time so the first real request does not pay for tracing."""
+    inputs = head_of(parts).warmup(parts)
     return [predict_request(name, tensors, signature) for signature, tensors in inputs.items()]
 
 
-def write_warmup_requests(path: Path, name: str, parts: ServingParts) -> None:
+def write_warmup_requests(path: Path, name: str, parts: Parts) -> None:
     """``assets.extra/tf_serving_warmup_requests``: a TFRecord of PredictionLog records."""
     with tf.io.TFRecordWriter(str(path)) as writer:
         for request in warmup_requests(name, parts):

@@ -7,8 +7,9 @@ with their padding values. :func:`differences` compares a SavedModel's Signature
 declaration, so an export or the toy cannot drift from the contract unnoticed (tests run it on
 both).
 
-A **head** is a model family's set of signatures. Today there is one, :data:`RETRIEVAL`
-(scores are inner products of a user's query and item vectors)::
+A **head** is a model family's set of signatures (:data:`HEADS`). :data:`RETRIEVAL` (scores are
+inner products of a user's query and item vectors; every model trained on interactions or
+ratings)::
 
     recommend (= serving_default)
         user_id string [B]; k int32 [B] = [10]; category string [B] = [""] (any);
@@ -20,6 +21,18 @@ A **head** is a model family's set of signatures. Today there is one, :data:`RET
                                 seen_item_ids string [B, S] (padding "")
     embed_item   (models that see item content) image float32 [B, H, W, 3] or features
                  float32 [B, F] -> embedding float32 [B, D]: :func:`embed_item`
+
+:data:`COMPATIBILITY` (a customer's score of a pair of items; PSA-Net and its kin)::
+
+    complete_pair (= serving_default)
+        user_id string [B]; item_id string [B]; k int32 [B] = [10];
+        category string [B] = [""] (the item's complementary categories);
+        exclude_item_ids string [B, M] = shape [1, 0]
+        -> item_ids string [B, K] (padding ""), scores float32 [B, K] (padding -inf),
+           cold_start bool [B]          the best partners for the item, for that customer
+    score_pairs   user_id [B], item_id [B], partner_id [B] -> scores float32 [B], cold_start [B]
+
+Unknown customers are scored with the mean customer's vector and flagged by ``cold_start``.
 
 Beside each version, in ``assets.extra/``: :data:`WARMUP_FILE` (TF Serving's warm-up records),
 :data:`DESCRIPTION_FILE` (what was exported) and :data:`ANN_DIRECTORY` (the optional ScaNN
@@ -129,6 +142,19 @@ USER_QUERY = Signature(
              _ids("seen_item_ids", 2)))
 RETRIEVAL = Head("retrieval", (RECOMMEND, SCORE, USER_QUERY), default=RECOMMEND.name)
 
+SCORE_PAIRS = Signature(
+    "score_pairs", inputs=(_ids("user_id"), _ids("item_id"), _ids("partner_id")),
+    outputs=(Tensor("scores", tf.float32, (None,)), Tensor("cold_start", tf.bool, (None,))))
+COMPLETE_PAIR = Signature(
+    "complete_pair",
+    inputs=(_ids("user_id"), _ids("item_id"), Tensor("k", tf.int32, (None,), [DEFAULT_K]),
+            Tensor("category", tf.string, (None,), [""]),
+            Tensor("exclude_item_ids", tf.string, (None, None), np.zeros((1, 0), object))),
+    outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None)),
+             Tensor("cold_start", tf.bool, (None,))))
+COMPATIBILITY = Head("compatibility", (SCORE_PAIRS, COMPLETE_PAIR), default=COMPLETE_PAIR.name)
+HEADS = {head.name: head for head in (RETRIEVAL, COMPATIBILITY)}
+
 
 def embed_item(input_spec: tf.TensorSpec) -> Signature:
     """``embed_item`` for an item embedder taking ``input_spec`` (``image`` or ``features``)."""
@@ -191,6 +217,24 @@ def warmup_inputs(user_ids: Sequence[str], item_ids: Sequence[str],
         inputs["embed_item"] = {embed_input.name: np.zeros([1, *embed_input.shape[1:]],
                                                            np.float32)}
     return inputs
+
+
+def pair_warmup_inputs(user_ids: Sequence[str], item_id: str, partner_id: str,
+                       n_partners: int) -> dict[str, dict[str, np.ndarray]]:
+    """One request per signature of :data:`COMPATIBILITY`: two known customers and an unknown
+    one, an item and a partner it can be paired with, k no larger than the partners."""
+    users = [*user_ids[:2], UNKNOWN_USER]
+    batch = len(users)
+    return {
+        SCORE_PAIRS.name: {"user_id": string_array(users),
+                           "item_id": string_array([item_id] * batch),
+                           "partner_id": string_array([partner_id] * batch)},
+        COMPLETE_PAIR.name: {"user_id": string_array(users),
+                             "item_id": string_array([item_id] * batch),
+                             "k": np.full(batch, min(DEFAULT_K, n_partners), np.int32),
+                             "category": string_array([""] * batch),
+                             "exclude_item_ids": string_array([[partner_id]] * batch)},
+    }
 
 
 def string_array(values) -> np.ndarray:

@@ -101,7 +101,7 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
     import numpy as np
 
     from tfrec_fashion_export.ann_index import recall_at_k
-    from tfrec_fashion_export.parts import parts_from_recipe
+    from tfrec_fashion_export.runs import run_parts
     from tfrec_fashion_export.writer import export_parts
     from tfrec_fashion_serving import client
     from tfrec_fashion_serving.server import start_server
@@ -111,7 +111,7 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
     print(f"\n=== export: {len(trained)} models to {base}")
     parts = {}
     for name, result in trained.items():
-        parts[name] = parts_from_recipe(result.recipe, result.model, result.run_dir)
+        parts[name] = run_parts(result.run_dir)  # what the run wrote for serving
         path = export_parts(parts[name], base, name)
         print(f"    {name}: {path}")
     # One model again with the approximate index inside the SavedModel (stock ops only), made

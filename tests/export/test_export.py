@@ -22,7 +22,7 @@ from tfrec_fashion.config import from_dict
 from tfrec_fashion.training.harness import train
 from tfrec_fashion.training.run_config import RunConfig
 from tfrec_fashion_export import writer
-from tfrec_fashion_export.parts import parts_from_recipe
+from tfrec_fashion.training.serving_parts import load_parts
 from tfrec_fashion_export.runs import export_run
 from tfrec_fashion_export.tf_serving_config import versions
 from tfrec_fashion_export.writer import export_parts
@@ -58,7 +58,7 @@ def runs(tmp_path_factory):
 def base(runs, tmp_path_factory):
     base = tmp_path_factory.mktemp("exports")
     for name, result in runs.items():
-        export_parts(parts_from_recipe(result.recipe, result.model), base, name)
+        export_run(result.run_dir, base, name)  # reads only what the run wrote for serving
     return base
 
 
@@ -238,7 +238,7 @@ def test_models_config_covers_every_model_and_keeps_labels(base, runs):
     assert entries["tvbpr"].base_path == "/models/tvbpr"
     assert entries["tvbpr"].model_platform == "tensorflow"
     result = runs["tvbpr"]
-    path = export_parts(parts_from_recipe(result.recipe, result.model), base, "tvbpr",
+    path = export_parts(load_parts(result.run_dir), base, "tvbpr",
                         label="stable")
     assert path.name == "2" and versions(base / "tvbpr") == [1, 2]
     config = model_server_config_pb2.ModelServerConfig()
@@ -246,12 +246,12 @@ def test_models_config_covers_every_model_and_keeps_labels(base, runs):
     entry = [e for e in config.model_config_list.config if e.name == "tvbpr"][0]
     assert dict(entry.version_labels) == {"stable": 2}
     with pytest.raises(FileExistsError, match="never overwritten"):
-        export_parts(parts_from_recipe(result.recipe, result.model), base, "tvbpr", version=2)
+        export_parts(load_parts(result.run_dir), base, "tvbpr", version=2)
 
 
 def test_an_export_that_fails_half_way_leaves_nothing_visible(runs, tmp_path, monkeypatch):
     result = runs["bpr_mf"]
-    parts = parts_from_recipe(result.recipe, result.model)
+    parts = load_parts(result.run_dir)
     export_parts(parts, tmp_path, "shop")
 
     def crash(*args, **kwargs):
@@ -283,9 +283,16 @@ def test_cli_exports_a_run_directory(runs, tmp_path, capsys):
     assert "no trained model" in capsys.readouterr().err
 
 
-def test_export_run_rebuilds_the_model_from_its_directory(runs, tmp_path, assert_close):
-    path = export_run(runs["tvbpr"].run_dir, tmp_path)
-    assert path == tmp_path / "tvbpr" / "1"
+def test_a_run_from_before_serving_parts_is_rebuilt_once_and_gets_them(runs, tmp_path,
+                                                                      assert_close):
+    import shutil
+
+    run_dir = tmp_path / "old_run"
+    shutil.copytree(runs["tvbpr"].run_dir, run_dir)
+    shutil.rmtree(run_dir / "serving")  # as a run trained before runs wrote their parts
+    path = export_run(run_dir, tmp_path / "base")
+    assert path == tmp_path / "base" / "tvbpr" / "1"
+    assert (run_dir / "serving" / "parts.json").is_file()  # the next export reads them
     model = tf.saved_model.load(str(path))
     served = model.signatures["score"](user_id=tf.constant(runs["tvbpr"].dataset.users.ids[:1]),
                                        item_ids=tf.constant([runs["tvbpr"].dataset.items.ids[:5]]))
@@ -307,7 +314,16 @@ def test_vbpr_on_efficientnet_features_embeds_a_new_items_image(tmp_path, real_d
     config = from_dict(RunConfig, {"model": model, "data": TINY, "train": {**TRAIN, "epochs": 1},
                                    "seed": 0, "run_dir": str(tmp_path / "run")})
     result = train(config)
-    path = export_parts(parts_from_recipe(result.recipe, result.model), tmp_path / "base", "vbpr")
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("export ran the feature extractor or rebuilt the dataset")
+
+    # Export reads the run directory only: no EfficientNet over the catalogue, no dataset.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tfrec_fashion.layers.efficientnet_lite.efficientnet_lite0", forbidden)
+        patch.setattr("tfrec_fashion.data.synthetic.make_world", forbidden)
+        patch.setattr("tfrec_fashion.training.harness.load_run", forbidden)
+        path = export_run(result.run_dir, tmp_path / "base")
     served = tf.saved_model.load(str(path)).signatures["embed_item"]
     # The first batch the recipe extracted features from, so the served EfficientNet runs at
     # the training-time batch size: only graph against eager differs, not the batch path.

@@ -19,7 +19,7 @@ from tfrec_fashion.config import from_dict
 from tfrec_fashion.training.harness import train
 from tfrec_fashion.training.run_config import RunConfig
 from tfrec_fashion_export.graph_ops import check_stock_ops
-from tfrec_fashion_export.parts import parts_from_recipe
+from tfrec_fashion.training.serving_parts import load_parts
 from tfrec_fashion_export.writer import INFO_FILE, export_parts
 from tfrec_fashion_serving import client
 from tfrec_fashion_serving.server import start_server
@@ -45,7 +45,7 @@ def base(run, tmp_path_factory):
     """shop/1 brute force, shop/2 partitioned with defaults (exact at this size), shop/3 forced
     approximate."""
     base = tmp_path_factory.mktemp("exports")
-    parts = parts_from_recipe(run.recipe, run.model)
+    parts = load_parts(run.run_dir)
     export_parts(parts, base, "shop")
     export_parts(parts, base, "shop", index="partitioned")
     export_parts(parts, base, "shop", index="partitioned", index_params=APPROXIMATE)
@@ -129,7 +129,7 @@ def test_a_fresh_process_without_project_code_gets_the_same_answers(run, base, t
     assert all(category_of[i] == category for row in ids for i in row if i)
     assert not any(excluded[row, 0] in ids[row] for row in range(len(users)))
     info = json.loads((base / "shop" / "3" / "assets.extra" / INFO_FILE).read_text())
-    parts = parts_from_recipe(run.recipe, run.model)
+    parts = load_parts(run.run_dir)
     row_of = {item: row for row, item in enumerate(parts.item_ids)}
     for row, user in enumerate(users[:-1]):
         vectors = parts.item_vectors[[row_of[i] for i in got[3]["plain_item_ids"][row].astype(str)]]
@@ -151,7 +151,7 @@ def test_every_export_uses_only_ops_stock_tf_serving_registers(base):
 
 
 def test_the_export_reports_recall_and_refuses_one_below_min_recall(run, tmp_path, capsys):
-    parts = parts_from_recipe(run.recipe, run.model)
+    parts = load_parts(run.run_dir)
     path = export_parts(parts, tmp_path, "shop", index="partitioned",
                         index_params={**APPROXIMATE, "quantization": "int8"})
     printed = capsys.readouterr().out

@@ -11,6 +11,8 @@ Run directory layout::
     <run_dir>/metrics.json           held-out metrics, best epoch, epochs run
     <run_dir>/embeddings.npz         customer and item embeddings keyed by id (rating models,
                                      ``data.embeddings``)
+    <run_dir>/serving/               what the export serves (``serving_parts``: ids, vectors,
+                                     the item embedder as a SavedModel); export reads only this
 
 Models fitted by their own solver rather than ``fit`` (``SolverRecipe``: Partial Dual) use the
 same layout: the solver's state in ``backup/`` while unfinished, the fitted model in ``model/``,
@@ -44,6 +46,7 @@ from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.data.embeddings import FILE_NAME as EMBEDDINGS_FILE
 from tfrec_fashion.training.recipes import Recipe, SolverRecipe, get_recipe
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
+from tfrec_fashion.training.serving_parts import DIRECTORY as SERVING_DIRECTORY, save_parts
 
 # Keys that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {"train.epochs", "train.verbose", "train.early_stopping_patience"}
@@ -209,8 +212,10 @@ def _train_with_solver(recipe: SolverRecipe, dataset: FashionDataset,
 
 
 def _write_results(recipe: Recipe, model, run_dir: Path, summary: dict[str, Any]) -> None:
-    """metrics.json, and the shared embeddings file for recipes that learn customer embeddings
-    (written first: metrics.json marks a finished run)."""
+    """metrics.json, after what serving needs (``serving_parts``: export reads only that) and
+    the shared embeddings file for recipes that learn customer embeddings (written first:
+    metrics.json marks a finished run)."""
+    save_parts(recipe.serving_parts(model), run_dir / SERVING_DIRECTORY)
     if hasattr(recipe, "embeddings"):
         recipe.embeddings(model).save(run_dir / EMBEDDINGS_FILE)
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))

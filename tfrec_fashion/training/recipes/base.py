@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-import dataclasses
 import importlib
 from typing import Any, Callable, Sequence
 
@@ -12,26 +11,8 @@ import tensorflow as tf
 
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.training.run_config import TrainConfig
-
-@dataclasses.dataclass
-class ItemEmbedder:
-    """How a trained model gives a new item its vector from content alone (the export's
-    ``embed_item`` signature), so new items are indexed without retraining.
-
-    Args:
-        input_name: the signature's input, "image" or "features".
-        input_spec: its ``tf.TensorSpec``, batch dimension None, e.g. float32 [None, 32, 32, 3].
-        embed: graph-safe function, input [B, ...] -> float32 [B, D], the item's row in the
-            space of ``item_vectors`` (the index), raw input in, everything (standardisation,
-            backbone) inside.
-        variables: every variable ``embed`` reads, so the SavedModel keeps them.
-    """
-
-    input_name: str
-    input_spec: tf.TensorSpec
-    embed: Callable[[tf.Tensor], tf.Tensor]
-    variables: Sequence[tf.Variable]
-
+from tfrec_fashion.training.serving_parts import (  # noqa: F401  (ItemEmbedder: recipes' API)
+    ItemEmbedder, Parts, retrieval_parts)
 
 # Model name -> the module whose import registers its recipe (imported when first needed).
 RECIPE_MODULES: dict[str, str] = {
@@ -89,6 +70,13 @@ class Recipe(abc.ABC):
     def item_embedder(self, model: tf.keras.Model) -> ItemEmbedder | None:
         """How the export embeds a new item from its content; None for id-only models."""
         return None
+
+    def serving_parts(self, model) -> Parts:
+        """What the export serves, written into the run directory when training ends
+        (``training.serving_parts``): by default the retrieval head's parts, from the
+        recipe's ``user_vectors(model)``, ``item_vectors(model)`` and ``item_embedder(model)``.
+        A family with another head returns that head's parts."""
+        return retrieval_parts(self, model)
 
 
 def register_recipe(name: str) -> Callable[[type[Recipe]], type[Recipe]]:

@@ -1,0 +1,143 @@
+"""The compatibility head's module: a customer's score of a pair of items, and the best partners
+for an item (``contract.COMPATIBILITY``: ``score_pairs``, ``complete_pair`` = serving_default).
+
+``CompatibilityParts`` (``tfrec_fashion.training.serving_parts``) carry each customer's
+conditioning vector, each item's input to the scorer (computed once when training ended) and the
+model's ``PairScorer``, a graph function of (customer, item, partner). ``complete_pair`` scores
+the item against every candidate partner with that same function, one request row at a time
+(``tf.map_fn``; [N] scorer rows per request row), masks what may not be a partner (the item
+itself, other categories, exclusions) and keeps the top k. Unknown customers get the mean
+customer's vector, flagged by ``cold_start``; unknown item ids and categories fail inside the
+graph with ``InvalidArgumentError`` (INVALID_ARGUMENT when served).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
+import tensorflow as tf
+
+from tfrec_fashion.training.serving_parts import CompatibilityParts
+from tfrec_fashion_export.module import broadcast_rows, lookup_table
+from tfrec_fashion_serving.contract import COMPLETE_PAIR, SCORE_PAIRS
+
+
+class CompatibilityModule(tf.Module):
+    """The SavedModel's root for the compatibility head.
+
+    Args:
+        parts: what the trained pair model contributes.
+    """
+
+    def __init__(self, parts: CompatibilityParts):
+        super().__init__(name="compatibility")
+        categories = np.unique(parts.item_categories)
+        self.category_names = ", ".join(categories)
+        item_category_rows = np.searchsorted(categories, parts.item_categories).astype(np.int32)
+        partners = np.zeros((len(categories), len(categories)), bool)
+        for category, complements in parts.complements.items():
+            partners[np.searchsorted(categories, category),
+                     np.searchsorted(categories, complements)] = True
+        self.n_items = len(parts.item_ids)
+        self.user_table = lookup_table(parts.user_ids, "user_ids")
+        self.item_table = lookup_table(parts.item_ids, "item_ids")
+        self.category_table = lookup_table(categories, "categories")
+        self.item_ids = tf.Variable(parts.item_ids, trainable=False, name="item_id_list")
+        self.item_category_rows = tf.Variable(item_category_rows, trainable=False,
+                                              name="item_category_rows")
+        self.partner_categories = tf.Variable(partners, trainable=False,
+                                              name="partner_categories")
+        self.user_vectors = tf.Variable(parts.user_vectors, trainable=False, name="user_vectors")
+        self.cold_vector = tf.Variable(parts.cold_start_vector, trainable=False,
+                                       name="cold_vector")
+        self.item_vectors = tf.Variable(parts.item_vectors, trainable=False, name="item_vectors")
+        self.scorer = parts.scorer
+        self.scorer_variables = list(parts.scorer.variables)
+
+    def _user(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(conditioning vectors float32 [B, E], cold_start bool [B])."""
+        rows = self.user_table.lookup(user_id)
+        cold = rows < 0
+        known = tf.gather(self.user_vectors, tf.maximum(rows, 0))
+        return tf.where(cold[:, None], self.cold_vector[None, :], known), cold
+
+    def _item_rows(self, item_ids: tf.Tensor, what: str) -> tf.Tensor:
+        rows = self.item_table.lookup(item_ids)
+        tf.debugging.assert_non_negative(rows, message=f"{what}: unknown item id")
+        return rows
+
+    @tf.function(input_signature=SCORE_PAIRS.input_signature())
+    def score_pairs(self, user_id, item_id, partner_id):
+        """Each customer's score of (item, partner): [B], higher = more compatible."""
+        batch = tf.shape(user_id)[0]
+        item_id = broadcast_rows(item_id, batch, "item_id")
+        partner_id = broadcast_rows(partner_id, batch, "partner_id")
+        user, cold = self._user(user_id)
+        items = tf.gather(self.item_vectors, self._item_rows(item_id, "score_pairs item_id"))
+        partners = tf.gather(self.item_vectors,
+                             self._item_rows(partner_id, "score_pairs partner_id"))
+        return {"scores": self.scorer.score(user, items, partners), "cold_start": cold}
+
+    @tf.function(input_signature=COMPLETE_PAIR.input_signature())
+    def complete_pair(self, user_id, item_id, k=COMPLETE_PAIR.default("k"),
+                      category=COMPLETE_PAIR.default("category"),
+                      exclude_item_ids=COMPLETE_PAIR.default("exclude_item_ids")):
+        """The k best partners of each item for each customer: [B, K], K = max(k)."""
+        batch = tf.shape(user_id)[0]
+        item_id = broadcast_rows(item_id, batch, "item_id")
+        k = broadcast_rows(k, batch, "k")
+        category = broadcast_rows(category, batch, "category")
+        exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids")
+        category_rows = self.category_table.lookup(category)
+        checks = [
+            tf.debugging.assert_greater(batch, 0, message="user_id must hold at least one id"),
+            tf.debugging.assert_greater_equal(k, 1, message=f"k must be in [1, {self.n_items}]"),
+            tf.debugging.assert_less_equal(k, self.n_items,
+                                           message=f"k must be in [1, {self.n_items}]"),
+            tf.debugging.assert_equal(
+                tf.logical_or(tf.equal(category, ""), category_rows >= 0), True,
+                message=f"unknown category; use \"\" for the item's complements, or one of: "
+                        f"{self.category_names}"),
+        ]
+        with tf.control_dependencies(checks):
+            k = tf.identity(k)
+        rows = self._item_rows(item_id, "complete_pair item_id")
+        user, cold = self._user(user_id)
+        own = tf.gather(self.item_category_rows, rows)  # [B]
+        allowed = tf.where(tf.equal(category, "")[:, None],
+                           tf.gather(self.partner_categories, own),  # [B, C] by category row
+                           tf.one_hot(tf.maximum(category_rows, 0),
+                                      tf.shape(self.partner_categories)[0], on_value=True,
+                                      off_value=False))
+        allowed = tf.gather(allowed, self.item_category_rows, axis=1)  # [B, N]
+        # The item itself and the excluded ids ("" and unknown ids: -1, ignored) are scattered
+        # into a [B, N] count: O(B (M + N)), whatever M is.
+        excluded = tf.concat([rows[:, None], self.item_table.lookup(exclude_item_ids)], axis=1)
+        where = tf.where(excluded >= 0)  # [P, 2] (row, position)
+        hits = tf.scatter_nd(
+            tf.stack([where[:, 0], tf.cast(tf.gather_nd(excluded, where), tf.int64)], axis=1),
+            tf.ones(tf.shape(where)[:1], tf.int32), tf.cast(tf.shape(allowed), tf.int64))
+        allowed = allowed & tf.equal(hits, 0)
+
+        def score_row(row):
+            user_row, item_row = row
+            n = self.n_items
+            return self.scorer.score(tf.tile(user_row[None, :], [n, 1]),
+                                     tf.tile(item_row[None, :], [n, 1]), self.item_vectors)
+
+        scores = tf.map_fn(score_row, (user, tf.gather(self.item_vectors, rows)),
+                           fn_output_signature=tf.TensorSpec([None], tf.float32))
+        scores = tf.where(allowed, scores, -np.inf)
+        top_scores, top_rows = tf.math.top_k(scores, tf.reduce_max(k))
+        valid = (tf.range(tf.shape(top_rows)[1])[None, :] < k[:, None]) & (top_scores > -np.inf)
+        return {"item_ids": tf.where(valid, tf.gather(self.item_ids, top_rows), ""),
+                "scores": tf.where(valid, top_scores, -np.inf), "cold_start": cold}
+
+    def signatures(self) -> dict:
+        """Signature name -> function; ``serving_default`` = ``complete_pair``."""
+        from tfrec_fashion_serving import contract
+
+        signatures = {signature.name: getattr(self, signature.name)
+                      for signature in contract.COMPATIBILITY.signatures}
+        signatures[contract.SERVING_DEFAULT] = signatures[contract.COMPATIBILITY.default]
+        return signatures

@@ -1,0 +1,88 @@
+"""Serving heads on the export side: for each head of ``contract.HEADS``, how its parts become a
+SavedModel module, which warm-up requests TF Serving replays, and what the description says.
+
+A model family serves through one head, named by its parts' ``HEAD``
+(``tfrec_fashion.training.serving_parts``); ``writer.export_parts`` looks the head up here and
+never branches on a model. Adding a family that fits an existing head changes nothing here;
+adding a head is one entry in :data:`HEADS` (its module, its warm-up, its description), its
+signatures in ``contract.py`` and its parts dataclass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable
+
+import numpy as np
+import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
+import tensorflow as tf
+
+from tfrec_fashion.training.serving_parts import CompatibilityParts, Parts, RetrievalParts
+from tfrec_fashion_export.compatibility import CompatibilityModule
+from tfrec_fashion_export.module import RecommenderModule
+from tfrec_fashion_serving import contract
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportHead:
+    """How one head is exported.
+
+    Args:
+        signatures: the head's contract (``contract.Head``).
+        build: (parts, index, index_params) -> the SavedModel's root module, whose
+            ``signatures()`` gives every signature of ``signatures`` plus serving_default.
+        warmup: parts -> signature name -> inputs, one request per signature.
+        describe: parts -> facts for ``assets.extra/tfrec_fashion.json``.
+        indexes: the ``index`` choices this head accepts.
+    """
+
+    signatures: contract.Head
+    build: Callable[[Any, str, dict | None], tf.Module]
+    warmup: Callable[[Any], dict[str, dict[str, np.ndarray]]]
+    describe: Callable[[Any], dict[str, Any]]
+    indexes: tuple[str, ...]
+
+
+def _retrieval_warmup(parts: RetrievalParts) -> dict[str, dict[str, np.ndarray]]:
+    return contract.warmup_inputs(list(parts.user_ids), list(parts.item_ids),
+                                  parts.embedder.input_spec if parts.embedder else None)
+
+
+def _retrieval_description(parts: RetrievalParts) -> dict[str, Any]:
+    return {"embed_item_input": None if parts.embedder is None else parts.embedder.input_name,
+            "cold_start": "unknown user ids are served the mean trained user vector"}
+
+
+def _compatibility_warmup(parts: CompatibilityParts) -> dict[str, dict[str, np.ndarray]]:
+    """A real item whose category has partners, and one of those partners."""
+    categories = parts.item_categories
+    for category, partners in sorted(parts.complements.items()):
+        candidates = np.flatnonzero(np.isin(categories, partners))
+        if len(candidates):
+            item = parts.item_ids[np.flatnonzero(categories == category)[0]]
+            return contract.pair_warmup_inputs(list(parts.user_ids), item,
+                                               parts.item_ids[candidates[0]], len(candidates))
+    return contract.pair_warmup_inputs(list(parts.user_ids), parts.item_ids[0],
+                                       parts.item_ids[-1], 1)
+
+
+def _compatibility_description(parts: CompatibilityParts) -> dict[str, Any]:
+    return {"complements": parts.complements, "personalised": parts.scorer.user_dim > 0,
+            "cold_start": "unknown customers are scored with the mean customer's vector"}
+
+
+HEADS: dict[str, ExportHead] = {
+    RetrievalParts.HEAD: ExportHead(
+        contract.RETRIEVAL, lambda parts, index, params: RecommenderModule(parts, index, params),
+        _retrieval_warmup, _retrieval_description, ("brute_force", "partitioned", "scann")),
+    CompatibilityParts.HEAD: ExportHead(
+        contract.COMPATIBILITY, lambda parts, index, params: CompatibilityModule(parts),
+        _compatibility_warmup, _compatibility_description, ("brute_force",)),
+}
+
+
+def head_of(parts: Parts) -> ExportHead:
+    """The head that exports ``parts``."""
+    if parts.HEAD not in HEADS:
+        raise ValueError(f"no export head {parts.HEAD!r}; known: {sorted(HEADS)}")
+    return HEADS[parts.HEAD]

@@ -1,0 +1,390 @@
+"""What a trained run hands to serving, written into its run directory when training ends.
+
+Export reads only this (``tfrec-fashion export RUN_DIR``): it never rebuilds the dataset, re-runs
+a recipe's ``prepare`` or extracts item features again, so exporting a VBPR run on
+EfficientNet-Lite0 features costs a SavedModel write, not a pass of the CNN over the catalogue.
+
+A model family serves through a **head** (``tfrec_fashion_serving.contract``): its parts are one
+of the dataclasses here, each naming its head in ``HEAD``:
+
+- :class:`RetrievalParts` (head "retrieval": ``recommend`` / ``score`` / ``user_query`` /
+  ``embed_item``): user and item vectors whose inner products are the model's scores, what each
+  user bought, and optionally an :class:`ItemEmbedder` for new items. Every model trained on
+  interactions or ratings today.
+- :class:`CompatibilityParts` (head "compatibility": ``score_pairs`` / ``complete_pair``): each
+  customer's conditioning vector, each item's input to the scorer, and a :class:`PairScorer`
+  (a graph function of customer, item and partner). PSA-Net and its kin.
+
+Layout (written atomically: ``serving.tmp-*`` then one rename)::
+
+    <run_dir>/serving/parts.json   the head, the facts written to the export's description, and
+                                   how to call the saved functions
+    <run_dir>/serving/arrays.npz   ids, categories, vectors (and what each user bought)
+    <run_dir>/serving/embedder/    SavedModel: ``call(content)`` -> the item's row (retrieval
+                                   models that see item content)
+    <run_dir>/serving/scorer/      SavedModel: ``call(user, item, partner)`` -> scores
+                                   (compatibility)
+
+A recipe says what it serves with ``Recipe.serving_parts(model)``; the harness calls
+:func:`save_parts` before it writes ``metrics.json`` (the finished-run marker), and export calls
+:func:`load_parts`. Adding a head is one dataclass here (its arrays and functions) plus the
+head's module in ``export/heads/``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+import scipy.sparse
+import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
+import tensorflow as tf
+
+from tfrec_fashion.errors import ConfigError
+
+DIRECTORY = "serving"
+_PARTS_FILE = "parts.json"
+_ARRAYS_FILE = "arrays.npz"
+
+
+@dataclasses.dataclass
+class ItemEmbedder:
+    """How a trained model gives a new item its vector from content alone (the export's
+    ``embed_item`` signature), so new items are indexed without retraining.
+
+    Args:
+        input_name: the signature's input, "image" or "features".
+        input_spec: its ``tf.TensorSpec``, batch dimension None, e.g. float32 [None, 32, 32, 3].
+        embed: graph-safe function, input [B, ...] -> float32 [B, D], the item's row in the
+            space of ``item_vectors`` (the index), raw input in, everything (standardisation,
+            backbone) inside.
+        variables: every variable ``embed`` reads, so the SavedModel keeps them.
+    """
+
+    input_name: str
+    input_spec: tf.TensorSpec
+    embed: Callable[[tf.Tensor], tf.Tensor]
+    variables: Sequence[tf.Variable]
+
+
+@dataclasses.dataclass
+class PairScorer:
+    """A compatibility model's score of (customer, item, partner) triples, as a graph function.
+
+    Args:
+        user_dim: E, the size of a customer's conditioning vector (0: not personalised).
+        item_dim: F, the size of an item's input to the scorer.
+        score: graph-safe function (user float32 [B, E], item float32 [B, F], partner float32
+            [B, F]) -> float32 [B], higher = more compatible.
+        variables: every variable ``score`` reads.
+    """
+
+    user_dim: int
+    item_dim: int
+    score: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+    variables: Sequence[tf.Variable]
+
+    def input_signature(self) -> list[tf.TensorSpec]:
+        return [tf.TensorSpec([None, self.user_dim], tf.float32, "user"),
+                tf.TensorSpec([None, self.item_dim], tf.float32, "item"),
+                tf.TensorSpec([None, self.item_dim], tf.float32, "partner")]
+
+
+def _check_ids(name: str, ids: np.ndarray) -> None:
+    if len(np.unique(ids)) != len(ids) or (ids == "").any():
+        raise ValueError(f"{name} must be unique and non-empty")
+
+
+def _check_finite(**arrays: np.ndarray) -> None:
+    for name, values in arrays.items():
+        if not np.isfinite(values).all():
+            raise ValueError(f"{name} must be finite: the model holds NaN or infinity")
+
+
+@dataclasses.dataclass
+class RetrievalParts:
+    """What an inner-product model contributes to an export (head "retrieval").
+
+    Args:
+        user_ids: str [U], the dataset's user ids, row order of ``user_vectors``.
+        item_ids: str [N], unique, row order of ``item_vectors``.
+        item_categories: str [N].
+        user_vectors: float32 [U, D].
+        item_vectors: float32 [N, D]; the model's score of (u, i) is their inner product.
+        embedder: how a new item gets its row from content, or None (id-only models).
+        seen: what each user already bought, a CSR matrix [U, N] (nonzeros = seen), or None;
+            ``recommend`` leaves those items out unless asked not to (``exclude_seen``).
+        info: JSON-able facts written to ``assets.extra/tfrec_fashion.json``.
+    """
+
+    HEAD: ClassVar[str] = "retrieval"
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    item_categories: np.ndarray
+    user_vectors: np.ndarray
+    item_vectors: np.ndarray
+    embedder: ItemEmbedder | None = None
+    seen: scipy.sparse.csr_matrix | None = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.user_ids = np.asarray(self.user_ids).astype(str)
+        self.item_ids = np.asarray(self.item_ids).astype(str)
+        self.item_categories = np.asarray(self.item_categories).astype(str)
+        self.user_vectors = np.asarray(self.user_vectors, np.float32)
+        self.item_vectors = np.asarray(self.item_vectors, np.float32)
+        n_users, n_items = len(self.user_ids), len(self.item_ids)
+        if self.user_vectors.ndim != 2 or self.user_vectors.shape[0] != n_users:
+            raise ValueError(f"user_vectors must be [{n_users}, D] (one row per user id). "
+                             f"Received: shape={self.user_vectors.shape}")
+        if self.item_vectors.shape != (n_items, self.user_vectors.shape[1]):
+            raise ValueError(f"item_vectors must be [{n_items}, {self.user_vectors.shape[1]}] "
+                             f"(one row per item id, the users' D). Received: "
+                             f"shape={self.item_vectors.shape}")
+        if len(self.item_categories) != n_items:
+            raise ValueError(f"item_categories must have {n_items} entries. Received: "
+                             f"{len(self.item_categories)}")
+        _check_ids("user_ids", self.user_ids)
+        _check_ids("item_ids", self.item_ids)
+        if self.seen is None:
+            self.seen = scipy.sparse.csr_matrix((n_users, n_items), dtype=np.int8)
+        self.seen = scipy.sparse.csr_matrix(self.seen)
+        if self.seen.shape != (n_users, n_items):
+            raise ValueError(f"seen must be [{n_users}, {n_items}] (users x items). Received: "
+                             f"shape={self.seen.shape}")
+        self.seen.sort_indices()
+        _check_finite(user_vectors=self.user_vectors, item_vectors=self.item_vectors)
+
+    @property
+    def cold_start_query(self) -> np.ndarray:
+        """The query of an unknown user: the mean trained user vector ("the average customer"),
+        float32 [D]."""
+        return self.user_vectors.mean(axis=0)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_ids": self.user_ids, "item_ids": self.item_ids,
+                "item_categories": self.item_categories, "user_vectors": self.user_vectors,
+                "item_vectors": self.item_vectors, "seen_indptr": self.seen.indptr,
+                "seen_indices": self.seen.indices}
+
+    def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
+        if self.embedder is None:
+            return {}
+        return {"embedder": (self.embedder.embed, [self.embedder.input_spec],
+                             self.embedder.variables)}
+
+    def describe_functions(self) -> dict[str, Any]:
+        if self.embedder is None:
+            return {"embed_input": None}
+        return {"embed_input": self.embedder.input_name,
+                "embed_shape": self.embedder.input_spec.shape.as_list()}
+
+    @classmethod
+    def restore(cls, arrays: dict[str, np.ndarray], functions: dict[str, Any],
+                described: dict[str, Any], info: dict) -> "RetrievalParts":
+        n_users, n_items = len(arrays["user_ids"]), len(arrays["item_ids"])
+        seen = scipy.sparse.csr_matrix(
+            (np.ones(len(arrays["seen_indices"]), np.int8), arrays["seen_indices"],
+             arrays["seen_indptr"]), shape=(n_users, n_items))
+        embedder = None
+        if "embedder" in functions:
+            call, variables = functions["embedder"]
+            spec = tf.TensorSpec(described["embed_shape"], tf.float32, described["embed_input"])
+            embedder = ItemEmbedder(described["embed_input"], spec, call, variables)
+        return cls(arrays["user_ids"], arrays["item_ids"], arrays["item_categories"],
+                   arrays["user_vectors"], arrays["item_vectors"], embedder, seen, info)
+
+
+@dataclasses.dataclass
+class CompatibilityParts:
+    """What a pair-compatibility model contributes to an export (head "compatibility").
+
+    Args:
+        user_ids: str [U], the customers the model knows.
+        user_vectors: float32 [U, E], each customer's conditioning vector (E = 0 for a model
+            that is not personalised); an unknown customer gets their mean, flagged.
+        item_ids: str [N], unique.
+        item_categories: str [N].
+        item_vectors: float32 [N, F], each item's input to the scorer (its features, or its
+            backbone's output: computed once at the end of training).
+        complements: category -> the categories its partners come from (e.g. top -> [bottom]),
+            what ``complete_pair`` searches when the request names no category.
+        scorer: the model's score of (customer vector, item row, partner row).
+        info: JSON-able facts written to ``assets.extra/tfrec_fashion.json``.
+    """
+
+    HEAD: ClassVar[str] = "compatibility"
+
+    user_ids: np.ndarray
+    user_vectors: np.ndarray
+    item_ids: np.ndarray
+    item_categories: np.ndarray
+    item_vectors: np.ndarray
+    complements: dict[str, list[str]]
+    scorer: PairScorer
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.user_ids = np.asarray(self.user_ids).astype(str)
+        self.item_ids = np.asarray(self.item_ids).astype(str)
+        self.item_categories = np.asarray(self.item_categories).astype(str)
+        self.user_vectors = np.asarray(self.user_vectors, np.float32).reshape(
+            len(self.user_ids), -1)
+        self.item_vectors = np.asarray(self.item_vectors, np.float32)
+        n_items = len(self.item_ids)
+        if self.item_vectors.shape != (n_items, self.scorer.item_dim):
+            raise ValueError(f"item_vectors must be [{n_items}, {self.scorer.item_dim}] (one row "
+                             f"per item id, the scorer's F). Received: "
+                             f"shape={self.item_vectors.shape}")
+        if self.user_vectors.shape[1] != self.scorer.user_dim:
+            raise ValueError(f"user_vectors must be [{len(self.user_ids)}, "
+                             f"{self.scorer.user_dim}] (the scorer's E). Received: "
+                             f"shape={self.user_vectors.shape}")
+        if len(self.item_categories) != n_items:
+            raise ValueError(f"item_categories must have {n_items} entries. Received: "
+                             f"{len(self.item_categories)}")
+        _check_ids("user_ids", self.user_ids)
+        _check_ids("item_ids", self.item_ids)
+        known = set(self.item_categories)
+        self.complements = {str(c): [str(p) for p in partners]
+                            for c, partners in self.complements.items()}
+        for category, partners in self.complements.items():
+            unknown = sorted({category, *partners} - known)
+            if unknown:
+                raise ValueError(f"complements name categories no item has: {unknown}")
+        _check_finite(user_vectors=self.user_vectors, item_vectors=self.item_vectors)
+
+    @property
+    def cold_start_vector(self) -> np.ndarray:
+        """An unknown customer's conditioning vector: the mean customer's, float32 [E]."""
+        if len(self.user_vectors) == 0:
+            return np.zeros(self.scorer.user_dim, np.float32)
+        return self.user_vectors.mean(axis=0)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_ids": self.user_ids, "user_vectors": self.user_vectors,
+                "item_ids": self.item_ids, "item_categories": self.item_categories,
+                "item_vectors": self.item_vectors}
+
+    def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
+        return {"scorer": (self.scorer.score, self.scorer.input_signature(),
+                           self.scorer.variables)}
+
+    def describe_functions(self) -> dict[str, Any]:
+        return {"complements": self.complements, "user_dim": self.scorer.user_dim,
+                "item_dim": self.scorer.item_dim}
+
+    @classmethod
+    def restore(cls, arrays: dict[str, np.ndarray], functions: dict[str, Any],
+                described: dict[str, Any], info: dict) -> "CompatibilityParts":
+        call, variables = functions["scorer"]
+        scorer = PairScorer(described["user_dim"], described["item_dim"], call, variables)
+        return cls(arrays["user_ids"], arrays["user_vectors"], arrays["item_ids"],
+                   arrays["item_categories"], arrays["item_vectors"], described["complements"],
+                   scorer, info)
+
+
+PARTS_TYPES: dict[str, type] = {RetrievalParts.HEAD: RetrievalParts,
+                                CompatibilityParts.HEAD: CompatibilityParts}
+Parts = RetrievalParts | CompatibilityParts
+
+
+# ----------------------------------------------------------------------------- from a recipe
+def retrieval_parts(recipe, model, user_vectors: np.ndarray | None = None,
+                    item_vectors: np.ndarray | None = None) -> RetrievalParts:
+    """``RetrievalParts`` of a trained ``model`` and the ``recipe`` that prepared its data: its
+    ``user_vectors(model)``, ``item_vectors(model)`` (temporal models: the last time epoch,
+    "now"), ``item_embedder(model)`` and what each user bought."""
+    dataset = recipe.dataset
+    users = np.asarray(recipe.user_vectors(model) if user_vectors is None else user_vectors,
+                       np.float32)
+    items = np.asarray(recipe.item_vectors(model) if item_vectors is None else item_vectors,
+                       np.float32)
+    info = {"model": recipe.model_config.name, "dataset": dataset.name,
+            "n_users": int(users.shape[0]), "n_items": int(items.shape[0]),
+            "dim": int(users.shape[1])}
+    return RetrievalParts(user_ids=dataset.users.ids, item_ids=dataset.items.ids,
+                          item_categories=dataset.items.category, user_vectors=users,
+                          item_vectors=items, embedder=recipe.item_embedder(model),
+                          seen=seen_matrix(dataset), info=info)
+
+
+def seen_matrix(dataset) -> scipy.sparse.csr_matrix | None:
+    """Every interaction the dataset knows (training and held-out alike: in production they
+    all happened), as a users x items CSR matrix; None without interactions."""
+    interactions = dataset.interactions
+    if interactions is None or len(interactions) == 0:
+        return None
+    ones = np.ones(len(interactions), np.int8)
+    seen = scipy.sparse.csr_matrix((ones, (interactions.user, interactions.item)),
+                                   shape=(len(dataset.users), len(dataset.items)))
+    seen.data[:] = 1  # repeated purchases summed: one entry is enough
+    return seen
+
+
+# ----------------------------------------------------------------------------- on disk
+class _SavedFunction(tf.Module):
+    """One graph function and the variables it reads, saved as a SavedModel."""
+
+    def __init__(self, function: Callable, input_signature: list[tf.TensorSpec],
+                 variables: Sequence[tf.Variable]):
+        super().__init__()
+        self.tracked = list(variables)
+        self.call = tf.function(function, input_signature=input_signature)
+
+
+def save_parts(parts: Parts, directory: str | Path) -> Path:
+    """Writes ``parts`` into ``directory`` (``<run_dir>/serving``), replacing what was there
+    only once the new copy is complete."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    temporary = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-", dir=directory.parent))
+    try:
+        np.savez(temporary / _ARRAYS_FILE, **parts.arrays())
+        for name, (function, signature, variables) in parts.functions().items():
+            tf.saved_model.save(_SavedFunction(function, signature, variables),
+                                str(temporary / name))
+        (temporary / _PARTS_FILE).write_text(json.dumps(
+            {"head": parts.HEAD, "functions": sorted(parts.functions()),
+             "described": parts.describe_functions(), "info": parts.info}, indent=2,
+            default=float))
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.rename(temporary, directory)
+    except BaseException:
+        shutil.rmtree(temporary, ignore_errors=True)
+        raise
+    return directory
+
+
+def has_parts(run_dir: str | Path) -> bool:
+    """Whether a run directory holds serving parts (runs trained before they existed do not)."""
+    return (Path(run_dir) / DIRECTORY / _PARTS_FILE).is_file()
+
+
+def load_parts(run_dir: str | Path) -> Parts:
+    """The serving parts a finished run wrote (``<run_dir>/serving``); reads nothing else."""
+    directory = Path(run_dir) / DIRECTORY
+    if not (directory / _PARTS_FILE).is_file():
+        raise ConfigError(f"{run_dir} holds no serving parts ({directory / _PARTS_FILE}); "
+                          "train it to the end with `tfrec-fashion train` first")
+    described = json.loads((directory / _PARTS_FILE).read_text())
+    head = described["head"]
+    if head not in PARTS_TYPES:
+        raise ConfigError(f"{directory}: unknown serving head {head!r}; known: "
+                          f"{sorted(PARTS_TYPES)}")
+    with np.load(directory / _ARRAYS_FILE, allow_pickle=False) as stored:
+        arrays = {key: stored[key] for key in stored.files}
+    functions = {}
+    for name in described["functions"]:
+        loaded = tf.saved_model.load(str(directory / name))
+        functions[name] = (loaded.call, list(loaded.tracked))
+    return PARTS_TYPES[head].restore(arrays, functions, described["described"],
+                                     described["info"])
