@@ -48,7 +48,9 @@ class DemoConfig:
 def run_demo(workdir: Path, config_path: str | Path | None = None,
              overrides: list[str] | tuple[str, ...] = ()) -> dict[str, dict]:
     """Runs the demo into ``workdir`` and returns run name -> metrics."""
+    from tfrec_fashion.evaluation.protocols import protocol_of
     from tfrec_fashion.training.harness import train
+    from tfrec_fashion.training.recipes import SolverRecipe
     from tfrec_fashion.visualisation.solver_convergence import plot_solver_convergence
     from tfrec_fashion.visualisation.training_curves import plot_training_curves
 
@@ -65,17 +67,15 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
         started = time.time()
         result = train(run, run_dir=workdir / name, overwrite=True)
         metrics = {**result.metrics, "train_seconds": round(time.time() - started, 1)}
-        # Reference lines on the validation-AUC plot: the baselines' AUC on all items.
-        oracle = {k.replace("_test_auc", ""): v for k, v in metrics.items()
-                  if k.endswith("_test_auc") and not k.endswith("cold_test_auc")
-                  and isinstance(v, float)}
         title = f"{name}: {run.model.name} on {run.data.name}"
-        if "relative_gap" in result.history:  # a solver's iterations, not Keras epochs
+        if isinstance(result.recipe, SolverRecipe):  # a solver's iterations, not Keras epochs
             plot = plot_solver_convergence(result.history, workdir / name / "convergence.png",
                                            title, run.model.gap_tolerance)
         else:
+            # Lines beside the validation curve: the rows its protocol reports beside the model.
+            reference = protocol_of(metrics).curve_references(metrics)
             plot = plot_training_curves(result.history, workdir / name / "training_curves.png",
-                                        title=title, reference=oracle)
+                                        title=title, reference=reference)
         print(f"    curves: {plot}")
         _show_items(result.dataset, workdir / f"{name}_items.png")
         _show_trends(result, workdir / f"{name}_trends.png")
@@ -168,7 +168,8 @@ def _served_function_scores(result) -> tuple[np.ndarray, str]:
     trained model itself (not from the export's parts), and that function in words.
 
     The export serves, for a known customer, their one query vector dot every item's vector
-    (``export/parts.py``: the recipe's ``user_vectors`` and ``item_vectors``). Per model:
+    (``training/serving_parts.py``: the recipe's ``user_vectors`` and ``item_vectors``). Per
+    model class:
     ``model.score`` for the Keras ranking models (the user's row . every item's row, the last
     time epoch for temporal ones); the fitted predictor for Partial Dual (offset + b_c + b_i +
     A_c . B_i: the served dot product plus a constant); for StyNet the retrieval head
@@ -180,18 +181,23 @@ def _served_function_scores(result) -> tuple[np.ndarray, str]:
     """
     import numpy as np
 
+    from tfrec_fashion.models.stynet import StyNet
+    from tfrec_fashion.training.recipes.partial_dual import FittedPartialDual
+
     model, recipe, n_items = result.model, result.recipe, result.dataset.n_items
-    if hasattr(model, "score"):
-        return (np.array(model.score(np.array([0])).numpy()[0]),
-                f"{type(model).__name__}.score, user vector . item vectors")
-    if hasattr(model, "customer_embeddings"):
+    if isinstance(model, StyNet):
         # No "item" input: the customer tower reads the whole history, as user_vectors does.
         customer = model.customer_embeddings(recipe.customer_inputs(np.array([0]))).numpy()
         items = model.item_embeddings(recipe.item_inputs(np.arange(n_items))).numpy()
         return (items @ customer[0],
                 "the retrieval head E_c . M_i, E_c over the whole vote history")
-    return (np.asarray(model.predict(np.zeros(n_items, np.int64), np.arange(n_items)), float),
-            "the fitted predictor offset + b_c + b_i + A_c . B_i")
+    if isinstance(model, FittedPartialDual):
+        return (np.asarray(model.predict(np.zeros(n_items, np.int64), np.arange(n_items)),
+                           float),
+                "the fitted predictor offset + b_c + b_i + A_c . B_i")
+    # The Keras ranking models (two-tower, the VBPR family, DVBPR) score users by ``score``.
+    return (np.array(model.score(np.array([0])).numpy()[0]),
+            f"{type(model).__name__}.score, user vector . item vectors")
 
 
 #: Scores within this fraction of the largest |score| of the top k tie: float32 rounding (another
@@ -278,10 +284,13 @@ def _show_trends(result, path: Path) -> None:
     """For a temporal model on interpretable features (I-TVBPR), plots the features whose
     appeal moved most over the time epochs (I-VBPR Figure 2)."""
     from tfrec_fashion.models.interactive import InteractiveRecommender
+    from tfrec_fashion.training.model_configs import VBPRConfig
     from tfrec_fashion.visualisation.feature_trends import plot_feature_trends
 
     config = result.recipe.model_config
-    if getattr(config, "feature_source", None) != "attributes" or config.n_time_epochs < 2:
+    # I-TVBPR is a VBPR config (I-VBPR's included) on attributes with time epochs.
+    if not (isinstance(config, VBPRConfig) and config.feature_source == "attributes"
+            and config.n_time_epochs >= 2):
         return
     interactive = InteractiveRecommender(result.model.parameters(), result.recipe.features,
                                          result.recipe.feature_names)
@@ -292,15 +301,17 @@ def _show_trends(result, path: Path) -> None:
     print(f"    trends: {path}")
 
 
-# The summary's columns, in order, when a run reports them (every metric is in summary.json).
-SUMMARY_COLUMNS = ("test_auc", "cold_test_auc", "oracle_test_auc", "oracle_cold_test_auc",
-                   "popularity_test_auc", "popularity_cold_test_auc", "test_rmse",
-                   "biases_test_auc", "mf_test_auc", "best_epoch", "train_seconds",
-                   "served_matches_keras", "served_partitioned_recall_at_10")
+# The summary's columns after every protocol's own (``Protocol.summary_columns``), shown when a
+# run reports them (every metric is in summary.json).
+RUN_COLUMNS = ("best_epoch", "train_seconds", "served_matches_keras",
+               "served_partitioned_recall_at_10")
 
 
 def _summary_table(results: dict[str, dict]) -> str:
-    columns = [c for c in SUMMARY_COLUMNS if any(c in metrics for metrics in results.values())]
+    from tfrec_fashion.evaluation.protocols import summary_columns
+
+    columns = [c for c in (*summary_columns(), *RUN_COLUMNS)
+               if any(c in metrics for metrics in results.values())]
     lines = ["| run | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]
     for name, metrics in results.items():
         cells = [_cell(metrics.get(c), digits=1 if c == "train_seconds" else 4)

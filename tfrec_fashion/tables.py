@@ -7,7 +7,9 @@ PopRank, VisRank where the items have features, and the planted oracle on synthe
 prints a table shaped like DVBPR's Table III, written to ``<run_dir>/table.md`` and
 ``table.json``. Methods trained on explicit ratings (Partial Dual, StyNet) give the rating table
 instead (``evaluation.rating_table``): held-out RMSE beside the global-mean, bias and matrix
-factorisation baselines, with each method's time to fit. Finished method runs are reused, so a
+factorisation baselines, with each method's time to fit. Which table is the runs' evaluation
+protocol's (``evaluation.protocols``: the "protocol" their metrics.json records), so every
+method of a table must share one protocol. Finished method runs are reused, so a
 table can be rebuilt or extended without retraining (``--overwrite`` retrains everything); an
 interrupted one resumes. ``--sweep`` tunes one method on validation instead (``sweep_method``,
 ``training.sweep``).
@@ -26,10 +28,6 @@ from tfrec_fashion.data.sources import DATA_SOURCES
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.model_configs import MODEL_CONFIGS
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
-
-# Rows each run reports beside its model: metric prefix -> the paper's column name.
-BASELINE_ROWS = {"random": "RAND", "popularity": "PopRank", "visrank": "VisRank"}
-ORACLE_ROW = "Oracle"
 
 
 @dataclasses.dataclass
@@ -76,7 +74,8 @@ class TableConfig:
 
 def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = (),
               overwrite: bool = False, methods: list[str] | None = None):
-    """Trains (or reuses) every method's run and returns the ``RankingTable``.
+    """Trains (or reuses) every method's run and returns the table of their protocol (the
+    ``RankingTable`` of the implicit protocol, the ``RatingTable`` of the rating protocol).
 
     Args:
         config_path: a ``TableConfig`` YAML file.
@@ -85,7 +84,7 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
         methods: train only these methods (default all); the others' finished runs still
             fill their columns, so a table can be extended one method at a time.
     """
-    from tfrec_fashion.evaluation.ranking_table import RankingTable
+    from tfrec_fashion.evaluation.protocols import protocol_of
     from tfrec_fashion.training.harness import train
 
     config = load_config(TableConfig, config_path, overrides)
@@ -111,24 +110,14 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
         raise ConfigError("no method has a finished run to tabulate")
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "runs.json").write_text(json.dumps(results, indent=2, default=float))
-    first = next(iter(results.values()))
-    if "test_rmse" in first:  # rating models (Partial Dual, StyNet): the rating table
-        from tfrec_fashion.evaluation.rating_table import RatingTable
-
-        table = RatingTable.from_runs(label, results)
-        table.write(run_dir)
-        return table
-    table = RankingTable(proposed=config.proposed, reference=config.reference, oracle=ORACLE_ROW)
-    for prefix, column in BASELINE_ROWS.items():
-        if f"{prefix}_test_auc" in first:
-            table.add(label, column, all_auc=first[f"{prefix}_test_auc"],
-                      cold_auc=first[f"{prefix}_cold_test_auc"])
-    for method, metrics in results.items():
-        table.add(label, method, all_auc=metrics["test_auc"],
-                  cold_auc=metrics["cold_test_auc"])
-    if "oracle_test_auc" in first:
-        table.add(label, ORACLE_ROW, all_auc=first["oracle_test_auc"],
-                  cold_auc=first["oracle_cold_test_auc"])
+    protocols = {method: protocol_of(metrics) for method, metrics in results.items()}
+    protocol = next(iter(protocols.values()))
+    others = {method: p.name for method, p in protocols.items() if p is not protocol}
+    if others:
+        raise ConfigError(f"one table compares methods under one evaluation protocol; "
+                          f"{next(iter(protocols))} is {protocol.name!r} but {others} differ")
+    table = protocol.table(label, results, proposed=config.proposed,
+                           reference=config.reference)
     table.write(run_dir)
     return table
 

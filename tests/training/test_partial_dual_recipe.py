@@ -72,6 +72,7 @@ def test_run_directory_logs_every_iteration_and_reloads(trained):
     metrics = trained.metrics
     assert len(lines) - 1 == 1 + metrics["solver_iterations"] + metrics["solver_rank_increases"]
     assert not (run_dir / "backup").exists()
+    assert json.loads((run_dir / "metrics.json").read_text())["protocol"] == "ratings"
     assert evaluate_run(run_dir)["test_rmse"] == pytest.approx(trained.metrics["test_rmse"])
 
 

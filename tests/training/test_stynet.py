@@ -24,11 +24,11 @@ from tfrec_fashion.config import from_dict
 from tfrec_fashion.data.dataset import FashionDataset, Items, Ratings, Users
 from tfrec_fashion.data.embeddings import CustomerEmbeddings
 from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.evaluation.ratings import vote_aucs
 from tfrec_fashion.layers.item_content import item_features
 from tfrec_fashion.training.harness import evaluate_run, train
 from tfrec_fashion.training.model_configs import StyNetConfig
 from tfrec_fashion.training.recipes import get_recipe
-from tfrec_fashion.training.recipes.ratings import vote_aucs
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
 
 WORLD = {"name": "synthetic", "seed": 0, "n_users": 100, "n_items": 200, "n_time_epochs": 4,

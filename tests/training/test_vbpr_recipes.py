@@ -2,6 +2,8 @@
 epochs reaching the model, and a finished run re-evaluated from its directory (the feature and
 image tables are data, rebuilt from the config, never read from checkpoints)."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,8 @@ def test_a_finished_run_re_evaluates_to_the_same_metrics(tmp_path, model):
     for key in ("test_auc", "cold_test_auc", "random_test_auc", "popularity_test_auc",
                 "visrank_test_auc", "oracle_test_auc", "oracle_cold_test_auc"):
         assert 0.0 <= metrics[key] <= 1.0, key
+    # Tables and the demo read the run by the protocol it records.
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["protocol"] == "implicit"
     again = evaluate_run(tmp_path / "run")
     assert again["test_auc"] == pytest.approx(metrics["test_auc"], abs=1e-6)
     assert again["cold_test_auc"] == pytest.approx(metrics["cold_test_auc"], abs=1e-6)

@@ -1,7 +1,20 @@
-"""Evaluation: the papers' protocols (leave-one-out AUC, customer-level metrics, FITB) run over
-trained models, and the tables they print, with the oracle row on synthetic worlds; the
-baselines beside them (RAND / PopRank / VisRank for ranking; global mean, biases and ALS matrix
-factorisation for ratings).
+"""Evaluation: the papers' protocols run over trained models, the tables they print, and the
+baselines beside them.
 
-May import: data, metrics, models. Never imports export or serving.
+- ``protocols``: the registry of evaluation protocols (``Protocol``, ``PROTOCOLS``): for each,
+  its name, its evaluation class, the table it builds from finished runs, the demo's summary
+  columns and the reference lines of its training curves. Recipes declare a protocol by name,
+  metrics.json records it, and ``tables`` / ``demo`` dispatch on it. Adding a protocol is one
+  entry there (its docstring lists the steps).
+- ``implicit``: leave-one-out split by time, per-user AUC on all and cold items, RAND / PopRank /
+  VisRank and the planted oracle (``ImplicitEvaluation``).
+- ``ratings``: per-customer 80/10/10 split of explicit ratings, RMSE / MAE and vote AUCs, beside
+  global mean, user + item biases and ALS matrix factorisation (``RatingEvaluation``).
+- ``ranking_table`` (DVBPR's Table III) and ``rating_table``: the tables; ``baselines`` and
+  ``rating_baselines``: the rows beside the model.
+
+An evaluation takes what a model gives (user and item vectors, a predict function) as arrays
+or callables, never a model or a recipe.
+
+May import: data, metrics, models. Never imports training, export or serving.
 """

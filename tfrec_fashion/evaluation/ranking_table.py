@@ -25,6 +25,10 @@ import numpy as np
 
 # Table III's settings: the key stored per method and the label printed in the row.
 SETTINGS: dict[str, str] = {"all": "All Items", "cold": "Cold Items"}
+# Rows each run reports beside its model (``evaluation.implicit``): metric prefix -> the paper's
+# column name.
+BASELINE_ROWS = {"random": "RAND", "popularity": "PopRank", "visrank": "VisRank"}
+ORACLE_ROW = "Oracle"
 
 
 @dataclasses.dataclass
@@ -75,6 +79,26 @@ class RankingTable:
         self.results.setdefault(dataset, {})[method] = aucs
         if method not in self.methods:
             self.methods.append(method)
+
+    @classmethod
+    def from_runs(cls, dataset: str, runs: dict[str, dict[str, Any]], *,
+                  proposed: str = "DVBPR", reference: str = "BPR-MF") -> RankingTable:
+        """The table of finished runs of the implicit protocol (method -> metrics.json
+        content): the baselines from the first run (every run computes the same ones), then
+        each run's ``test_auc`` / ``cold_test_auc``, then the oracle where the data has one."""
+        table = cls(proposed=proposed, reference=reference, oracle=ORACLE_ROW)
+        first = next(iter(runs.values()))
+        for prefix, column in BASELINE_ROWS.items():
+            if f"{prefix}_test_auc" in first:
+                table.add(dataset, column, all_auc=first[f"{prefix}_test_auc"],
+                          cold_auc=first[f"{prefix}_cold_test_auc"])
+        for method, metrics in runs.items():
+            table.add(dataset, method, all_auc=metrics["test_auc"],
+                      cold_auc=metrics["cold_test_auc"])
+        if "oracle_test_auc" in first:
+            table.add(dataset, ORACLE_ROW, all_auc=first["oracle_test_auc"],
+                      cold_auc=first["oracle_cold_test_auc"])
+        return table
 
     # ------------------------------------------------------------------ derived values
     def auc(self, dataset: str, method: str, setting: str) -> float:

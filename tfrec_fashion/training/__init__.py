@@ -1,9 +1,12 @@
 """Training: one path from a config file to a trained model in a run directory.
 
-``config`` parses YAML into typed dataclasses; ``recipes`` maps a model name onto its data,
-model and evaluation builders; ``harness`` runs ``model.fit`` with checkpoints, resume,
-early stopping and logs (or, for a ``SolverRecipe`` such as Partial Dual, the model's own
-solver with the same run directory, checkpoints and resume).
+``model_configs`` holds every model's config dataclass (TensorFlow-free, so a bad config fails
+before TensorFlow loads), each naming its recipe (``RECIPE``); ``recipes`` prepares a model's
+data, builds the model and hands it to its evaluation protocol (``evaluation.protocols``);
+``harness`` runs ``model.fit`` with checkpoints, resume, early stopping and logs (or, for a
+``SolverRecipe`` such as Partial Dual, the model's own solver with the same run directory,
+checkpoints and resume) and records the run's protocol in ``metrics.json``.
 
-May import: data, layers, losses, metrics, models. Never imports export or serving.
+May import: data, layers, losses, metrics, models, tasks, evaluation. Never imports export or
+serving.
 """

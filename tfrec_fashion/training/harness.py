@@ -218,6 +218,8 @@ def _write_results(recipe: Recipe, model, run_dir: Path, summary: dict[str, Any]
     save_parts(recipe.serving_parts(model), run_dir / SERVING_DIRECTORY)
     if hasattr(recipe, "embeddings"):
         recipe.embeddings(model).save(run_dir / EMBEDDINGS_FILE)
+    # Tables and the demo read a run by its protocol's name (``evaluation.protocols``).
+    summary["protocol"] = recipe.protocol
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import abc
 import importlib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import tfrec_fashion  # noqa: F401
 import tensorflow as tf
 
 from tfrec_fashion.data.dataset import FashionDataset
+from tfrec_fashion.evaluation.protocols import get_protocol
 from tfrec_fashion.training.run_config import TrainConfig
 from tfrec_fashion.training.serving_parts import (  # noqa: F401  (ItemEmbedder: recipes' API)
     ItemEmbedder, Parts, retrieval_parts)
@@ -40,7 +41,16 @@ class Recipe(abc.ABC):
     the data), ``build_model()`` inside the distribution strategy's scope, ``datasets()``,
     ``callbacks(model)`` (e.g. a validation metric logged each epoch so the best epoch is chosen
     on validation), and after training ``evaluate(model)``.
+
+    Every recipe declares the evaluation protocol it is held to (``protocol``, a name in
+    ``evaluation.protocols.PROTOCOLS``); the protocol's adapters here (``implicit.py``,
+    ``ratings.py``) build its evaluation and pass it what the model gives, so a model's recipe
+    keeps only the model-specific hooks (``user_vectors``, ``item_vectors``, ``predict``).
     """
+
+    #: The evaluation protocol: "implicit", "ratings", ... (``evaluation.protocols``); the
+    #: harness records it in metrics.json, and tables and the demo read runs by it.
+    protocol: ClassVar[str]
 
     def __init__(self, model_config: Any, train_config: TrainConfig, seed: int = 0):
         self.model_config = model_config
@@ -66,6 +76,12 @@ class Recipe(abc.ABC):
     @abc.abstractmethod
     def evaluate(self, model: tf.keras.Model) -> dict[str, float]:
         """Returns the held-out metrics of a trained model (and oracle/baseline rows if known)."""
+
+    def protocol_evaluation(self, dataset: FashionDataset) -> Any:
+        """The evaluation of this recipe's ``protocol`` on ``dataset`` (its split, metrics and
+        baselines), e.g. an ``evaluation.implicit.ImplicitEvaluation``."""
+        evaluation = get_protocol(self.protocol).evaluation_class()
+        return evaluation(dataset, seed=self.seed, model_name=self.model_config.name)
 
     def item_embedder(self, model: tf.keras.Model) -> ItemEmbedder | None:
         """How the export embeds a new item from its content; None for id-only models."""

@@ -1,65 +1,50 @@
-"""The shared protocol of the explicit-rating models that learn customer embeddings (paper 000,
-section 3.1): Partial Dual and StyNet, trained on "love it or leave it" votes or 1..5 ratings.
+"""The recipes' side of the explicit-rating protocol (``evaluation.ratings``).
 
-- **Split**: each customer's ratings at random, 80% train, 10% validation, 10% test
-  (``data.splits.split_ratings_by_user``, seeded by the run's seed); every customer keeps at
-  least one training rating.
-- **Numbers**: RMSE and MAE of the predicted rating on the held-out ratings, predictions
-  clipped to the dataset's rating range. For +-1 votes also the ROC AUC of the predictions
-  pooled over customers (``test_auc``) and averaged per customer (``test_customer_auc``, PSA-Net
-  section 6's customer-level AUC): do the embeddings predict held-out votes?
-- **Rows beside the model**: global mean, user + item biases and plain matrix factorisation
-  (``evaluation.rating_baselines``, regularisation tuned on validation), each with its fit
-  time; on a planted world, the oracle (the true score, for the AUCs).
-- **Embeddings**: ``embeddings(model)`` gives the shared ``data.embeddings.CustomerEmbeddings``
-  (customer and item vectors keyed by id) that the harness writes to ``embeddings.npz``.
+The models that learn customer embeddings from ratings (Partial Dual, StyNet) are evaluated by
+``evaluation.ratings.RatingEvaluation`` (per-customer 80/10/10 split, RMSE / MAE and, for +-1
+votes, pooled and per-customer AUC, beside global mean, biases and MF). This adapter builds it
+in ``prepare``, hands it the model's predictions, logs the validation numbers every epoch
+(``val_rmse``, ``val_auc``, ...), and writes the shared embeddings file: ``embeddings(model)``
+gives the ``data.embeddings.CustomerEmbeddings`` (customer and item vectors keyed by id) that
+the harness saves as ``embeddings.npz``.
 """
 
 from __future__ import annotations
 
 import abc
-import warnings
 
 import numpy as np
 
-from tfrec_fashion.data.dataset import FashionDataset, Ratings
+from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.data.embeddings import CustomerEmbeddings
-from tfrec_fashion.data.splits import RatingSplit, split_ratings_by_user
-from tfrec_fashion.errors import DataError
-from tfrec_fashion.evaluation.rating_baselines import rmse, tuned_baselines
-from tfrec_fashion.metrics import customer_level_metrics, overall_metrics
+from tfrec_fashion.data.splits import RatingSplit
 from tfrec_fashion.training.callbacks import EpochMetrics
 from tfrec_fashion.training.recipes.base import Recipe
 
-SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
-
 
 class RatingRecipe(Recipe):
-    """Per-customer random split of explicit ratings, RMSE / AUC, baselines, embeddings.
+    """A recipe evaluated by the rating protocol, with an embeddings file.
 
     Subclasses build and train the model and say how it predicts: ``predict(model, user,
     item)`` -> ratings on the dataset's scale, and ``user_vectors(model)`` /
     ``item_vectors(model)`` for the embeddings file (and the export's retrieval index).
+
+    Attributes set by ``prepare``:
+        dataset: the dataset.
+        evaluation: the protocol's ``RatingEvaluation`` on it.
+        split: its ``RatingSplit`` (the training ratings the model learns from).
+        rating_range: (low, high) of the rating scale.
     """
 
+    protocol = "ratings"
     #: what ``embeddings()`` writes as ``metadata["score"]`` (see ``data.embeddings``).
     score_rule = "dot"
 
     def prepare(self, dataset: FashionDataset) -> None:
-        if dataset.ratings is None or len(dataset.ratings) == 0:
-            raise DataError(f"model {self.model_config.name} learns from explicit ratings; "
-                            f"dataset {dataset.name!r} has none (use data: synthetic with "
-                            "ratings_per_user > 0, movielens_100k, or a folder with "
-                            "ratings.csv)")
         self.dataset = dataset
-        self.split: RatingSplit = split_ratings_by_user(dataset.ratings, SPLIT_FRACTIONS,
-                                                        seed=self.seed)
-        train_values = self.split.train.value
-        low, high = dataset.metadata.get("rating_range",
-                                         (float(train_values.min()), float(train_values.max())))
-        self.rating_range = (float(low), float(high))
-        self.binary = bool(np.isin(dataset.ratings.value, (-1.0, 1.0)).all())
-        self._baselines: dict[str, float] | None = None
+        self.evaluation = self.protocol_evaluation(dataset)
+        self.split: RatingSplit = self.evaluation.split
+        self.rating_range = self.evaluation.rating_range
         self.prepare_inputs(dataset)
 
     def prepare_inputs(self, dataset: FashionDataset) -> None:
@@ -77,58 +62,14 @@ class RatingRecipe(Recipe):
     def item_vectors(self, model) -> np.ndarray:
         """float [n_items, d]: the item embeddings."""
 
-    # ------------------------------------------------------------------ evaluation
-    def clipped(self, values: np.ndarray) -> np.ndarray:
-        return np.clip(values, *self.rating_range)
-
-    def rating_metrics(self, predicted: np.ndarray, ratings: Ratings, prefix: str
-                       ) -> dict[str, float]:
-        """``{prefix}rmse``, ``{prefix}mae`` and, for +-1 votes, ``{prefix}auc`` (pooled) and
-        ``{prefix}customer_auc`` (customer average) of raw scores ``predicted`` [n]."""
-        value = ratings.value.astype(np.float64)
-        clipped = self.clipped(np.asarray(predicted, np.float64))
-        metrics = {f"{prefix}rmse": rmse(clipped, value),
-                   f"{prefix}mae": float(np.mean(np.abs(clipped - value)))}
-        if self.binary:
-            metrics.update(vote_aucs(predicted, ratings, prefix))
-        return metrics
-
-    def split_metrics(self, model, split: str, prefix: str) -> dict[str, float]:
-        ratings = getattr(self.split, split)
-        return self.rating_metrics(self.predict(model, ratings.user, ratings.item), ratings,
-                                   prefix)
-
     def callbacks(self, model) -> list:
-        return [EpochMetrics(lambda m: self.split_metrics(m, "validation", ""))]
+        return [EpochMetrics(lambda m: self.evaluation.split_metrics(
+            lambda user, item: self.predict(m, user, item), "validation", ""))]
 
     def evaluate(self, model) -> dict[str, float]:
         """The model's test and validation numbers, then the baselines' (and oracle's)."""
-        return {**self.split_metrics(model, "test", "test_"),
-                **self.split_metrics(model, "validation", "val_"),
-                **self.baseline_metrics()}
+        return self.evaluation.metrics(lambda user, item: self.predict(model, user, item))
 
-    def baseline_metrics(self) -> dict[str, float]:
-        """``<baseline>_test_rmse`` (and ``_test_auc``, ``_seconds``, ``_l2``) for
-        global_mean, biases and mf; ``oracle_test_auc`` on planted worlds with votes."""
-        if self._baselines is not None:
-            return self._baselines
-        split, n_users, n_items = self.split, self.dataset.n_users, self.dataset.n_items
-        metrics: dict[str, float] = {}
-        for name, (fitted, facts) in tuned_baselines(
-                split.train, split.validation, n_users, n_items, seed=self.seed).items():
-            predicted = fitted.predict(split.test.user, split.test.item)
-            metrics.update(self.rating_metrics(predicted, split.test, f"{name}_test_"))
-            metrics[f"{name}_seconds"] = round(facts["seconds"], 3)
-        truth = (self.dataset.truth or {}).get("user_item_score")
-        if truth is not None and self.binary:
-            # Votes are sign(score - the user's median score + noise): rank by that margin.
-            margin = truth - np.median(truth, axis=1, keepdims=True)
-            metrics.update(vote_aucs(margin[split.test.user, split.test.item], split.test,
-                                     "oracle_test_"))
-        self._baselines = metrics
-        return metrics
-
-    # ------------------------------------------------------------------ embeddings
     def embeddings(self, model, **metadata) -> CustomerEmbeddings:
         """The shared embeddings file's content for a trained ``model``."""
         return CustomerEmbeddings(
@@ -136,13 +77,3 @@ class RatingRecipe(Recipe):
             item_ids=self.dataset.items.ids, item_vectors=self.item_vectors(model),
             metadata={"model": self.model_config.name, "dataset": self.dataset.name,
                       "score": self.score_rule, **metadata})
-
-
-def vote_aucs(scores: np.ndarray, ratings: Ratings, prefix: str) -> dict[str, float]:
-    """Pooled and customer-averaged ROC AUC of ``scores`` [n] against +-1 ``ratings.value``."""
-    labels = np.where(ratings.value > 0, 1, -1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # customers with one class are skipped
-        per_customer = customer_level_metrics(ratings.user, scores, labels)
-    return {f"{prefix}auc": float(overall_metrics(scores, labels)["roc_auc"]),
-            f"{prefix}customer_auc": float(per_customer["roc_auc"])}
