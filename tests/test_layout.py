@@ -59,3 +59,72 @@ def test_library_does_not_import_export_or_serving():
                 for name in names:
                     assert not name.startswith(("tfrec_fashion_export", "tfrec_fashion_serving")), \
                         f"{path} imports {name}: the library must not depend on later stages"
+
+
+# The library's stages, lowest first: a module may import its own stage and those below it.
+STAGE_RANKS = {"errors": 0, "serialization": 0, "config": 1, "losses": 1, "metrics": 1,
+               "data": 2, "tasks": 2, "layers": 3, "models": 4, "evaluation": 4, "training": 5,
+               "visualisation": 5, "tables": 6, "demo": 7, "cli": 8}
+
+
+def _project_imports(path: Path) -> set[str]:
+    """Dotted tfrec_fashion modules ``path`` imports (anywhere in it: lazy imports count;
+    imports for type checkers only, under ``if TYPE_CHECKING:``, do not)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            node.body = []
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name.startswith("tfrec_fashion.")}
+
+
+def _library_modules() -> dict[str, Path]:
+    modules = {}
+    for path in (ROOT / "tfrec_fashion").rglob("*.py"):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
+
+
+def test_library_stages_import_only_downwards():
+    for name, path in _library_modules().items():
+        parts = name.split(".")
+        if len(parts) < 2:
+            continue  # tfrec_fashion/__init__.py
+        stage = parts[1]
+        assert stage in STAGE_RANKS, f"{name}: place the new stage {stage!r} in STAGE_RANKS"
+        for imported in _project_imports(path):
+            target = imported.split(".")[1]
+            assert STAGE_RANKS[target] <= STAGE_RANKS[stage], (
+                f"{name} imports {imported}: {stage} may not import the later stage {target}")
+
+
+def test_library_modules_have_no_import_cycles():
+    modules = _library_modules()
+    graph = {name: {target for imported in _project_imports(path)
+                    for target in (imported, imported.rsplit(".", 1)[0]) if target in modules
+                    and target != name and not name.startswith(target + ".")}
+             for name, path in modules.items()}
+    # A package's __init__ importing its own modules is the usual re-export, not a cycle.
+    graph = {name: {t for t in targets if not t.startswith(name + ".")}
+             for name, targets in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        for target in sorted(graph[name]):
+            if state.get(target) == 1:
+                cycle = trail[trail.index(target):] + [target] if target in trail else [name, target]
+                raise AssertionError("import cycle: " + " -> ".join(cycle))
+            if target not in state:
+                visit(target, trail + [target])
+        state[name] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [name])
