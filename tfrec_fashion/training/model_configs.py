@@ -1,11 +1,16 @@
-"""Every model's hyper-parameters: one dataclass per model, registered by ``model.name``.
+"""Every model's hyper-parameters: one dataclass per model, registered once by ``model.name``.
 
-They live together in this TensorFlow-free module so that a config file is read and checked
-(``tfrec-fashion train bad.yaml`` fails in a line) before TensorFlow is imported. Each field is
-a constructor argument of the model its recipe builds, with the constructor's default (see that
-model's docstring), except the fields a class lists in ``RECIPE_FIELDS``: those the recipe reads
-itself (where item features come from, which backbone preset to build). Recipes pass the rest
-with ``model_arguments(config)``, never by copying them one by one, and
+A model is registered in one place: its config class, decorated with
+``@MODEL_CONFIGS.register("<name>")``, names its recipe as a dotted path, ``RECIPE:
+ClassVar[str] = "tfrec_fashion.training.recipes.<module>:<RecipeClass>"``, which
+``training.recipes.get_recipe`` imports when the model is first trained (a test imports every
+one). The configs live together in this TensorFlow-free module so that a config file is read and
+checked (``tfrec-fashion train bad.yaml`` fails in a line) before TensorFlow is imported.
+
+Each field is a constructor argument of the model its recipe builds, with the constructor's
+default (see that model's docstring), except the fields a class lists in ``RECIPE_FIELDS``:
+those the recipe reads itself (where item features come from, which backbone preset to build).
+Recipes pass the rest with ``model_arguments(config)``, never by copying them one by one, and
 ``tests/training/test_model_configs.py`` holds every config to its model's constructor. A
 subclass (TVBPR, I-VBPR) is a named preset of its base: it may change defaults, not fields.
 """
@@ -32,6 +37,8 @@ def model_arguments(config: Any) -> dict[str, Any]:
 class TwoTowerConfig:
     """``models.two_tower.TwoTowerRetrieval``: user-id and item-id towers, in-batch softmax."""
 
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.two_tower:TwoTowerRecipe"
+
     name: str = "two_tower"
     embedding_dim: int = 32
     l2: float = 0.0
@@ -47,6 +54,8 @@ class BPRMFConfig:
         latent_dim: K, the size of gamma_u and gamma_i (papers: 10 to 50).
         l2_latent, l2_bias: L2 weights per triplet on the gammas and on beta_i.
     """
+
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.vbpr:VBPRRecipe"
 
     name: str = "bpr_mf"
     latent_dim: int = 10
@@ -84,6 +93,7 @@ class VBPRConfig:
             over the training interactions' time span.
     """
 
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.vbpr:VBPRRecipe"
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("feature_source", "attributes", "image_size",
                                                  "standardize")
 
@@ -151,6 +161,7 @@ class DVBPRConfig:
             preset's.
     """
 
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.dvbpr:DVBPRRecipe"
     # The recipe builds the image network from these and passes it as ``DVBPR(backbone=...)``.
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "embedding_dim", "image_size",
                                                  "weight_decay", "dropout_rate")
@@ -197,6 +208,7 @@ class StyNetConfig:
             "efficientnet" (EfficientNet-Lite0 on the item images at 96x96).
     """
 
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.stynet:StyNetRecipe"
     # The recipe reads the features and passes their width as ``StyNet(visual_dim=...)``.
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("feature_source",)
 
@@ -251,6 +263,7 @@ class PartialDualConfig:
             mu + E_c . M_i is still the rating), "global" the mean mu, "none" nothing.
     """
 
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.partial_dual:PartialDualRecipe"
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("centering",)
 
     name: str = "partial_dual"

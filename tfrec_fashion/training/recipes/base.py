@@ -1,10 +1,11 @@
-"""The recipe interface and its registry."""
+"""The recipe interface, and how a model config finds its recipe (``RECIPE`` on the config
+class, imported when first needed)."""
 
 from __future__ import annotations
 
 import abc
-import importlib
-from typing import Any, Callable, ClassVar, Sequence
+import pkgutil
+from typing import Any, ClassVar
 
 import tfrec_fashion  # noqa: F401
 import tensorflow as tf
@@ -14,19 +15,6 @@ from tfrec_fashion.evaluation.protocols import get_protocol
 from tfrec_fashion.training.run_config import TrainConfig
 from tfrec_fashion.training.serving_parts import (  # noqa: F401  (ItemEmbedder: recipes' API)
     ItemEmbedder, Parts, retrieval_parts)
-
-# Model name -> the module whose import registers its recipe (imported when first needed).
-RECIPE_MODULES: dict[str, str] = {
-    "two_tower": "tfrec_fashion.training.recipes.two_tower",
-    "bpr_mf": "tfrec_fashion.training.recipes.vbpr",
-    "vbpr": "tfrec_fashion.training.recipes.vbpr",
-    "tvbpr": "tfrec_fashion.training.recipes.vbpr",
-    "ivbpr": "tfrec_fashion.training.recipes.vbpr",
-    "dvbpr": "tfrec_fashion.training.recipes.dvbpr",
-    "stynet": "tfrec_fashion.training.recipes.stynet",
-    "partial_dual": "tfrec_fashion.training.recipes.partial_dual",
-}
-_RECIPES: dict[str, type["Recipe"]] = {}
 
 
 class Recipe(abc.ABC):
@@ -95,24 +83,23 @@ class Recipe(abc.ABC):
         return retrieval_parts(self, model)
 
 
-def register_recipe(name: str) -> Callable[[type[Recipe]], type[Recipe]]:
-    """Registers a recipe for ``model.name: <name>`` (its config is in ``model_configs``)."""
-
-    def decorator(cls: type[Recipe]) -> type[Recipe]:
-        _RECIPES[name] = cls
-        return cls
-
-    return decorator
+def recipe_class(config_class: type) -> type[Recipe]:
+    """The recipe a model config class names in ``RECIPE`` ("module:Class"), imported now, so
+    the CLI reads and checks a config before TensorFlow loads."""
+    path = getattr(config_class, "RECIPE", None)
+    if not isinstance(path, str):
+        raise TypeError(f"{config_class.__name__} names no recipe: give it "
+                        "RECIPE: ClassVar[str] = 'module:RecipeClass' (training.model_configs)")
+    recipe = pkgutil.resolve_name(path)
+    if not (isinstance(recipe, type) and issubclass(recipe, Recipe)):
+        raise TypeError(f"{config_class.__name__}.RECIPE must name a Recipe subclass. "
+                        f"Received: RECIPE={path!r} -> {recipe!r}")
+    return recipe
 
 
 def get_recipe(model_config: Any, train_config: TrainConfig, seed: int = 0) -> Recipe:
-    """Instantiates the recipe registered for ``model_config.name``."""
-    name = model_config.name
-    if name not in _RECIPES:
-        if name not in RECIPE_MODULES:
-            raise KeyError(f"no recipe for model {name!r}; known: {sorted(RECIPE_MODULES)}")
-        importlib.import_module(RECIPE_MODULES[name])
-    return _RECIPES[name](model_config, train_config, seed)
+    """Instantiates the recipe ``model_config``'s class names (``RECIPE``)."""
+    return recipe_class(type(model_config))(model_config, train_config, seed)
 
 
 class SolverRecipe(Recipe):

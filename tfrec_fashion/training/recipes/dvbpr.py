@@ -21,14 +21,13 @@ from tfrec_fashion.layers.gap_cnn import GapCNN
 from tfrec_fashion.layers.item_content import item_images
 from tfrec_fashion.models.dvbpr import DVBPR
 from tfrec_fashion.training.model_configs import model_arguments
-from tfrec_fashion.training.recipes.base import ItemEmbedder, register_recipe
+from tfrec_fashion.training.recipes.base import ItemEmbedder
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 
 # model.backbone -> the network class whose PRESETS name it
 BACKBONES = {name: network for network in (CNNF, GapCNN) for name in network.PRESETS}
 
 
-@register_recipe("dvbpr")
 class DVBPRRecipe(ImplicitRankingRecipe):
     """Trains ``DVBPR`` with the backbone of ``model.backbone``'s preset (``BACKBONES``)."""
 

@@ -37,7 +37,7 @@ import scipy.sparse
 from tfrec_fashion.evaluation.rating_baselines import tuned_biases
 from tfrec_fashion.models.partial_dual import PartialDual
 from tfrec_fashion.training.model_configs import model_arguments
-from tfrec_fashion.training.recipes.base import SolverRecipe, register_recipe
+from tfrec_fashion.training.recipes.base import SolverRecipe
 from tfrec_fashion.training.recipes.ratings import RatingRecipe
 
 _STATE = "solver_state.npz"
@@ -92,7 +92,6 @@ class FittedPartialDual:
         return np.hstack([self.column_factors, ones, self.item_bias[:, None]])
 
 
-@register_recipe("partial_dual")
 class PartialDualRecipe(RatingRecipe, SolverRecipe):
     """Fits ``PartialDual`` on the training ratings; evaluated by the shared rating protocol."""
 

@@ -35,14 +35,12 @@ from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.layers.item_content import item_features
 from tfrec_fashion.models.stynet import StyNet
 from tfrec_fashion.training.model_configs import model_arguments
-from tfrec_fashion.training.recipes.base import register_recipe
 from tfrec_fashion.training.recipes.ratings import RatingRecipe
 
 _PREDICT_BATCH = 8192
 _MISSING = ("", "nan", "None")
 
 
-@register_recipe("stynet")
 class StyNetRecipe(RatingRecipe):
     """Trains ``StyNet`` with ``fit`` on the training ratings and their features; the rating
     head predicts, the towers give the embeddings.

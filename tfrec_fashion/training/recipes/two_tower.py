@@ -9,11 +9,9 @@ import tensorflow as tf
 
 from tfrec_fashion.models.two_tower import TwoTowerRetrieval
 from tfrec_fashion.training.model_configs import model_arguments
-from tfrec_fashion.training.recipes.base import register_recipe
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 
 
-@register_recipe("two_tower")
 class TwoTowerRecipe(ImplicitRankingRecipe):
     """Trains ``TwoTowerRetrieval`` on (user, item) training pairs with logQ correction."""
 

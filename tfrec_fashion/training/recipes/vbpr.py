@@ -27,14 +27,10 @@ from tfrec_fashion.layers.item_content import (efficientnet_backbone, feature_sc
                                                item_features)
 from tfrec_fashion.models.vbpr import VBPR
 from tfrec_fashion.training.model_configs import model_arguments
-from tfrec_fashion.training.recipes.base import ItemEmbedder, register_recipe
+from tfrec_fashion.training.recipes.base import ItemEmbedder
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 
 
-@register_recipe("bpr_mf")
-@register_recipe("vbpr")
-@register_recipe("tvbpr")
-@register_recipe("ivbpr")
 class VBPRRecipe(ImplicitRankingRecipe):
     """Trains ``VBPR`` (BPR-MF when the config has no ``feature_source``) with model.fit."""
 
