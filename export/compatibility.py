@@ -63,8 +63,9 @@ class CompatibilityModule(tf.Module):
 
     def _item_rows(self, item_ids: tf.Tensor, what: str) -> tf.Tensor:
         rows = self.item_table.lookup(item_ids)
-        tf.debugging.assert_non_negative(rows, message=f"{what}: unknown item id")
-        return rows
+        check = tf.debugging.assert_non_negative(rows, message=f"{what}: unknown item id")
+        with tf.control_dependencies([check]):  # checked before any gather reads the rows
+            return tf.identity(rows)
 
     @tf.function(input_signature=SCORE_PAIRS.input_signature())
     def score_pairs(self, user_id, item_id, partner_id):

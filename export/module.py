@@ -97,8 +97,9 @@ class RecommenderModule(tf.Module):
     def _item_rows(self, item_ids: tf.Tensor, what: str) -> tf.Tensor:
         """Rows of string item ids (any shape); an unknown id is an InvalidArgumentError."""
         rows = self.item_table.lookup(item_ids)
-        tf.debugging.assert_non_negative(rows, message=f"{what}: unknown item id")
-        return rows
+        check = tf.debugging.assert_non_negative(rows, message=f"{what}: unknown item id")
+        with tf.control_dependencies([check]):  # checked before any gather reads the rows
+            return tf.identity(rows)
 
     # ------------------------------------------------------------------ signatures
     @tf.function(input_signature=RECOMMEND.input_signature())

@@ -18,15 +18,23 @@ Users ``u0 .. u{n-1}`` and items ``i0 .. i{m-1}`` have random vectors; items bel
 ``c0 ..``. Unknown users get the mean user vector (``cold_start`` true). Retrieval is an exact
 inner-product top-k (the real export uses TFRS BruteForce, which computes the same thing).
 
+``answers_in_fresh_process`` calls any head's signatures in a new Python process that imports
+TensorFlow only (no project code, no Keras 2 switch), as a TF Serving user's code would: every
+head's export is tested through it.
+
 Test and benchmark support only: nothing in the server imports it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
+import textwrap
 
 import numpy as np
 import tensorflow as tf
@@ -336,3 +344,58 @@ class ExactAnnIndex:
             item_ids[row, :len(best)] = self.item_ids[best]
             scores[row, :len(best)] = row_scores[best]
         return item_ids, scores
+
+
+_FRESH_PROCESS = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import tensorflow as tf
+    version, folder = sys.argv[1], sys.argv[2]
+    model = tf.saved_model.load(version)
+    requests = np.load(f"{folder}/requests.npz", allow_pickle=True)
+    answers = {}
+    for key in requests.files:
+        signature, name = key.split("/", 1)
+        answers.setdefault(signature, {})[name] = tf.constant(requests[key])
+    outputs = {}
+    for signature, inputs in answers.items():
+        for name, value in model.signatures[signature](**inputs).items():
+            outputs[f"{signature}/{name}"] = value.numpy()
+    np.savez(f"{folder}/answers.npz", **outputs)
+    print(json.dumps(sorted(m for m in sys.modules if m.startswith(("tfrec_fashion",
+                                                                    "tensorflow_recommenders")))))
+""")
+
+
+def answers_in_fresh_process(version_dir: str, requests: dict[str, dict[str, np.ndarray]],
+                             timeout: float = 300.0
+                             ) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """Calls each signature of the SavedModel in ``version_dir`` with its inputs in a new
+    process that imports TensorFlow only.
+
+    Args:
+        version_dir: an exported version (any head).
+        requests: signature name -> input name -> array (strings as ``string_array`` gives).
+        timeout: seconds before the process is killed.
+
+    Returns:
+        (signature -> output name -> array, the project modules the process imported: empty
+        when the SavedModel needs no project code).
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        np.savez(os.path.join(folder, "requests.npz"),
+                 **{f"{signature}/{name}": value for signature, inputs in requests.items()
+                    for name, value in inputs.items()})
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        env.pop("TF_USE_LEGACY_KERAS", None)  # a plain TensorFlow user
+        done = subprocess.run([sys.executable, "-c", _FRESH_PROCESS, str(version_dir), folder],
+                              capture_output=True, text=True, env=env, cwd=folder,
+                              timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"the fresh process failed:\n{done.stderr[-3000:]}")
+        answers: dict[str, dict[str, np.ndarray]] = {}
+        with np.load(os.path.join(folder, "answers.npz"), allow_pickle=True) as stored:
+            for key in stored.files:
+                signature, name = key.split("/", 1)
+                answers.setdefault(signature, {})[name] = stored[key]
+    return answers, json.loads(done.stdout.strip().splitlines()[-1])

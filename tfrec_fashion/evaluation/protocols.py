@@ -16,9 +16,12 @@ implicit    ``implicit.ImplicitEvaluation``     ``ranking_table.RankingTable`` (
 ratings     ``ratings.RatingEvaluation``        ``rating_table.RatingTable`` (RMSE,
             (per-customer 80/10/10, RMSE /      MAE, vote AUCs, fit seconds, beside
             MAE, vote AUCs)                     global mean, biases, MF)
+pairs       ``pairs.PairEvaluation`` (per-      ``rating_table.RatingTable``'s vote
+            customer 80/10/10 pair votes,       AUC columns, beside the personal and
+            pooled and customer AUC)            the global (average customer) oracle
 ==========  ==================================  =====================================
 
-**Adding a protocol** (e.g. "pairs": AUC of held-out +1/-1 pair votes):
+**Adding a protocol** (as "pairs" was: AUC of held-out +1/-1 pair votes):
 
 1. ``evaluation/<name>.py`` with its evaluation class, built as ``Class(dataset, seed=...,
    model_name=...)``: it splits the data and computes the metrics from arrays or callables the
@@ -39,6 +42,7 @@ fallback; a new protocol never needs a clause there.
 from __future__ import annotations
 
 import dataclasses
+import math
 import pkgutil
 from typing import Any, Callable, Mapping
 
@@ -93,6 +97,18 @@ def _rating_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
     return RatingTable.from_runs(label, runs)
 
 
+def _pair_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
+                reference: str) -> RatingTable:
+    # The rating table's vote-AUC columns, plus the ceiling of a model that is not personalised.
+    table = RatingTable.from_runs(label, runs)
+    first = next(iter(runs.values()))
+    if "global_oracle_test_auc" in first:
+        table.add("Global oracle (the average customer's planted taste)",
+                  {"test_auc": first["global_oracle_test_auc"],
+                   "test_customer_auc": first.get("global_oracle_test_customer_auc", math.nan)})
+    return table
+
+
 PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
     Protocol(
         name="implicit",
@@ -108,6 +124,13 @@ PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
         table=_rating_table,
         summary_columns=("test_auc", "oracle_test_auc", "test_rmse", "biases_test_auc",
                          "mf_test_auc"),
+        curve_references=baseline_test_aucs),
+    Protocol(
+        name="pairs",
+        evaluation="tfrec_fashion.evaluation.pairs:PairEvaluation",
+        table=_pair_table,
+        summary_columns=("test_auc", "test_customer_auc", "global_oracle_test_auc",
+                         "oracle_test_auc"),
         curve_references=baseline_test_aucs),
 )}
 

@@ -7,7 +7,9 @@ its ``user_vectors()`` and ``item_vectors()``, so one retrieval index serves the
 ``parameters()``, so it runs without TensorFlow. ``partial_dual/`` (PSA-Net's customer
 embeddings by squared-trace-norm matrix completion) is NumPy/SciPy with its own Riemannian
 solvers, the one model not trained with ``fit``; ``stynet.py`` is its neural alternative.
+``pair_compatibility.py`` scores pairs of items (a distance between item embeddings, contrastive
+loss): the compatibility serving head's minimal model, PSA-Net without the customer.
 
-May import: layers, losses, metrics, tensorflow, tensorflow_recommenders. Never imports data
+May import: layers, losses, metrics, tasks, tensorflow, tensorflow_recommenders. Never imports data
 loaders, training, export or serving.
 """

@@ -6,6 +6,8 @@ models, ``BprRanking`` here for the pairwise ranking models).
              penalty, averaged so that replica gradients stay a mean under tf.distribute, and
              the pairwise accuracy metric (share of triplets ranked right, BPR's training AUC);
              used by BPR-MF, VBPR, TVBPR, I-VBPR and DVBPR.
+    pairs.py ContrastivePairs: the contrastive loss of +1 / -1 pair votes on a pair's distance
+             (PSA-Net's, paper 000 section 3) and its pair accuracy; used by PairCompatibility.
 
 May import: tensorflow, losses, metrics. Never imports data, models or later stages.
 """

@@ -294,6 +294,43 @@ class PartialDualConfig:
                              f"Received: centering={self.centering!r}")
 
 
+@MODEL_CONFIGS.register("pair_compatibility")
+@dataclasses.dataclass
+class PairCompatibilityConfig:
+    """``models.pair_compatibility.PairCompatibility``: pair compatibility from item content,
+    not personalised, contrastive loss on pair votes (the compatibility head's minimal model).
+
+    Args:
+        embedding_dim, hidden_dim: the item embedding network's output and hidden sizes.
+        margin: the contrastive loss's margin.
+        l2: L2 weight on the embedding network's kernels.
+        feature_source: the item content (``layers.item_content``): "dataset", "attributes"
+            (the planted compatibility's own codes, one-hot) or "efficientnet".
+        attributes: with "attributes", which ones (default all).
+        image_size: with "efficientnet", the images' side.
+    """
+
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.pairs:PairCompatibilityRecipe"
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("feature_source", "attributes", "image_size")
+
+    name: str = "pair_compatibility"
+    embedding_dim: int = 16
+    hidden_dim: int = 32
+    margin: float = 1.0
+    l2: float = 0.0
+    feature_source: str = "attributes"
+    attributes: Optional[list[str]] = None
+    image_size: int = 64
+
+    def __post_init__(self) -> None:
+        _one_of(self, "feature_source", FEATURE_SOURCES)
+        _non_negative(self, "l2")
+        if self.embedding_dim < 1 or self.hidden_dim < 1 or not self.margin > 0:
+            raise ValueError(f"model.embedding_dim and hidden_dim must be positive and margin "
+                             f"> 0. Received: embedding_dim={self.embedding_dim}, hidden_dim="
+                             f"{self.hidden_dim}, margin={self.margin}")
+
+
 def _non_negative(config: object, *fields: str) -> None:
     for field in fields:
         if getattr(config, field) < 0:
