@@ -100,6 +100,7 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
 
     import numpy as np
 
+    from tfrec_fashion.evaluation.protocols import protocol_of
     from tfrec_fashion_export.ann_index import recall_at_k
     from tfrec_fashion_export.runs import run_parts
     from tfrec_fashion_export.writer import export_parts
@@ -155,7 +156,7 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
               f"customers {recall:.3f}")
         # Drawn for the best implicit-feedback run whose items have images.
         drawable = [n for n, r in trained.items() if r.dataset.items.images is not None
-                    and "cold_test_auc" in r.metrics]
+                    and protocol_of(r.metrics).name == "implicit"]
         if drawable:
             name = max(drawable, key=lambda n: trained[n].metrics.get("test_auc", 0.0))
             _show_recommendations(trained[name], target, name,

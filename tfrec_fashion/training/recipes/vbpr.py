@@ -26,22 +26,23 @@ from tfrec_fashion.data.samplers import BprTripletSampler
 from tfrec_fashion.layers.item_content import (efficientnet_backbone, feature_scaling,
                                                item_features)
 from tfrec_fashion.models.vbpr import VBPR
-from tfrec_fashion.training.model_configs import model_arguments
+from tfrec_fashion.training.model_configs import VBPRConfig, model_arguments
 from tfrec_fashion.training.recipes.base import ItemEmbedder
 from tfrec_fashion.training.recipes.implicit import ImplicitRankingRecipe
 
 
 class VBPRRecipe(ImplicitRankingRecipe):
-    """Trains ``VBPR`` (BPR-MF when the config has no ``feature_source``) with model.fit."""
+    """Trains ``VBPR`` with model.fit: BPR-MF for a ``BPRMFConfig``, VBPR / TVBPR / I-VBPR for
+    a ``VBPRConfig`` (its presets)."""
 
     def prepare_inputs(self, dataset: FashionDataset) -> None:
         config = self.model_config
-        self.n_time_epochs = getattr(config, "n_time_epochs", 1)
-        source = getattr(config, "feature_source", None)
         self.features = self.feature_names = self.feature_scaling = None
-        if source is not None:
+        self.n_time_epochs = 1
+        if isinstance(config, VBPRConfig):  # VBPR, TVBPR, I-VBPR; BPR-MF has no item content
+            self.n_time_epochs = config.n_time_epochs
             raw, self.feature_names = item_features(
-                dataset, source, getattr(config, "attributes", None), config.image_size,
+                dataset, config.feature_source, config.attributes, config.image_size,
                 standardize=False)
             # Kept so that an exported embed_item applies the same scaling to a new item.
             self.feature_scaling = (feature_scaling(raw) if config.standardize
