@@ -18,7 +18,8 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import CompatibilityParts
-from tfrec_fashion_export.module import broadcast_rows, lookup_table
+from tfrec_fashion_export.module import (broadcast_rows, checked_k, known_rows, lookup_table,
+                                         vectors_or_default)
 from tfrec_fashion_serving.contract import COMPLETE_PAIR, SCORE_PAIRS
 
 
@@ -56,16 +57,10 @@ class CompatibilityModule(tf.Module):
 
     def _user(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(conditioning vectors float32 [B, E], cold_start bool [B])."""
-        rows = self.user_table.lookup(user_id)
-        cold = rows < 0
-        known = tf.gather(self.user_vectors, tf.maximum(rows, 0))
-        return tf.where(cold[:, None], self.cold_vector[None, :], known), cold
+        return vectors_or_default(self.user_table, user_id, self.user_vectors, self.cold_vector)
 
     def _item_rows(self, item_ids: tf.Tensor, what: str) -> tf.Tensor:
-        rows = self.item_table.lookup(item_ids)
-        check = tf.debugging.assert_non_negative(rows, message=f"{what}: unknown item id")
-        with tf.control_dependencies([check]):  # checked before any gather reads the rows
-            return tf.identity(rows)
+        return known_rows(self.item_table, item_ids, what)
 
     @tf.function(input_signature=SCORE_PAIRS.input_signature())
     def score_pairs(self, user_id, item_id, partner_id):
@@ -90,18 +85,8 @@ class CompatibilityModule(tf.Module):
         category = broadcast_rows(category, batch, "category")
         exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids")
         category_rows = self.category_table.lookup(category)
-        checks = [
-            tf.debugging.assert_greater(batch, 0, message="user_id must hold at least one id"),
-            tf.debugging.assert_greater_equal(k, 1, message=f"k must be in [1, {self.n_items}]"),
-            tf.debugging.assert_less_equal(k, self.n_items,
-                                           message=f"k must be in [1, {self.n_items}]"),
-            tf.debugging.assert_equal(
-                tf.logical_or(tf.equal(category, ""), category_rows >= 0), True,
-                message=f"unknown category; use \"\" for the item's complements, or one of: "
-                        f"{self.category_names}"),
-        ]
-        with tf.control_dependencies(checks):
-            k = tf.identity(k)
+        k = checked_k(batch, k, category, category_rows, self.n_items,
+                      f"use \"\" for the item's complements, or one of: {self.category_names}")
         rows = self._item_rows(item_id, "complete_pair item_id")
         user, cold = self._user(user_id)
         own = tf.gather(self.item_category_rows, rows)  # [B]

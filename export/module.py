@@ -6,8 +6,9 @@ an export needs from an inner-product model: string ids, categories, the user an
 whose inner products are the model's scores, and optionally an ``ItemEmbedder`` for new items.
 ``RecommenderModule`` turns them into lookup tables, the retrieval index
 (``index.FilteredBruteForce``, or the approximate ``index.FilteredPartitioned``) and the
-signatures. Nothing here is specific to one model. ``lookup_table`` and ``broadcast_rows`` are
-shared with the other heads' modules.
+signatures. Nothing here is specific to one model. The request steps every head
+repeats (``lookup_table``, ``broadcast_rows``, ``vectors_or_default``, ``known_rows``,
+``checked_k``) are written here once and shared with the other heads' modules.
 """
 
 from __future__ import annotations
@@ -38,6 +39,41 @@ def broadcast_rows(values: tf.Tensor, batch: tf.Tensor, name: str) -> tf.Tensor:
     multiples = tf.concat([[tf.where(tf.equal(size, 1), batch, 1)],
                            tf.ones([tf.rank(values) - 1], tf.int32)], axis=0)
     return tf.tile(values, multiples)
+
+
+def vectors_or_default(table: tf.lookup.StaticHashTable, ids: tf.Tensor, vectors: tf.Variable,
+                       default: tf.Variable) -> tuple[tf.Tensor, tf.Tensor]:
+    """(each id's row of ``vectors``, or ``default`` for an unknown id: float32 [B, D];
+    cold_start bool [B], True where the id was unknown)."""
+    rows = table.lookup(ids)
+    cold = rows < 0
+    known = tf.gather(vectors, tf.maximum(rows, 0))
+    return tf.where(cold[:, None], default[None, :], known), cold
+
+
+def known_rows(table: tf.lookup.StaticHashTable, item_ids: tf.Tensor, what: str) -> tf.Tensor:
+    """Rows of string item ids (any shape); an unknown id is an InvalidArgumentError, raised
+    before any gather reads the rows."""
+    rows = table.lookup(item_ids)
+    check = tf.debugging.assert_non_negative(rows, message=f"{what}: unknown item id")
+    with tf.control_dependencies([check]):
+        return tf.identity(rows)
+
+
+def checked_k(batch: tf.Tensor, k: tf.Tensor, category: tf.Tensor, category_rows: tf.Tensor,
+              n_items: int, category_help: str) -> tf.Tensor:
+    """``k``, available only once the request's top-k inputs are checked: at least one row,
+    1 <= k <= n_items, a known category or "" (``category_help`` says what "" means and lists
+    the categories)."""
+    checks = [
+        tf.debugging.assert_greater(batch, 0, message="user_id must hold at least one id"),
+        tf.debugging.assert_greater_equal(k, 1, message=f"k must be in [1, {n_items}]"),
+        tf.debugging.assert_less_equal(k, n_items, message=f"k must be in [1, {n_items}]"),
+        tf.debugging.assert_equal(tf.logical_or(tf.equal(category, ""), category_rows >= 0),
+                                  True, message=f"unknown category; {category_help}"),
+    ]
+    with tf.control_dependencies(checks):  # nothing is retrieved before the inputs are checked
+        return tf.identity(k)
 
 
 class RecommenderModule(tf.Module):
@@ -80,10 +116,7 @@ class RecommenderModule(tf.Module):
     # ------------------------------------------------------------------ shared steps
     def _query(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(query vectors float32 [B, D], cold_start bool [B]) of string user ids [B]."""
-        rows = self.user_table.lookup(user_id)
-        cold = rows < 0
-        known = tf.gather(self.user_vectors, tf.maximum(rows, 0))
-        return tf.where(cold[:, None], self.cold_query[None, :], known), cold
+        return vectors_or_default(self.user_table, user_id, self.user_vectors, self.cold_query)
 
     def _seen(self, user_id: tf.Tensor, wanted: tf.Tensor) -> tf.Tensor:
         """Item rows each user already bought, int32 [B, S] padded with -1; all -1 for unknown
@@ -96,10 +129,7 @@ class RecommenderModule(tf.Module):
 
     def _item_rows(self, item_ids: tf.Tensor, what: str) -> tf.Tensor:
         """Rows of string item ids (any shape); an unknown id is an InvalidArgumentError."""
-        rows = self.item_table.lookup(item_ids)
-        check = tf.debugging.assert_non_negative(rows, message=f"{what}: unknown item id")
-        with tf.control_dependencies([check]):  # checked before any gather reads the rows
-            return tf.identity(rows)
+        return known_rows(self.item_table, item_ids, what)
 
     # ------------------------------------------------------------------ signatures
     @tf.function(input_signature=RECOMMEND.input_signature())
@@ -113,17 +143,8 @@ class RecommenderModule(tf.Module):
         exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids")
         exclude_seen = broadcast_rows(exclude_seen, batch, "exclude_seen")
         category_rows = self.category_table.lookup(category)
-        checks = [
-            tf.debugging.assert_greater(batch, 0, message="user_id must hold at least one id"),
-            tf.debugging.assert_greater_equal(k, 1, message=f"k must be in [1, {self.n_items}]"),
-            tf.debugging.assert_less_equal(k, self.n_items,
-                                           message=f"k must be in [1, {self.n_items}]"),
-            tf.debugging.assert_equal(
-                tf.logical_or(tf.equal(category, ""), category_rows >= 0), True,
-                message=f"unknown category; use \"\" for any, or one of: {self.category_names}"),
-        ]
-        with tf.control_dependencies(checks):  # no retrieval before the inputs are checked
-            k = tf.identity(k)
+        k = checked_k(batch, k, category, category_rows, self.n_items,
+                      f"use \"\" for any, or one of: {self.category_names}")
         excluded = tf.concat([self.item_table.lookup(exclude_item_ids),  # "", unknown: -1
                               self._seen(user_id, exclude_seen)], axis=1)
         query, cold = self._query(user_id)
