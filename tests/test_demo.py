@@ -26,16 +26,19 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
         "stynet_tiny": {"seed": 0, "data": TINY_WORLD,
                         "train": {**TRAIN, "monitor": "val_auc", "steps_per_epoch": None},
                         "model": {"name": "stynet", "embedding_dim": 8, "hidden_units": 16}},
+        "pairs_tiny": {"seed": 0, "data": TINY_WORLD, "train": {**TRAIN, "steps_per_epoch": None},
+                       "model": {"name": "pair_compatibility", "embedding_dim": 4}},
     }}
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(config))
     results = run_demo(tmp_path / "work", config_path=path)
     assert {name: r["served_matches_keras"] for name, r in results.items()} == {
-        "bpr_mf_tiny": True, "dvbpr_tiny": True, "partial_dual_tiny": True, "stynet_tiny": True}
+        "bpr_mf_tiny": True, "dvbpr_tiny": True, "partial_dual_tiny": True, "stynet_tiny": True,
+        "pairs_tiny": True}
     # What the demo prints says the same: one check per run, none False.
     printed = [line for line in capsys.readouterr().out.splitlines()
                if line.lstrip().startswith("served top-10 == ")]
-    assert len(printed) == 4 and all(line.endswith(": True") for line in printed), printed
+    assert len(printed) == 5 and all(line.endswith(": True") for line in printed), printed
     work = tmp_path / "work"
     assert (work / "exports" / "models.config").is_file()
     assert (work / "exports" / "dvbpr_tiny" / "1" / "saved_model.pb").is_file()
@@ -48,6 +51,11 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
     assert summary["dvbpr_tiny"]["test_auc"] > 0
     assert summary["partial_dual_tiny"]["test_rmse"] > 0  # the rating runs report RMSE
     assert (work / "partial_dual_tiny" / "embeddings.npz").is_file()
+    # The pair model is served through the compatibility head.
+    info = json.loads((work / "exports" / "pairs_tiny" / "1" / "assets.extra" /
+                       "tfrec_fashion.json").read_text())
+    assert info["head"] == "compatibility" and "complete_pair" in info["signatures"]
+    assert summary["pairs_tiny"]["protocol"] == "pairs"
 
 
 SCORES = np.array([3.0, 2.0, 2.0 * (1 + 1e-7), 1.0, 0.5, -np.inf])  # item 5: already bought

@@ -117,7 +117,7 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
         print(f"    {name}: {path}")
     # One model again with the approximate index inside the SavedModel (stock ops only), made
     # approximate on this small catalogue by probing a quarter of its partitions.
-    approximate = next(iter(trained))
+    approximate = next(name for name in trained if parts[name].HEAD == "retrieval")
     path = export_parts(parts[approximate], base, f"{approximate}_partitioned",
                         index="partitioned", index_params={"n_partitions": 24, "n_probe": 6})
     print(f"    {approximate}_partitioned: {path}")
@@ -127,6 +127,9 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
         print(f"=== serve: gRPC on {target}, REST on 127.0.0.1:{server.rest_port}")
         for name, result in trained.items():
             server.wait_until_available(name, timeout=120)
+            if parts[name].HEAD == "compatibility":
+                checks[name] = _query_pair_model(result, target, name)
+                continue
             users = [str(result.dataset.users.ids[0]), "new-customer"]
             answer = client.recommend(target, name, users, k=SERVED_K)
             ids = np.asarray(answer["item_ids"]).astype(str)
@@ -162,6 +165,37 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
             _show_recommendations(trained[name], target, name,
                                   workdir / "recommendations.png")
     return checks
+
+
+def _query_pair_model(result, target: str, name: str) -> dict[str, bool]:
+    """Asks a pair model (the compatibility head's ``complete_pair``, its serving_default) for
+    the best partners of the first top, for a customer and for an unknown one, and checks the
+    answer against the trained model's own scores of every partner it could pick."""
+    import numpy as np
+
+    from tfrec_fashion_serving import client, contract
+
+    items = result.dataset.items
+    top = int(np.flatnonzero(items.category == "top")[0])
+    users = [str(result.dataset.users.ids[0]), "new-customer"]
+    answer = client.predict(target, name, {"user_id": contract.string_array(users),
+                                           "item_id": contract.string_array([items.ids[top]] * 2),
+                                           "k": np.full(2, SERVED_K, np.int32)})
+    ids = np.asarray(answer["item_ids"]).astype(str)
+    features = result.recipe.features
+    scores = result.model.pair_scores(np.repeat(features[top:top + 1], len(features), 0),
+                                      features).numpy()
+    partners = result.recipe.evaluation.complements()[str(items.category[top])]
+    scores[~np.isin(items.category, partners)] = -np.inf
+    scores[top] = -np.inf
+    rows = {str(item_id): row for row, item_id in enumerate(items.ids)}
+    matches = top_k_matches([rows.get(item_id, -1) for item_id in ids[0]], scores, SERVED_K)
+    print(f"=== query {name} (complete_pair, official PredictionServiceStub): best bottoms for "
+          f"{items.ids[top]}: {' '.join(ids[0][:5])} ...; unknown customer (cold start: "
+          f"{bool(answer['cold_start'][1])}) -> {' '.join(ids[1][:5])} ...")
+    print(f"    served top-{SERVED_K} == the trained model's top-{SERVED_K} by its pair score "
+          f"(order free only within float32 ties): {matches}")
+    return {"served_matches_keras": matches}
 
 
 def _served_function_scores(result) -> tuple[np.ndarray, str]:
