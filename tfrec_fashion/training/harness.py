@@ -216,8 +216,9 @@ def _write_results(recipe: Recipe, model, run_dir: Path, summary: dict[str, Any]
     the shared embeddings file for recipes that learn customer embeddings (written first:
     metrics.json marks a finished run)."""
     save_parts(recipe.serving_parts(model), run_dir / SERVING_DIRECTORY)
-    if hasattr(recipe, "embeddings"):
-        recipe.embeddings(model).save(run_dir / EMBEDDINGS_FILE)
+    embeddings = recipe.embeddings(model)
+    if embeddings is not None:
+        embeddings.save(run_dir / EMBEDDINGS_FILE)
     # Tables and the demo read a run by its protocol's name (``evaluation.protocols``).
     summary["protocol"] = recipe.protocol
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))

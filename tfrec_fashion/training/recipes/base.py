@@ -75,6 +75,12 @@ class Recipe(abc.ABC):
         """How the export embeds a new item from its content; None for id-only models."""
         return None
 
+    def embeddings(self, model) -> Any:
+        """The customer embeddings a run shares with later models (``data.embeddings``,
+        ``<run_dir>/embeddings.npz``: PSA-Net reads them), or None for a recipe that learns
+        none (the rating recipes return them)."""
+        return None
+
     def serving_parts(self, model) -> Parts:
         """What the export serves, written into the run directory when training ends
         (``training.serving_parts``): by default the retrieval head's parts, from the
