@@ -155,3 +155,24 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     changed = load_config(RunConfig, run_dir / "config.yaml", ["model.embedding_dim=8"])
     with pytest.raises(ConfigError, match=r"different config \(model\.embedding_dim differ\)"):
         train(changed)
+
+
+def test_a_field_added_since_a_run_was_trained_is_its_default_not_a_change(tmp_path):
+    """StyNet gained ``model.feature_source`` (default "dataset"): a run saved before it is
+    still the same config (tables reuse it, an interrupted one resumes); a value other than
+    the default is a change."""
+    import yaml
+
+    from tfrec_fashion.config import save_config
+    from tfrec_fashion.training.harness import config_differences
+
+    config = from_dict(RunConfig, {"model": {"name": "stynet"}, "data": {"name": "synthetic"},
+                                   "run_dir": str(tmp_path)})
+    save_config(config, tmp_path / "config.yaml")
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    del saved["model"]["feature_source"]  # as written before the field existed
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    assert config_differences(tmp_path, config) == []
+    other = from_dict(RunConfig, {"model": {"name": "stynet", "feature_source": "attributes"},
+                                  "data": {"name": "synthetic"}, "run_dir": str(tmp_path)})
+    assert config_differences(tmp_path, other) == ["model.feature_source"]

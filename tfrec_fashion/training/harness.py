@@ -295,11 +295,21 @@ def _has_backup(run_dir: Path) -> bool:
 def config_differences(run_dir: str | Path, config: RunConfig,
                        ignore: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """The dotted keys whose values differ between ``config`` and the config a run in
-    ``run_dir`` saved (none when it saved none), apart from ``ignore``."""
+    ``run_dir`` saved (none when it saved none), apart from ``ignore``.
+
+    The saved config is read through today's dataclasses first, so a field added since the run
+    was trained counts as its default, not as a change (a run from before StyNet's
+    ``feature_source`` existed is still StyNet on "dataset"). A saved config today's classes
+    refuse (a field since removed) is compared as written.
+    """
     saved_path = Path(run_dir) / "config.yaml"
     if not saved_path.exists():
         return []
-    saved = _flatten(read_yaml(saved_path))
+    raw = read_yaml(saved_path)
+    try:
+        saved = _flatten(to_dict(from_dict(RunConfig, raw, source=str(saved_path))))
+    except (ConfigError, TypeError, ValueError):
+        saved = _flatten(raw)
     current = _flatten(to_dict(config))
     return sorted(k for k in set(saved) | set(current)
                   if saved.get(k) != current.get(k) and k not in ignore)
