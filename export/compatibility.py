@@ -40,6 +40,8 @@ class CompatibilityModule(tf.Module):
             partners[np.searchsorted(categories, category),
                      np.searchsorted(categories, complements)] = True
         self.n_items = len(parts.item_ids)
+        self.complement_names = "; ".join(f"{category} -> {', '.join(partners)}" for category,
+                                          partners in sorted(parts.complements.items())) or "none"
         self.user_table = lookup_table(parts.user_ids, "user_ids")
         self.item_table = lookup_table(parts.item_ids, "item_ids")
         self.category_table = lookup_table(categories, "categories")
@@ -90,6 +92,14 @@ class CompatibilityModule(tf.Module):
         rows = self._item_rows(item_id, "complete_pair item_id")
         user, cold = self._user(user_id)
         own = tf.gather(self.item_category_rows, rows)  # [B]
+        has_partners = tf.reduce_any(tf.gather(self.partner_categories, own), axis=1)
+        check = tf.debugging.assert_equal(
+            tf.logical_or(tf.not_equal(category, ""), has_partners), True,
+            message=f"complete_pair: the item's category has no complementary category in this "
+                    f"model (it completes {self.complement_names}); name the partners' "
+                    "category with `category`")
+        with tf.control_dependencies([check]):
+            own = tf.identity(own)
         allowed = tf.where(tf.equal(category, "")[:, None],
                            tf.gather(self.partner_categories, own),  # [B, C] by category row
                            tf.one_hot(tf.maximum(category_rows, 0),

@@ -106,6 +106,7 @@ def test_a_category_names_the_partners_and_bad_requests_fail_in_the_graph(run, v
     model = tf.saved_model.load(str(version))
     ids = run.dataset.items.ids
     top = ids[np.flatnonzero(run.dataset.items.category == "top")[0]]
+    shoes = ids[np.flatnonzero(run.dataset.items.category == "shoes")[0]]
     same = model.signatures["complete_pair"](
         user_id=tf.constant(["u"]), item_id=tf.constant([top]), k=tf.constant([4]),
         category=tf.constant(["top"]), exclude_item_ids=tf.zeros([1, 0], tf.string))
@@ -116,6 +117,7 @@ def test_a_category_names_the_partners_and_bad_requests_fail_in_the_graph(run, v
         ({"category": ["hats"]}, "unknown category"),
         ({"k": [0]}, "k must be in"),
         ({"k": [len(ids) + 1]}, "k must be in"),
+        ({"item_id": [shoes]}, "no complementary category"),  # pairs are tops and bottoms
     ]
     for change, message in bad:
         inputs = {"user_id": ["u"], "item_id": [top], "k": [3], "category": [""], **change}
