@@ -4,7 +4,9 @@ API over the export base, its client, and the docker compose file for the real
 
 Modules, downstream first:
 
-    contract.py       the serving contract written once: signatures (inputs, dtypes, shapes,
+    contract.py       the serving contract written once, one head per model family
+                      (RETRIEVAL: recommend / score / user_query / embed_item; COMPATIBILITY:
+                      complete_pair / score_pairs): signatures (inputs, dtypes, shapes,
                       defaults, padding), warm-up inputs, assets.extra file names, and
                       ``differences`` to hold a SavedModel to it (export, client, toy share it)
     limits.py         per-request bounds and their flags, chunked running, the run gate
@@ -19,7 +21,8 @@ Modules, downstream first:
     rest.py           TF Serving's REST API
     client.py         a client on the official stubs (``recommend``, ``main``)
     ann.py            the optional ScaNN index beside a SavedModel (``AnnIndex``), pybind only
-    testing.py        a tiny contract-following SavedModel for tests and benchmarks
+    testing.py        a tiny contract-following SavedModel for tests and benchmarks, and
+                      ``answers_in_fresh_process`` (any head's signatures, TensorFlow alone)
     docker-compose.yml  the stock tensorflow/serving image over the same export base
     batching.config   its BatchingParameters (2-core CPU), with the batching caveats
 

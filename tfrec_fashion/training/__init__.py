@@ -5,7 +5,9 @@ before TensorFlow loads), each naming its recipe (``RECIPE``); ``recipes`` prepa
 data, builds the model and hands it to its evaluation protocol (``evaluation.protocols``);
 ``harness`` runs ``model.fit`` with checkpoints, resume, early stopping and logs (or, for a
 ``SolverRecipe`` such as Partial Dual, the model's own solver with the same run directory,
-checkpoints and resume) and records the run's protocol in ``metrics.json``.
+checkpoints and resume) and records the run's protocol in ``metrics.json``; a run ends by
+writing its ``serving_parts`` (what its serving head needs: ids, vectors, the item embedder or
+pair scorer as a SavedModel) into ``<run_dir>/serving``, the one thing export reads.
 
 May import: data, layers, losses, metrics, models, tasks, evaluation. Never imports export or
 serving.
