@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import yaml
 
@@ -176,3 +177,24 @@ def test_a_field_added_since_a_run_was_trained_is_its_default_not_a_change(tmp_p
     other = from_dict(RunConfig, {"model": {"name": "stynet", "feature_source": "attributes"},
                                   "data": {"name": "synthetic"}, "run_dir": str(tmp_path)})
     assert config_differences(tmp_path, other) == ["model.feature_source"]
+
+
+def test_a_run_that_cannot_be_served_still_finishes_with_its_metrics(tmp_path, monkeypatch):
+    """Parts the export would refuse (here NaN vectors) do not lose the trained, evaluated run:
+    its metrics say why it has no serving parts, and exporting it fails with that reason."""
+    from tfrec_fashion.training.recipes.two_tower import TwoTowerRecipe
+    from tfrec_fashion.training.serving_parts import retrieval_parts
+    from tfrec_fashion_export.runs import export_run
+
+    def unservable(self, model):
+        return retrieval_parts(self, model, user_vectors=np.full(
+            (len(self.dataset.users), 16), np.nan, np.float32))
+
+    monkeypatch.setattr(TwoTowerRecipe, "serving_parts", unservable)
+    result = train(run_config(tmp_path, epochs=1))
+    metrics = json.loads((result.run_dir / "metrics.json").read_text())
+    assert metrics["serving_parts"].startswith("not written: user_vectors must be finite")
+    assert metrics["test_auc"] > 0.5  # evaluated all the same
+    assert not (result.run_dir / "serving").exists()
+    with pytest.raises(ValueError, match="user_vectors must be finite"):
+        export_run(result.run_dir, tmp_path / "exports")

@@ -215,7 +215,12 @@ def _write_results(recipe: Recipe, model, run_dir: Path, summary: dict[str, Any]
     """metrics.json, after what serving needs (``serving_parts``: export reads only that) and
     the shared embeddings file for recipes that learn customer embeddings (written first:
     metrics.json marks a finished run)."""
-    save_parts(recipe.serving_parts(model), run_dir / SERVING_DIRECTORY)
+    try:
+        save_parts(recipe.serving_parts(model), run_dir / SERVING_DIRECTORY)
+    except ValueError as error:  # e.g. a diverged model's NaN vectors: evaluated, not servable
+        shutil.rmtree(run_dir / SERVING_DIRECTORY, ignore_errors=True)
+        summary["serving_parts"] = f"not written: {error}"
+        print(f"warning: {run_dir} is not servable, its serving parts were not written: {error}")
     embeddings = recipe.embeddings(model)
     if embeddings is not None:
         embeddings.save(run_dir / EMBEDDINGS_FILE)
