@@ -17,6 +17,7 @@ import pytest
 
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.data.synthetic import (
+    _STREAMS,
     SyntheticWorldConfig,
     make_world,
     true_outfit_score,
@@ -25,7 +26,20 @@ from tfrec_fashion.data.synthetic import (
     true_subspace_compatibility,
     user_item_score_at,
 )
-from tfrec_fashion.data.synthetic_render import BACKGROUND
+from tfrec_fashion.data.synthetic_render import (
+    _IMAGE_STREAM,
+    BACKGROUND,
+    CATEGORIES,
+    LENGTHS,
+    PALETTE,
+    PATTERNS,
+    REGIONS,
+    SUBSPACE_REGION,
+    item_region_masks,
+    render_items,
+    render_items_with_regions,
+)
+from tfrec_fashion.data.synthetic_truth import dominant_subspace
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.metrics import per_user_auc
 
@@ -381,3 +395,129 @@ def test_tiny_preset_builds_fast():
     start = time.perf_counter()
     make_world(SyntheticWorldConfig.tiny(seed=3))
     assert time.perf_counter() - start < 2.0
+
+
+# ---------------------------------------------------------------------------------- regions
+@pytest.fixture(scope="module")
+def regions(world):
+    return item_region_masks(world)
+
+
+def _interior(mask):
+    """Pixels of ``mask`` whose 4 neighbours are in it too (off the darkened outline)."""
+    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)))
+    return (mask & padded[:, :-2, 1:-1] & padded[:, 2:, 1:-1]
+            & padded[:, 1:-1, :-2] & padded[:, 1:-1, 2:])
+
+
+def test_region_masks_shapes_and_nesting(world, regions):
+    assert set(regions) == set(REGIONS)
+    for mask in regions.values():
+        assert mask.shape == (200, 32, 32) and mask.dtype == bool
+    colour, pattern, length = regions["colour"], regions["pattern"], regions["length"]
+    assert colour.sum((1, 2)).min() > 100  # every item has a body
+    assert not (pattern & ~colour).any()  # the motif is drawn on the body only
+    plain = world.items.attributes["pattern"] == "plain"
+    assert plain.any() and (~plain).any()
+    assert not pattern[plain].any() and pattern[~plain].sum((1, 2)).min() > 0
+    # The length region: pixels that differ between the short and the long version; a long
+    # item draws most of them, a short item leaves most of them as background.
+    assert length.sum((1, 2)).min() > 20
+    inside = (length & colour).sum((1, 2)) / length.sum((1, 2))
+    long = world.items.attributes["length"] == "long"
+    assert inside[long].min() > 0.7 and inside[~long].max() < 0.3
+    # Another raster of the same shapes: same area fractions, a subset of items on request.
+    bigger = item_region_masks(world, image_size=64, items=np.arange(10))
+    with pytest.raises(ValueError, match="image_size=0"):
+        item_region_masks(world, image_size=0)
+    assert bigger["colour"].shape == (10, 64, 64)
+    for name in REGIONS:
+        np.testing.assert_allclose(bigger[name].mean((1, 2)), regions[name][:10].mean((1, 2)),
+                                   atol=0.03)
+
+
+def test_region_masks_agree_with_the_pixels(world, regions):
+    images = world.items.images.astype(np.float32)
+    colour, pattern = regions["colour"], regions["pattern"]
+    # Outside the body: background, except a shoe's dark grey sole (and its outline).
+    outside = np.abs(images - BACKGROUND).max(-1) < 20
+    sole = images.max(-1) < 100
+    shoes = (world.items.category == "shoes")[:, None, None]
+    assert (outside | ~(~colour & ~shoes)).all()
+    assert (outside | sole | ~(~colour & shoes)).all()
+    # The body's fill (interior, off the motif) carries the item's palette colour (+- its shade).
+    fill = _interior(colour) & ~pattern
+    palette = np.array([PALETTE[c] for c in world.items.attributes["colour"]], np.float32)
+    mean_fill = (images * fill[..., None]).sum((1, 2)) / fill.sum((1, 2))[:, None]
+    assert np.abs(mean_fill - palette).max() < 40  # shade noise std 10 per channel
+    # The motif's pixels are a contrasting shade of it.
+    patterned = np.flatnonzero(pattern.any((1, 2)))
+    motif = _interior(pattern)
+    for i in patterned[motif[patterned].any((1, 2))]:
+        gap = np.abs(images[i][motif[i]].mean(0) - images[i][fill[i]].mean(0)).max()
+        assert gap > 12, i
+
+
+def _render_codes(world):
+    """``render_items``' first four arguments for the world's items (category, rgb, pattern,
+    length)."""
+    a = world.items.attributes
+    return (np.array([CATEGORIES.index(c) for c in world.items.category]),
+            np.array([PALETTE[c] for c in a["colour"]], np.float32),
+            np.array([PATTERNS.index(p) for p in a["pattern"]]),
+            np.array([LENGTHS.index(n) for n in a["length"]]))
+
+
+def test_length_region_is_where_the_length_changes_the_image(world):
+    category, rgb, pattern, length = _render_codes(world)
+    renders = [render_items_with_regions(category, rgb, pattern, lengths, 32,
+                                         np.random.default_rng(5))
+               for lengths in (length, 1 - length)]
+    (image, region), (flipped, flipped_region) = renders
+    np.testing.assert_array_equal(region["length"], flipped_region["length"])
+    np.testing.assert_array_equal(region["colour"] ^ flipped_region["colour"], region["length"])
+    # Same rng, so same jitter and noise: the images differ only in the length region and on
+    # the outline around it (one pixel).
+    changed = (image != flipped).any(-1)
+    near = np.pad(region["length"], ((0, 0), (1, 1), (1, 1)))
+    near = (near[:, 1:-1, 1:-1] | near[:, :-2, 1:-1] | near[:, 2:, 1:-1] | near[:, 1:-1, :-2]
+            | near[:, 1:-1, 2:])
+    assert changed.any((1, 2)).all() and not (changed & ~near).any()
+    assert (changed & region["length"]).sum() > 0.9 * region["length"].sum()
+
+
+def test_region_masks_replay_the_world_and_refuse_what_they_cannot_match():
+    assert _IMAGE_STREAM == _STREAMS.index("images")
+    world = make_world(SyntheticWorldConfig.tiny(n_items=1100, image_size=20))  # three chunks
+    stream = np.random.SeedSequence(0).spawn(len(_STREAMS))[_STREAMS.index("images")]
+    images, regions = render_items_with_regions(*_render_codes(world), 20,
+                                                np.random.default_rng(stream))
+    np.testing.assert_array_equal(images, world.items.images)
+    masks = item_region_masks(world, items=[3, 1099])
+    for name in REGIONS:
+        np.testing.assert_array_equal(masks[name], regions[name][[3, 1099]])
+    world.items.images[0, 0, 0, 0] ^= 1
+    with pytest.raises(ValueError, match="did not redraw its images"):
+        item_region_masks(world)
+    world.metadata = {**world.metadata, "source": "fashion_mnist"}
+    with pytest.raises(ValueError, match="source='fashion_mnist'"):
+        item_region_masks(world)
+
+
+def test_render_items_draws_the_same_images_with_or_without_regions():
+    args = (np.array([0, 1, 2, 0]), np.array([PALETTE["navy"]] * 4), np.array([1, 2, 3, 0]),
+            np.array([0, 1, 1, 0]), 24)
+    plain = render_items(*args, np.random.default_rng(3))
+    with_regions, _ = render_items_with_regions(*args, np.random.default_rng(3))
+    np.testing.assert_array_equal(plain, with_regions)
+
+
+def test_dominant_subspace_is_the_largest_planted_weight(world):
+    weights = world.truth["user_subspace_weights"]
+    dominant, share = dominant_subspace(world)
+    np.testing.assert_array_equal(dominant, weights.argmax(1))
+    np.testing.assert_array_equal(share, weights.max(1))
+    assert (share > 1 / weights.shape[1]).all() and (share <= 1 + 1e-6).all()
+    assert (share >= 0.8).sum() >= 30  # enough customers dominated by one attribute (59 here)
+    names = world.metadata["vocabularies"]["subspace"]
+    assert {SUBSPACE_REGION[name] for name in names} <= set(REGIONS)

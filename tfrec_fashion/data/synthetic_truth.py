@@ -1,5 +1,6 @@
 """Queries on the planted world's ground truth: the true (user, item) score in a time epoch, its
-visual / latent / popularity parts, and the personal pair and outfit scores.
+visual / latent / popularity parts, the personal pair and outfit scores, and the subspace each
+user cares most about (``dominant_subspace``).
 
 Each query takes the world or its ``truth`` dict (``WorldOrTruth``) and reads only ``truth``.
 ``synthetic`` re-exports them (import them from there); ``synthetic_sampling`` labels pair votes
@@ -33,6 +34,23 @@ def true_score_parts(world_or_truth: WorldOrTruth) -> dict[str, np.ndarray]:
     return {"visual": truth["user_visual_taste"] @ truth["item_attribute_onehot"].T,
             "latent": truth["user_latent"] @ truth["item_latent"].T,
             "popularity": truth["item_popularity"]}
+
+
+def dominant_subspace(world_or_truth: WorldOrTruth) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's dominant compatibility subspace and its share of their planted weights.
+
+    The subspace a user cares most about (``argmax`` of ``truth["user_subspace_weights"]``, the
+    answer ``cares_most_about`` reports when honest); the persona also tilts the user's visual
+    taste towards it. Names are ``world.metadata["vocabularies"]["subspace"]``, and
+    ``synthetic_render.SUBSPACE_REGION`` maps a name to the image region that shows it.
+
+    Returns:
+        (int [n_users] subspace index, float32 [n_users] its weight in (1/k, 1]). Users "dominated
+        by one attribute" are e.g. ``share >= 0.8``.
+    """
+    weights = _truth(world_or_truth)["user_subspace_weights"]
+    dominant = weights.argmax(1)
+    return dominant, weights[np.arange(len(weights)), dominant]
 
 
 def true_subspace_compatibility(world_or_truth: WorldOrTruth, item_a, item_b) -> np.ndarray:

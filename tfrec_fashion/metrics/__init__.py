@@ -13,6 +13,8 @@ negative) is NaN and is skipped in averages; an average with nothing defined is 
 - ``customer_level``: PSA-Net's customer-level and overall ROC AUC, AUPRC, Recall@50%, Precision@10.
 - ``ndcg``: NDCG@k equal to ``sklearn.metrics.ndcg_score`` (PAN).
 - ``choice``: fill-in-the-blank accuracy (PAN) and triplet accuracy (complete the look).
+- ``pointing``: the pointing game (peak and top-10% share of a saliency map inside a region,
+  against the region's area as chance), scored on the planted world's attribute regions.
 - ``retrieval``: same-category precision@k and an approximate index's recall@k against exact search.
 
 This folder imports only NumPy and SciPy (no TensorFlow), so it can score anything, anywhere.
@@ -26,6 +28,7 @@ from tfrec_fashion.metrics.customer_level import (
     overall_metrics,
 )
 from tfrec_fashion.metrics.ndcg import ndcg_at_k, ndcg_at_k_values
+from tfrec_fashion.metrics.pointing import pointing_game, pointing_game_values
 from tfrec_fashion.metrics.ranking_auc import (
     cold_items,
     per_user_auc,
@@ -48,6 +51,8 @@ __all__ = [
     "per_user_auc_from_embeddings",
     "per_user_auc_values",
     "per_user_auc_values_from_embeddings",
+    "pointing_game",
+    "pointing_game_values",
     "precision_at_k",
     "recall_at_k_overlap",
     "triplet_accuracy",
