@@ -122,6 +122,7 @@ from tfrec_fashion.data.synthetic_render import (
     LENGTHS,
     PALETTE,
     PATTERNS,
+    item_region_masks,  # noqa: F401  (the pointing game's truth, imported by users from here)
     render_items,
 )
 from tfrec_fashion.data.synthetic_sampling import (
@@ -134,6 +135,7 @@ from tfrec_fashion.data.synthetic_sampling import (
 )
 from tfrec_fashion.data.synthetic_truth import (  # the truth queries, imported by users from here
     WorldOrTruth,
+    dominant_subspace,
     true_outfit_score,
     true_pair_score,
     true_score_parts,
