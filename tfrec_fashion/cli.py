@@ -282,6 +282,18 @@ def _query(argv: list[str]) -> int:
     return query_main(argv, prog=f"{PROG} query")
 
 
+# ----------------------------------------------------------------------------- visualize
+def _visualize(args: argparse.Namespace) -> int:
+    from tfrec_fashion.visualisation.attention import check_request, write_attention_maps
+
+    # Model, method, customers and items are checked against the run's files first, in a line.
+    request = check_request(args.run_dir, args.users, args.items, args.method)
+    png, arrays = write_attention_maps(request, args.out)
+    print(f"attention maps ({request.method}) of {len(request.users)} customers x "
+          f"{len(request.items)} items: {png} (maps: {arrays})")
+    return 0
+
+
 # ----------------------------------------------------------------------------- demo
 def _demo(args: argparse.Namespace) -> int:
     from tfrec_fashion.demo import run_demo
@@ -415,7 +427,20 @@ COMMANDS: tuple[Command, ...] = (
     Command("query", "ask a running server for recommendations, metadata or status with the "
             "official TF Serving stubs, e.g. `query --model vbpr --user u0001 --k 5`",
             passthrough=_query),
-    _pending("visualize", "write attention maps and plots", "the visualisation work"),
+    Command(
+        "visualize", "write attention maps of customers' scores of item images", _visualize,
+        description="Writes <out>/attention_<method>.png (a row per item, a column per "
+        "customer: the image with the map of that customer's score overlaid, and the score) "
+        "and .npz (the maps) with tf-keras-vis, for runs with an image path: DVBPR and VBPR / "
+        "TVBPR on EfficientNet-Lite0 features.",
+        args=(RUN_DIR,
+              arg("--user", action="append", required=True, dest="users", metavar="USER",
+                  help="customer id; repeat for several customers side by side"),
+              arg("--items", nargs="+", default=[], metavar="ITEM",
+                  help="item ids (default: the first customer's 6 top-scored items)"),
+              arg("--method", default="gradcam++",
+                  help="gradcam, gradcam++ (default), scorecam, saliency or smoothgrad"),
+              arg("--out", required=True, help="folder the PNG and the maps go to"))),
     _pending("design", "design new items for a user with the conditional GAN", "the GAN work"),
     Command(
         "demo", "end-to-end demo on the embedded synthetic world", _demo,

@@ -1,5 +1,9 @@
-"""Visualisation: attention maps (tf-keras-vis), PAN spatial attention, GAN design grids, trend
-plots and training curves, written as PNG files a person can open.
+"""Visualisation: attention maps (tf-keras-vis) of a customer's score of an item image
+(``attention.py``: one score-of-image per image model, five methods, the grid PNG), PAN spatial
+attention, GAN design grids, trend plots and training curves, written as PNG files a person can
+open.
 
-May import: data, models, evaluation, matplotlib, tf_keras_vis. Never imports export or serving.
+May import: errors, config, data, layers, models, evaluation, training (``load_run``),
+matplotlib, tf_keras_vis.
+Never imports export or serving.
 """
