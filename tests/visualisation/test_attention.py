@@ -88,17 +88,18 @@ def test_every_method_gives_finite_normalised_maps_of_the_image_size(loaded, met
     maps = attention_maps(score, score.item_images[ITEMS], method)
     assert maps.shape == (3, len(ITEMS), 32, 32)
     assert np.isfinite(maps).all() and maps.min() >= 0.0 and maps.max() <= 1.0
-    # Normalised per image: each map spans [0, 1], or is 0 where it is constant (GradCAM's
-    # ReLU zeroes a map whose weighted channels are negative everywhere); most maps vary.
+    # Normalised per image: each map spans [0, 1], or is 0 where it is constant (a CAM's ReLU
+    # zeroes a map whose weighted channels sum negative everywhere: no part of the image raises
+    # that customer's score). Measured varying: gradcam 29, scorecam 16 of 36; the others 36.
     high, low = maps.max(axis=(2, 3)), maps.min(axis=(2, 3))
     assert np.all((np.abs(high - 1.0) < 1e-6) | (high == 0.0)) and np.all(np.abs(low) < 1e-6)
-    assert (high > 0).mean() >= 0.5
+    assert (high > 0).mean() >= 1 / 3
 
 
 # Mean |Spearman| of trained against re-initialised-backbone maps (3 customers x 12 items, the
 # pairs where both maps vary), measured on this run (signed mean in brackets): gradcam 0.42
-# (-0.25, 29 pairs), gradcam++ 0.50 (-0.46), scorecam 0.57 (-0.48), saliency 0.40 (0.40),
-# smoothgrad 0.49 (0.49). Maps that explain the trained network must not survive losing its
+# (-0.25, 29 pairs), gradcam++ 0.50 (-0.46, 36), scorecam 0.51 (-0.35, 16), saliency 0.40
+# (0.40, 36), smoothgrad 0.49 (0.49, 36). Maps that explain the trained network must not survive losing its
 # weights; a map that merely traced the input's edges would stay near 1. The absolute value
 # (as Adebayo et al. also report) counts an inverted map as "the same structure" too.
 PARAMETER_RANDOMISATION_MAX = 0.7
@@ -109,7 +110,7 @@ def test_maps_change_when_the_backbone_is_reinitialised(loaded, method):
     """Model-parameter randomisation (Adebayo et al. 2018, section 3): the same customers'
     maps from the run with its backbone (Phi) re-initialised, theta_u kept, must rank pixels
     differently: mean |Spearman| below ``PARAMETER_RANDOMISATION_MAX`` = 0.7 (measured 0.40 to
-    0.57, see above)."""
+    0.51, see above)."""
     recipe, model = loaded
     tf.keras.utils.set_random_seed(1)  # the re-initialisation is one fixed draw
     randomised = recipe.build_model()
@@ -153,6 +154,18 @@ def test_gradcam_maps_follow_the_customer(loaded):
     maps = attention_maps(score, images, "gradcam")
     assert (rank_correlations(maps[0], maps[1]).mean()
             > rank_correlations(maps[2], maps[3]).mean() + 0.3)
+
+
+@pytest.mark.parametrize("method", ["gradcam", "scorecam", "saliency"])
+def test_a_customers_map_does_not_depend_on_who_else_is_shown(loaded, method):
+    """Customer u's maps alone and beside two others are the same: tf-keras-vis's ScoreCAM
+    would weigh by a softmax over every customer's column, so the neighbours would change it."""
+    recipe, model = loaded
+    images = np.asarray(model.item_images.numpy())[ITEMS[:6]]
+    alone = attention_maps(build_score_of_image("dvbpr", recipe, model, [4]), images, method)
+    shown = attention_maps(build_score_of_image("dvbpr", recipe, model, [1, 4, 9]), images,
+                           method)
+    np.testing.assert_allclose(shown[1], alone[0], atol=1e-4)
 
 
 @pytest.mark.parametrize("method", ["saliency", "smoothgrad"])
