@@ -99,9 +99,9 @@ def test_every_method_gives_finite_normalised_maps_of_the_image_size(loaded, met
 # Mean |Spearman| of trained against re-initialised-backbone maps (3 customers x 12 items, the
 # pairs where both maps vary), measured on this run (signed mean in brackets): gradcam 0.42
 # (-0.25, 29 pairs), gradcam++ 0.50 (-0.46, 36), scorecam 0.51 (-0.35, 16), saliency 0.40
-# (0.40, 36), smoothgrad 0.49 (0.49, 36). Maps that explain the trained network must not survive losing its
-# weights; a map that merely traced the input's edges would stay near 1. The absolute value
-# (as Adebayo et al. also report) counts an inverted map as "the same structure" too.
+# (0.40, 36), smoothgrad 0.49 (0.49, 36). Maps that explain the trained network must not
+# survive losing its weights; a map that merely traced the input's edges would stay near 1. The
+# absolute value (as Adebayo et al. also report) counts an inverted map as the same structure.
 PARAMETER_RANDOMISATION_MAX = 0.7
 
 
