@@ -107,10 +107,20 @@ def _vbpr_efficientnet(recipe, model, user_vectors: np.ndarray) -> ScoreOfImage:
     backbone = efficientnet_backbone(size)  # RGB [0, 255] -> [B, 1280]
     mean, scale = (tf.constant(value, tf.float32) for value in recipe.feature_scaling)
     users = tf.constant(user_vectors, tf.float32)
-    # The recipe's own chain (``VBPRRecipe.item_embedder``), then the customers' vectors.
-    head = tf.keras.layers.Lambda(
-        lambda f: tf.matmul(model.embed_items((f - mean) / scale), users, transpose_b=True),
-        name="user_scores")
+
+    class CustomerScores(tf.keras.layers.Layer):
+        """The recipe's own chain (``VBPRRecipe.item_embedder``) from the pooled features, then
+        the customers' vectors; a layer (not a Lambda) so that it tracks VBPR's variables."""
+
+        def __init__(self):
+            super().__init__(name="user_scores", trainable=False)
+            self.vbpr = model
+
+        def call(self, features):
+            rows = self.vbpr.embed_items((features - mean) / scale)
+            return tf.matmul(rows, users, transpose_b=True)
+
+    head = CustomerScores()
     score_model = tf.keras.Model(backbone.inputs, head(backbone.output), name="vbpr_score")
     return ScoreOfImage(score_model, _cam_layer(score_model), 255.0,
                         item_images(recipe.dataset, size).numpy())
