@@ -288,7 +288,7 @@ def _visualize(args: argparse.Namespace) -> int:
 
     # Model, method, customers and items are checked against the run's files first, in a line.
     request = check_request(args.run_dir, args.users, args.items, args.method)
-    png, arrays = write_attention_maps(request, args.out)
+    png, arrays = write_attention_maps(request, args.out or Path(args.run_dir) / "attention")
     print(f"attention maps ({request.method}) of {len(request.users)} customers x "
           f"{len(request.items)} items: {png} (maps: {arrays})")
     return 0
@@ -440,7 +440,8 @@ COMMANDS: tuple[Command, ...] = (
                   help="item ids (default: the first customer's 6 top-scored items)"),
               arg("--method", default="gradcam++",
                   help="gradcam, gradcam++ (default), scorecam, saliency or smoothgrad"),
-              arg("--out", required=True, help="folder the PNG and the maps go to"))),
+              arg("--out", help="folder the PNG and the maps go to (default RUN_DIR/attention, "
+                  "where `export` finds them for the browse page)"))),
     _pending("design", "design new items for a user with the conditional GAN", "the GAN work"),
     Command(
         "demo", "end-to-end demo on the embedded synthetic world", _demo,
