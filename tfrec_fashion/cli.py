@@ -288,9 +288,22 @@ def _visualize(args: argparse.Namespace) -> int:
 
     # Model, method, customers and items are checked against the run's files first, in a line.
     request = check_request(args.run_dir, args.users, args.items, args.method)
-    png, arrays = write_attention_maps(request, args.out or Path(args.run_dir) / "attention")
+    png, arrays = write_attention_maps(request, args.out or Path(args.run_dir) / "attention",
+                                       args.sanity)
     print(f"attention maps ({request.method}) of {len(request.users)} customers x "
           f"{len(request.items)} items: {png} (maps: {arrays})")
+    if args.sanity:
+        checks = json.loads(png.with_name(png.stem.replace("attention_", "sanity_")
+                                          + ".json").read_text())
+        print(checks["line"])
+    return 0
+
+
+# ----------------------------------------------------------------------------- report
+def _report(args: argparse.Namespace) -> int:
+    from tfrec_fashion.visualisation.report import write_report
+
+    print(f"report: {write_report(args.directory, args.out)}")
     return 0
 
 
@@ -441,7 +454,21 @@ COMMANDS: tuple[Command, ...] = (
               arg("--method", default="gradcam++",
                   help="gradcam, gradcam++ (default), scorecam, saliency or smoothgrad"),
               arg("--out", help="folder the PNG and the maps go to (default RUN_DIR/attention, "
-                  "where `export` finds them for the browse page)"))),
+                  "where `export` finds them for the browse page)"),
+              arg("--sanity", action="store_true",
+                  help="also run the two sanity checks (model-parameter and customer "
+                  "randomisation) on the same items: prints one line, writes "
+                  "sanity_<method>.json"))),
+    Command(
+        "report", "write one self-contained HTML report of a run directory or the demo's workdir",
+        _report,
+        description="Writes one HTML file (images embedded, no network needed) with the tables, "
+        "training curves, trend plots, recommendation grids and attention maps a run directory "
+        "(written by `train`, maps by `visualize`) or the demo's workdir holds, a section per "
+        "run.",
+        args=(arg("directory", metavar="DIR",
+                  help="a run directory or the demo's workdir, e.g. runs/demo"),
+              arg("--out", help="the HTML file to write (default DIR/report.html)"))),
     _pending("design", "design new items for a user with the conditional GAN", "the GAN work"),
     Command(
         "demo", "end-to-end demo on the embedded synthetic world", _demo,

@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,9 +352,12 @@ def plot_attention_grid(images: np.ndarray, maps: np.ndarray, scores: np.ndarray
     return save_figure(figure, path, title, dpi=120)
 
 
-def write_attention_maps(request: AttentionRequest, out: str | Path) -> tuple[Path, Path]:
+def write_attention_maps(request: AttentionRequest, out: str | Path,
+                         sanity: bool = False) -> tuple[Path, Path]:
     """Loads the run, maps the request's items for its customers and writes
-    ``<out>/attention_<method>.png`` and ``.npz`` (maps [C, B, H, W], scores [C, B], ids)."""
+    ``<out>/attention_<method>.png`` and ``.npz`` (maps [C, B, H, W], scores [C, B], ids); with
+    ``sanity``, also ``<out>/sanity_<method>.json``: the two sanity checks on the same items
+    (``visualisation.sanity``; its ``line`` is what a person reads)."""
     from tfrec_fashion.training.harness import load_run
 
     _, recipe, model = load_run(request.run_dir)
@@ -369,5 +373,12 @@ def write_attention_maps(request: AttentionRequest, out: str | Path) -> tuple[Pa
     arrays = out / f"{stem}.npz"
     np.savez_compressed(arrays, maps=maps, scores=scores, images=images,
                         user_ids=np.array(request.user_ids), item_ids=np.array(request.item_ids))
-    return png, arrays
+    if sanity:
+        from tfrec_fashion.visualisation.sanity import sanity_checks, sanity_line
 
+        checks = sanity_checks(request.image_path, recipe, model, request.users, images,
+                               request.method)
+        checks["line"] = sanity_line(checks)
+        (out / f"{stem.replace('attention_', 'sanity_')}.json").write_text(
+            json.dumps(checks, indent=2))
+    return png, arrays
