@@ -14,7 +14,9 @@ the region and the mean share of each map's top 10% of pixels in it, beside chan
 area). The control column maps, on the same items, the score of a customer dominated by another
 attribute: a map that points at the garment whoever looks scores as high there, so only the
 difference between the two columns says the map follows the customer's taste. Prints one row per
-(method, attribute) and the pooled row per method.
+(method, attribute) and the pooled row per method, then each method's sanity line
+(``visualisation.sanity``: model-parameter and customer randomisation on the first customer's
+items).
 """
 
 import argparse
@@ -30,6 +32,7 @@ from tfrec_fashion.metrics import pointing_game
 from tfrec_fashion.training.harness import load_run
 from tfrec_fashion.visualisation.attention import (METHODS, attention_maps,
                                                    build_score_of_image, image_path)
+from tfrec_fashion.visualisation.sanity import sanity_checks, sanity_line
 
 ATTRIBUTES = ("colour", "pattern", "length")
 
@@ -109,6 +112,12 @@ def main() -> None:
                    pointing_game(np.concatenate(pooled["others"]),
                                  np.concatenate(pooled["masks"])))
               + f"  <!-- {time.perf_counter() - started:.0f} s -->")
+    _, user, items = chosen[0]
+    images = build_score_of_image(key, recipe, model, [user]).item_images[items]
+    print()
+    for method in args.methods:
+        checks = sanity_checks(key, recipe, model, [user], images, method)
+        print(f"- {sanity_line(checks)}")
 
 
 def _row(method: str, attribute: str, result: dict, control: dict) -> str:

@@ -366,7 +366,7 @@ def write_attention_maps(request: AttentionRequest, out: str | Path,
     maps = attention_maps(score, images, request.method)
     scores = score.scores(images)
     out = Path(out)
-    stem = f"attention_{request.method.replace('++', 'pp')}"
+    stem = f"attention_{_file_name(request.method)}"
     png = plot_attention_grid(images, maps, scores, request.item_ids, request.user_ids,
                               out / f"{stem}.png",
                               f"{request.method} attention of each customer's score")
@@ -379,6 +379,15 @@ def write_attention_maps(request: AttentionRequest, out: str | Path,
         checks = sanity_checks(request.image_path, recipe, model, request.users, images,
                                request.method)
         checks["line"] = sanity_line(checks)
-        (out / f"{stem.replace('attention_', 'sanity_')}.json").write_text(
-            json.dumps(checks, indent=2))
+        sanity_file(out, request.method).write_text(json.dumps(checks, indent=2))
     return png, arrays
+
+
+def _file_name(method: str) -> str:
+    return method.replace("++", "pp")
+
+
+def sanity_file(out: str | Path, method: str) -> Path:
+    """Where ``write_attention_maps(..., sanity=True)`` writes the checks of ``method``'s maps:
+    ``<out>/sanity_<method>.json`` (its ``line`` is what a person reads)."""
+    return Path(out) / f"sanity_{_file_name(method)}.json"
