@@ -284,18 +284,17 @@ def _query(argv: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- visualize
 def _visualize(args: argparse.Namespace) -> int:
-    from tfrec_fashion.visualisation.attention import check_request, write_attention_maps
+    from tfrec_fashion.visualisation.attention import (check_request, sanity_file,
+                                                       write_attention_maps)
 
     # Model, method, customers and items are checked against the run's files first, in a line.
     request = check_request(args.run_dir, args.users, args.items, args.method)
-    png, arrays = write_attention_maps(request, args.out or Path(args.run_dir) / "attention",
-                                       args.sanity)
+    out = args.out or Path(args.run_dir) / "attention"
+    png, arrays = write_attention_maps(request, out, args.sanity)
     print(f"attention maps ({request.method}) of {len(request.users)} customers x "
           f"{len(request.items)} items: {png} (maps: {arrays})")
     if args.sanity:
-        checks = json.loads(png.with_name(png.stem.replace("attention_", "sanity_")
-                                          + ".json").read_text())
-        print(checks["line"])
+        print(json.loads(sanity_file(out, request.method).read_text())["line"])
     return 0
 
 
