@@ -1,7 +1,8 @@
 """Visualisation: attention maps (tf-keras-vis) of a customer's score of an item image
 (``attention.py``: one score-of-image per image model, five methods, the grid PNG), PAN spatial
 attention, GAN design grids, trend plots and training curves, written as PNG files a person can
-open.
+open; and the run report (``report.py``): those files of a run directory or the demo's workdir,
+with its tables, on one self-contained HTML page.
 
 May import: errors, config, data, layers, models, evaluation, training (``load_run``),
 matplotlib, tf_keras_vis.
