@@ -13,7 +13,7 @@ from tfrec_fashion import cli
 from tfrec_fashion.cli import build_parser, main
 
 SUBCOMMANDS = ["data", "train", "evaluate", "table", "export", "check-ops", "serve", "query",
-               "visualize", "design", "demo"]
+               "visualize", "report", "design", "demo"]
 DATA_ACTIONS = ["fetch", "synth", "convert", "info"]
 
 
@@ -94,6 +94,8 @@ PARSES = [
                    "saliency", "--out", "o"],
      {"run_dir": "r", "users": ["u1", "u2"], "items": ["i1", "i2"], "method": "saliency",
       "out": "o"}),
+    ("report", ["d"], {"directory": "d", "out": None}),
+    ("report", ["d", "--out", "r.html"], {"directory": "d", "out": "r.html"}),
     ("design", [], {}),
     ("demo", [], {"workdir": "runs/demo", "config": None, "set": []}),
     ("demo", ["--workdir", "w", "--config", "d.yaml", "--set", "train.epochs=1"],
