@@ -284,8 +284,8 @@ def _query(argv: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- visualize
 def _visualize(args: argparse.Namespace) -> int:
-    from tfrec_fashion.visualisation.attention import (check_request, sanity_file,
-                                                       write_attention_maps)
+    from tfrec_fashion.visualisation.attention import check_request
+    from tfrec_fashion.visualisation.attention_files import sanity_file, write_attention_maps
 
     # Model, method, customers and items are checked against the run's files first, in a line.
     request = check_request(args.run_dir, args.users, args.items, args.method)

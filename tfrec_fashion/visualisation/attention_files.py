@@ -1,0 +1,61 @@
+"""What ``tfrec-fashion visualize`` writes into its folder (default ``RUN_DIR/attention``).
+
+- ``attention_<method>.png``: the grid (``attention.plot_attention_grid``): a row per item, its
+  image, then each customer's map overlaid with their score;
+- ``attention_<method>.npz``: maps [C, B, H, W], scores [C, B], images [B, H, W, 3], user_ids
+  [C], item_ids [B] (``gradcam++`` is written ``gradcampp``);
+- with ``--sanity``, ``sanity_<method>.json``: ``sanity.sanity_checks`` on the same items, with
+  the ``line`` a person reads.
+
+The export carries these files to the browse page, and ``tfrec-fashion report`` shows them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tfrec_fashion.visualisation.attention import (AttentionRequest, attention_maps,
+                                                   build_score_of_image, plot_attention_grid)
+from tfrec_fashion.visualisation.sanity import sanity_checks, sanity_line
+
+
+def write_attention_maps(request: AttentionRequest, out: str | Path,
+                         sanity: bool = False) -> tuple[Path, Path]:
+    """Loads the run, maps the request's items for its customers and writes
+    ``<out>/attention_<method>.png`` and ``.npz`` (maps [C, B, H, W], scores [C, B], ids); with
+    ``sanity``, also ``<out>/sanity_<method>.json``: the two sanity checks on the same items
+    (``visualisation.sanity``; its ``line`` is what a person reads)."""
+    from tfrec_fashion.training.harness import load_run  # TensorFlow starts here
+
+    _, recipe, model = load_run(request.run_dir)
+    score = build_score_of_image(request.image_path, recipe, model, request.users)
+    images = score.item_images[request.items]
+    maps = attention_maps(score, images, request.method)
+    scores = score.scores(images)
+    out = Path(out)
+    stem = f"attention_{_file_name(request.method)}"
+    png = plot_attention_grid(images, maps, scores, request.item_ids, request.user_ids,
+                              out / f"{stem}.png",
+                              f"{request.method} attention of each customer's score")
+    arrays = out / f"{stem}.npz"
+    np.savez_compressed(arrays, maps=maps, scores=scores, images=images,
+                        user_ids=np.array(request.user_ids), item_ids=np.array(request.item_ids))
+    if sanity:
+        checks = sanity_checks(request.image_path, recipe, model, request.users, images,
+                               request.method)
+        checks["line"] = sanity_line(checks)
+        sanity_file(out, request.method).write_text(json.dumps(checks, indent=2))
+    return png, arrays
+
+
+def _file_name(method: str) -> str:
+    return method.replace("++", "pp")
+
+
+def sanity_file(out: str | Path, method: str) -> Path:
+    """Where ``write_attention_maps(..., sanity=True)`` writes the checks of ``method``'s maps:
+    ``<out>/sanity_<method>.json`` (its ``line`` is what a person reads)."""
+    return Path(out) / f"sanity_{_file_name(method)}.json"
