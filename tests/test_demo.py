@@ -56,6 +56,14 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
                        "tfrec_fashion.json").read_text())
     assert info["head"] == "compatibility" and "complete_pair" in info["signatures"]
     assert summary["pairs_tiny"]["protocol"] == "pairs"
+    # The image run gets attention maps of three customers, with the sanity line, before export
+    # (so the browse page gets them); the report gathers the workdir in one file.
+    maps = np.load(work / "dvbpr_tiny" / "attention" / "attention_gradcam.npz")
+    assert maps["maps"].shape[:2] == (3, 6) and maps["user_ids"][0] == "u00"
+    assert summary["dvbpr_tiny"]["attention_sanity"].startswith("sanity (gradcam, 6 items)")
+    assert "attention_sanity" not in summary["bpr_mf_tiny"]
+    report = (work / "report.html").read_text()
+    assert "dvbpr_tiny" in report and "data:image/png;base64," in report
 
 
 SCORES = np.array([3.0, 2.0, 2.0 * (1 + 1e-7), 1.0, 0.5, -np.inf])  # item 5: already bought

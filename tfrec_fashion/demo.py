@@ -8,8 +8,11 @@ for worlds with images, a grid of their items; then it prints one table and writ
 gRPC server, and queried with the official TF Serving stubs, for a known customer and an unknown
 one (cold start); the served top-10 is checked against the top-10 the trained model itself
 gives by the function the export serves (``_served_function_scores``; order may differ only
-within float32 ties, ``top_k_matches``) and drawn as ``<workdir>/recommendations.png``. Stages
-still to come (attention maps) are listed as pending.
+within float32 ties, ``top_k_matches``) and drawn as ``<workdir>/recommendations.png``. Runs
+with an image path (DVBPR) get attention maps first (``<run>/attention/``: GradCAM of three
+customers' scores, with the sanity line), so their exports carry them to the browse page. Last,
+``<workdir>/report.html`` gathers it all in one file. Stages still to come are listed as
+pending.
 
 Like ``cli``, this module is a composition root: it may wire every stage, export and serving
 included.
@@ -30,7 +33,8 @@ from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.run_config import RunConfig
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
-PENDING_STAGES = ("attention maps",)
+PENDING_STAGES = ("PSA-Net", "PAN", "complete the look", "the GAN's designs")
+ATTENTION_METHOD = "gradcam"  # the one that follows the customer (README "Attention maps")
 SERVED_K = 10
 
 
@@ -81,6 +85,10 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
         _show_trends(result, workdir / f"{name}_trends.png")
         results[name] = metrics
         trained[name] = result
+    for name, result in trained.items():
+        sanity = _attention(result)
+        if sanity is not None:
+            results[name]["attention_sanity"] = sanity
     for name, checks in export_and_serve(trained, workdir).items():
         results[name].update(checks)
     summary = _summary_table(results)
@@ -89,7 +97,40 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
     print("Pending stages (not built yet): " + ", ".join(PENDING_STAGES))
     (workdir / "summary.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\nwrote {workdir / 'summary.md'} and per-run folders under {workdir}")
+    from tfrec_fashion.visualisation.report import write_report
+
+    print(f"report (tables, curves, grids, attention maps in one file): {write_report(workdir)}")
     return results
+
+
+def _attention(result) -> str | None:
+    """For a run with an image path: ``ATTENTION_METHOD`` maps of three customers' scores (the
+    first customer, the one most alike and the one most opposite to them) on the first one's
+    top items, into ``<run>/attention/``, with the sanity checks; returns the sanity line (None
+    for runs without an image path)."""
+    import numpy as np
+
+    from tfrec_fashion.config import read_yaml
+    from tfrec_fashion.visualisation.attention import AttentionError, check_request, image_path
+    from tfrec_fashion.visualisation.attention_files import sanity_file, write_attention_maps
+
+    try:
+        image_path(read_yaml(result.run_dir / "config.yaml").get("model", {}))
+    except AttentionError:
+        return None
+    theta = np.asarray(result.recipe.user_vectors(result.model), np.float32)
+    cosine = theta @ theta[0] / np.maximum(
+        np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[0]), 1e-12)
+    cosine[0] = np.nan
+    users = [0, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
+    ids = [str(result.dataset.users.ids[u]) for u in users]
+    request = check_request(result.run_dir, ids, method=ATTENTION_METHOD)
+    out = result.run_dir / "attention"
+    png, _ = write_attention_maps(request, out, sanity=True)
+    line = json.loads(sanity_file(out, ATTENTION_METHOD).read_text())["line"]
+    print(f"    attention: {png} ({', '.join(ids)}: the first customer, the most alike, the "
+          f"most opposite)\n    {line}")
+    return line
 
 
 def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
