@@ -18,6 +18,10 @@ Layout of an export base::
         assets.extra/tfrec_fashion.json           what was exported: model, run, dims, counts,
                                                   the index (and its recall@10), the graph's ops
         assets.extra/ann/                         optional approximate index (``--index scann``)
+        assets.extra/catalogue.json, thumbnails.png / .json, attention/
+                                                  what the browse page shows (``browse.py``:
+                                                  ids and categories; item images and attention
+                                                  maps when the run has them)
     <base>/<model>/.tmp-<version>-*      an export in progress: not an integer, so no server
                                          (ours or TF Serving) ever loads it
 
@@ -72,7 +76,8 @@ signatures), ``index`` (``FilteredBruteForce``, the TFRS index with its category
 ``FilteredPartitioned``, the approximate one; the export-time recall check),
 ``writer.export_parts`` (atomic versions, warm-up, description, op check), ``graph_ops`` (a
 SavedModel's ops against TensorFlow's registry), ``tf_serving_config`` (models.config),
-``ann_index`` (the optional ScaNN index beside the SavedModel).
+``ann_index`` (the optional ScaNN index beside the SavedModel), ``browse`` (the browse page's
+catalogue, thumbnails and attention maps beside it).
 
 Adding a model: its recipe's ``serving_parts(model)`` returns its head's parts
 (``tfrec_fashion.training.serving_parts``); for the retrieval head the default does it from

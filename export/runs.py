@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tfrec_fashion.training.serving_parts import Parts, has_parts, load_parts, save_parts
+from tfrec_fashion.training.serving_parts import Parts, has_parts, load_parts
 from tfrec_fashion_export.writer import export_parts
 
 
@@ -18,11 +18,11 @@ def run_parts(run_dir: str | Path) -> Parts:
     """The serving parts of the finished run in ``run_dir``, with ``info["run_dir"]`` set."""
     run_dir = Path(run_dir)
     if not has_parts(run_dir):
-        from tfrec_fashion.training.harness import SERVING_DIRECTORY, load_run
+        from tfrec_fashion.training.harness import load_run, save_run_parts
 
         _, recipe, model = load_run(run_dir)  # says what is missing (no config, no weights)
         print(f"{run_dir} predates serving parts: rebuilt its model once to write them")
-        save_parts(recipe.serving_parts(model), run_dir / SERVING_DIRECTORY)
+        save_run_parts(recipe, model, run_dir)
     parts = load_parts(run_dir)
     parts.info["run_dir"] = str(run_dir.resolve())
     return parts
@@ -49,4 +49,4 @@ def export_run(run_dir: str | Path, base: str | Path, name: str | None = None,
     """
     parts = run_parts(run_dir)
     return export_parts(parts, base, name or parts.info["model"], version, label, index,
-                        index_params, min_recall)
+                        index_params, min_recall, run_dir)

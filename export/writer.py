@@ -21,6 +21,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
+from tfrec_fashion_export.browse import write_browse_assets
 from tfrec_fashion_export.graph_ops import assert_stock_ops, format_report
 from tfrec_fashion_export.index import recall_against_brute_force
 from tfrec_fashion.training.serving_parts import Parts, RetrievalParts
@@ -36,7 +37,8 @@ INFO_FILE = os.path.basename(contract.DESCRIPTION_FILE)
 
 def export_parts(parts: Parts, base: str | Path, name: str, version: int | None = None,
                  label: str | None = None, index: str = "brute_force",
-                 index_params: dict | None = None, min_recall: float | None = None) -> Path:
+                 index_params: dict | None = None, min_recall: float | None = None,
+                 run_dir: str | Path | None = None) -> Path:
     """Exports ``parts`` as ``<base>/<name>/<version>/`` and refreshes ``<base>/models.config``.
 
     Args:
@@ -59,6 +61,8 @@ def export_parts(parts: Parts, base: str | Path, name: str, version: int | None 
             n_probe, rerank, quantization, seed); default the layer's.
         min_recall: with "partitioned", refuse the export (nothing written) if any measured
             recall@10 is below this.
+        run_dir: the run the parts come from: its thumbnails and attention maps, when it has
+            them, go into ``assets.extra/`` for the browse page (``browse.py``).
 
     Returns:
         The version folder.
@@ -82,6 +86,7 @@ def export_parts(parts: Parts, base: str | Path, name: str, version: int | None 
     temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir))
     try:
         _write_version(parts, temporary, name, version, index, index_params, min_recall)
+        write_browse_assets(parts, temporary, run_dir)
         os.rename(temporary, final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -19,6 +19,9 @@ Modules, downstream first:
     service.py        GetModelMetadata, GetModelStatus, Classify/Regress refusals
     server.py         the gRPC server (``start_server``, ``main``), health checking
     rest.py           TF Serving's REST API
+    ui.py, ui/        the browse page on the REST port (``/ui/``: static HTML, JavaScript and
+                      CSS, shipped as package data) and its JSON API (``/ui/api/``): served
+                      models, their catalogue, thumbnails and attention maps
     client.py         a client on the official stubs (``recommend``, ``main``)
     ann.py            the optional ScaNN index beside a SavedModel (``AnnIndex``), pybind only
     testing.py        a tiny contract-following SavedModel for tests and benchmarks, and

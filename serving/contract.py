@@ -35,8 +35,10 @@ ratings)::
 Unknown customers are scored with the mean customer's vector and flagged by ``cold_start``.
 
 Beside each version, in ``assets.extra/``: :data:`WARMUP_FILE` (TF Serving's warm-up records),
-:data:`DESCRIPTION_FILE` (what was exported) and :data:`ANN_DIRECTORY` (the optional ScaNN
-index that our server answers as :data:`RECOMMEND_APPROXIMATE`).
+:data:`DESCRIPTION_FILE` (what was exported), :data:`ANN_DIRECTORY` (the optional ScaNN
+index that our server answers as :data:`RECOMMEND_APPROXIMATE`) and what the browse page shows:
+:data:`CATALOGUE_FILE` (always), :data:`THUMBNAILS_FILE` with :data:`THUMBNAILS_LAYOUT_FILE`
+(runs with item images) and :data:`ATTENTION_DIRECTORY` (runs ``visualize`` wrote maps into).
 
 May import: tensorflow, numpy, tensorflow_serving protos. Nothing here runs a model.
 """
@@ -59,6 +61,11 @@ ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = os.path.join(ASSETS_EXTRA, "tf_serving_warmup_requests")
 DESCRIPTION_FILE = os.path.join(ASSETS_EXTRA, "tfrec_fashion.json")
 ANN_DIRECTORY = os.path.join(ASSETS_EXTRA, "ann")
+# What the browse page (``ui.py``) reads beside a version, written by export when it has it:
+CATALOGUE_FILE = os.path.join(ASSETS_EXTRA, "catalogue.json")  # user / item ids, categories
+THUMBNAILS_FILE = os.path.join(ASSETS_EXTRA, "thumbnails.png")  # every item's image, one sheet
+THUMBNAILS_LAYOUT_FILE = os.path.join(ASSETS_EXTRA, "thumbnails.json")  # its cells and columns
+ATTENTION_DIRECTORY = os.path.join(ASSETS_EXTRA, "attention")  # <method>.json and <method>.png
 
 
 def padding_value(dtype: np.dtype):

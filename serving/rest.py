@@ -10,6 +10,8 @@ Endpoints (``[/versions/N | /labels/L]`` picks a version; without it, the latest
     POST /v1/models/NAME[/versions/N|/labels/L]:predict
     POST /v1/models/NAME[/versions/N|/labels/L]:classify   501, gRPC's UNIMPLEMENTED message
     POST /v1/models/NAME[/versions/N|/labels/L]:regress    (our signatures are Predict ones)
+    GET  /ui/, /ui/api/...                                 the browse page and its JSON API
+                                                           (``ui.py``; not TF Serving's)
 
 Predict bodies, as TF Serving's:
 
@@ -74,7 +76,7 @@ from google.protobuf import json_format
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import model_pb2
 
-from . import service
+from . import service, ui
 from .errors import (
     ServingError,
     from_exception,
@@ -343,7 +345,7 @@ class _RequestReader(io.RawIOBase):
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Routes the requests of one connection; every answer is JSON."""
+    """Routes the requests of one connection; every answer is JSON but the browse page's."""
 
     server: _HTTPServer
     protocol_version = "HTTP/1.1"
@@ -393,7 +395,10 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception as error:  # noqa: BLE001 - a bug answers 500, the server carries on
             log.exception("REST %s %s failed", self.command, self.path)
             status, answer = 500, {"error": from_exception(error, "REST request").message}
-        self._send_json(status, answer)
+        if isinstance(answer, ui.Response):
+            self._send(answer.status, answer.body, answer.content_type, answer.headers)
+        else:
+            self._send_json(status, answer)
 
     def _body_length(self) -> int:
         """The body's declared size (a GET may have none): :class:`_Refusal` for a body this
@@ -430,18 +435,26 @@ class _Handler(BaseHTTPRequestHandler):
         return body
 
     def _send_json(self, status: int, answer: dict, close: bool = False) -> None:
+        self._send(status, json.dumps(answer).encode("utf-8"), "application/json", close=close)
+
+    def _send(self, status: int, payload: bytes, content_type: str,
+              headers: tuple[tuple[str, str], ...] = (), close: bool = False) -> None:
         self._reader.request_read()
-        payload = json.dumps(answer).encode("utf-8")
         self.send_response(status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
+        for name, value in headers:
+            self.send_header(name, value)
         if close or self.server.stopping:
             self.send_header("Connection", "close")  # also ends this connection's loop
         self.end_headers()
         self.wfile.write(payload)
 
     def _route(self) -> dict:
-        match = _PATH.match(urllib.parse.urlsplit(self.path).path)
+        path = urllib.parse.urlsplit(self.path).path
+        if ui.handles(path):
+            return {"ui": path}
+        match = _PATH.match(path)
         if match is None:
             raise not_found(f"Malformed request: {self.command} {self.path}; expected "
                             "/v1/models/NAME[/versions/N|/labels/L][/metadata|:predict]")
@@ -455,7 +468,9 @@ class _Handler(BaseHTTPRequestHandler):
         route["spec"] = spec
         return route
 
-    def _get(self, route: dict, body: bytes) -> dict:
+    def _get(self, route: dict, body: bytes) -> dict | ui.Response:
+        if "ui" in route:
+            return ui.answer(self.server.manager, "GET", route["ui"])
         if route["method"] is not None:
             raise invalid_argument(f"{route['method']} needs POST")
         manager = self.server.manager
@@ -467,7 +482,9 @@ class _Handler(BaseHTTPRequestHandler):
                                  _to_json(service.signature_def_map(servable))}}
         return _to_json(service.status_response(manager, route["spec"]))
 
-    def _post(self, route: dict, body: bytes) -> dict:
+    def _post(self, route: dict, body: bytes) -> dict | ui.Response:
+        if "ui" in route:
+            return ui.answer(self.server.manager, "POST", route["ui"])
         method = _METHODS.get(route["method"] or "")
         if method is None or route["metadata"]:
             raise not_found(f"Malformed request: POST {self.path}; expected "

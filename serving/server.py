@@ -87,6 +87,7 @@ from .model_manager import ModelLoadError, ModelManager
 from .predict import Deadline, predict
 from .rest import RestServer
 from .servable import import_ann_index
+from .ui import page_url
 
 log = logging.getLogger(__name__)
 
@@ -452,6 +453,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return 130
     log.info("serving gRPC on %s:%d%s", args.host, server.port,
              f", REST on {args.host}:{server.rest_port}" if server.rest_port else "")
+    if server.rest_port:
+        print(f"browse page: {page_url(args.host, server.rest_port)}", flush=True)
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():  # only there can signals be caught
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -47,6 +47,7 @@ from tfrec_fashion.data.embeddings import FILE_NAME as EMBEDDINGS_FILE
 from tfrec_fashion.training.recipes import Recipe, SolverRecipe, get_recipe
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
 from tfrec_fashion.training.serving_parts import DIRECTORY as SERVING_DIRECTORY, save_parts
+from tfrec_fashion.training.thumbnails import images_in_order
 
 # Keys that may change between an interrupted run and its resumption.
 _RESUMABLE_CHANGES = {"train.epochs", "train.verbose", "train.early_stopping_patience"}
@@ -216,7 +217,7 @@ def _write_results(recipe: Recipe, model, run_dir: Path, summary: dict[str, Any]
     the shared embeddings file for recipes that learn customer embeddings (written first:
     metrics.json marks a finished run)."""
     try:
-        save_parts(recipe.serving_parts(model), run_dir / SERVING_DIRECTORY)
+        save_run_parts(recipe, model, run_dir)
     except ValueError as error:  # e.g. a diverged model's NaN vectors: evaluated, not servable
         shutil.rmtree(run_dir / SERVING_DIRECTORY, ignore_errors=True)
         summary["serving_parts"] = f"not written: {error}"
@@ -227,6 +228,14 @@ def _write_results(recipe: Recipe, model, run_dir: Path, summary: dict[str, Any]
     # Tables and the demo read a run by its protocol's name (``evaluation.protocols``).
     summary["protocol"] = recipe.protocol
     (run_dir / "metrics.json").write_text(json.dumps(summary, indent=2, default=float))
+
+
+def save_run_parts(recipe: Recipe, model, run_dir: Path) -> Path:
+    """``<run_dir>/serving``: the model's serving parts and, when the dataset has item images,
+    their thumbnail sheet (the browse page's pictures, in the parts' item order)."""
+    parts = recipe.serving_parts(model)
+    return save_parts(parts, run_dir / SERVING_DIRECTORY,
+                      images_in_order(recipe.dataset.items, parts.item_ids))
 
 
 def load_run(run_dir: str | Path) -> tuple[RunConfig, Recipe, tf.keras.Model]:

@@ -24,6 +24,8 @@ Layout (written atomically: ``serving.tmp-*`` then one rename)::
                                    models that see item content)
     <run_dir>/serving/scorer/      SavedModel: ``call(user, item, partner)`` -> scores
                                    (compatibility)
+    <run_dir>/serving/thumbnails.* every item's image on one sheet, for the browse page (runs
+                                   whose dataset has images; ``thumbnails.py``)
 
 A recipe says what it serves with ``Recipe.serving_parts(model)``; the harness calls
 :func:`save_parts` before it writes ``metrics.json`` (the finished-run marker), and export calls
@@ -47,6 +49,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.errors import ConfigError
+from tfrec_fashion.training.thumbnails import write_thumbnails
 
 DIRECTORY = "serving"
 _PARTS_FILE = "parts.json"
@@ -340,9 +343,11 @@ class _SavedFunction(tf.Module):
         self.call = tf.function(function, input_signature=input_signature)
 
 
-def save_parts(parts: Parts, directory: str | Path) -> Path:
+def save_parts(parts: Parts, directory: str | Path, item_images: np.ndarray | None = None
+               ) -> Path:
     """Writes ``parts`` into ``directory`` (``<run_dir>/serving``), replacing what was there
-    only once the new copy is complete."""
+    only once the new copy is complete; with ``item_images`` (uint8 [N, H, W, 3] in the parts'
+    item order, :func:`thumbnails.images_in_order`) also the browse page's thumbnail sheet."""
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f"{directory.name}.tmp-", dir=directory.parent))
@@ -355,6 +360,8 @@ def save_parts(parts: Parts, directory: str | Path) -> Path:
             {"head": parts.HEAD, "functions": sorted(parts.functions()),
              "described": parts.describe_functions(), "info": parts.info}, indent=2,
             default=float))
+        if item_images is not None:
+            write_thumbnails(item_images, temporary)
         if directory.exists():
             shutil.rmtree(directory)
         os.rename(temporary, directory)
