@@ -268,6 +268,8 @@ async function showCustomer() {
   $("customer").hidden = false;
   const unknown = state.user === UNKNOWN_USER;
   $("customer-name").textContent = unknown ? "Unknown customer" : state.user;
+  $("avatar").textContent = unknown ? "?" : state.user.replace(/^u/, "").slice(-3);
+  $("avatar").style.setProperty("--hue", unknown ? 30 : hue(state.user));
   const signatures = state.model.signatures;
   $("history").hidden = isPairs() || !signatures.includes("user_query");
   $("recommendations").hidden = isPairs();

@@ -1,6 +1,6 @@
 """Trained, exported runs for the browse page's tests (``test_ui.py``, ``test_ui_browser.py``):
-a tiny DVBPR on the planted world (item images, so a thumbnail sheet) with GradCAM++ maps of two
-customers written by ``tfrec-fashion visualize``, and a tiny pair-compatibility model. Each
+a tiny DVBPR on the planted world (item images, so a thumbnail sheet) with GradCAM and GradCAM++
+maps of two customers written by ``tfrec-fashion visualize``, and a tiny pair-compatibility model. Each
 trains in a few seconds on a CPU."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ WORLD = {"name": "synthetic", "seed": 0, "n_users": 40, "n_items": 60, "n_time_e
          "mean_interactions_per_user": 10.0, "image_size": 32}
 DVBPR = {"name": "dvbpr", "backbone": "small_cnn", "embedding_dim": 8}
 MAPPED_USERS = ["u00", "u07"]  # the customers `visualize` maps
+METHODS = ["gradcam", "gradcam++"]  # written as attention_gradcam, attention_gradcampp
 PAIRS_WORLD = {**WORLD, "n_time_epochs": 1, "image_size": 16, "pair_ratings_per_user": 20}
 PAIRS = {"name": "pair_compatibility", "feature_source": "attributes", "embedding_dim": 8}
 
@@ -31,10 +32,11 @@ def _train(root: Path, model: dict, world: dict, train_config: dict):
 def dvbpr_export(root: Path, base: Path):
     """DVBPR with attention maps, trained in ``root`` and exported into ``base`` as "dvbpr";
     returns its TrainResult."""
-    result = _train(root, DVBPR, WORLD, {"epochs": 2, "batch_size": 64, "steps_per_epoch": 4,
+    result = _train(root, DVBPR, WORLD, {"epochs": 8, "batch_size": 64, "steps_per_epoch": 8,
                                          "learning_rate": 0.02})
     users = [argument for user in MAPPED_USERS for argument in ("--user", user)]
-    assert main(["visualize", str(result.run_dir), *users]) == 0
+    for method in METHODS:
+        assert main(["visualize", str(result.run_dir), *users, "--method", method]) == 0
     export_run(result.run_dir, base, "dvbpr")
     return result
 

@@ -112,7 +112,7 @@ def test_the_models_api_lists_each_served_version_and_what_lies_beside_it(server
     assert {"recommend", "user_query"} <= set(dvbpr["signatures"])
     assert dvbpr["thumbnails"] == {"cell_height": 32, "cell_width": 32, "columns": 8,
                                    "count": 60}
-    assert dvbpr["attention"] == ["gradcampp"] and dvbpr["catalogue"]
+    assert dvbpr["attention"] == ["gradcam", "gradcampp"] and dvbpr["catalogue"]
     assert pairs["description"]["head"] == "compatibility" and pairs["attention"] == []
     assert pairs["thumbnails"]["cell_height"] == 16  # the planted world's 16-pixel images
 
@@ -198,6 +198,14 @@ def test_an_export_without_images_or_maps_carries_the_catalogue_only(runs, tmp_p
                                               status=404)["error"]
     finally:
         server.stop(grace=0)
+
+
+def test_a_version_exported_before_the_page_is_listed_without_a_catalogue(shared_server):
+    (toy,) = fetch_json(shared_server, "/ui/api/models")["models"]
+    assert (toy["name"], toy["version"], toy["catalogue"]) == ("toy", 2, False)
+    assert (toy["thumbnails"], toy["attention"], toy["description"]) == (None, [], {})
+    assert "catalogue" in fetch_json(shared_server, "/ui/api/models/toy/catalogue",
+                                     status=404)["error"]
 
 
 def test_the_page_files_ship_with_the_package():

@@ -81,12 +81,18 @@ def test_a_customer_shows_history_recommendations_thumbnails_and_attention(serve
         drawn = page.eval_on_selector_all("#recommendation-items canvas, #history-items canvas",
                                           DRAWN)
         assert len(drawn) == 10 + len(card_ids(page, "history-items")) and all(drawn)
-        assert page.is_visible("#attention") and page.is_visible("#methods >> text=gradcam++")
+        assert page.is_visible("#attention") and page.is_visible('#methods >> text="gradcam"')
         heatmaps = page.eval_on_selector_all("#attention-items canvas", DRAWN)
         assert len(heatmaps) == 6 and all(heatmaps)
         assert page.locator("#attention-items .score").count() == 6
-        assert "#model=dvbpr&user=u07" in page.url
+        assert page.url.endswith("#model=dvbpr&user=u07&method=gradcam")
         png = page.screenshot(path=tmp_path / "ui.png", full_page=True)
+        page.click("#methods >> text=gradcam++")  # the other method's maps of the same items
+        page.wait_for_function("document.getElementById('attention-grid').href"
+                               ".endsWith('attention/gradcampp.png')")
+        assert page.is_visible("#methods button.selected >> text=gradcam++")
+        assert page.url.endswith("method=gradcampp")
+        assert all(page.eval_on_selector_all("#attention-items canvas", DRAWN))
     assert_not_blank(png)
     if os.environ.get("TFREC_FASHION_WRITE_SCREENSHOTS") == "1":
         SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
