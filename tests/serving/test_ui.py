@@ -24,6 +24,7 @@ import pytest
 from PIL import Image
 from tfrec_fashion.training.serving_parts import load_parts
 from tfrec_fashion.training.thumbnails import LAYOUT_FILE, SHEET_FILE, thumbnail_sheet
+from tfrec_fashion_export.runs import export_run
 from tfrec_fashion_export.writer import export_parts
 from tfrec_fashion_serving import contract
 from tfrec_fashion_serving.server import start_server
@@ -185,8 +186,6 @@ def test_an_export_without_images_or_maps_carries_the_catalogue_only(runs, tmp_p
     run_dir = tmp_path / "run"  # a run whose dataset had no images, never visualised
     shutil.copytree(runs["dvbpr"].run_dir, run_dir, ignore=shutil.ignore_patterns(
         "attention", SHEET_FILE, LAYOUT_FILE))
-    from tfrec_fashion_export.runs import export_run
-
     version = export_run(run_dir, tmp_path / "base", "plain")
     assert sorted(path.name for path in (version / contract.ASSETS_EXTRA).iterdir()) == extra
     server = start_server(str(tmp_path / "base" / "models.config"), port=0, rest_port=0,
@@ -198,6 +197,17 @@ def test_an_export_without_images_or_maps_carries_the_catalogue_only(runs, tmp_p
                                               status=404)["error"]
     finally:
         server.stop(grace=0)
+
+
+def test_the_sanity_line_of_visualize_travels_with_its_maps(runs, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(runs["dvbpr"].run_dir, run_dir)
+    line = "model randomisation: rank correlation 0.12 (< 0.5)"
+    (run_dir / "attention" / "sanity_gradcampp.json").write_text(json.dumps({"line": line}))
+    version = export_run(run_dir, tmp_path / "base", "dvbpr")
+    maps = version / contract.ATTENTION_DIRECTORY
+    assert json.loads((maps / "gradcampp.json").read_text())["sanity"] == line
+    assert "sanity" not in json.loads((maps / "gradcam.json").read_text())
 
 
 def test_a_version_exported_before_the_page_is_listed_without_a_catalogue(shared_server):
