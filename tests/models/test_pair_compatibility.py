@@ -23,7 +23,7 @@ def test_the_task_is_the_contrastive_loss_averaged_over_the_batch(assert_close):
     assert_close(task(distances, labels).numpy(), expected, ulps=4)
     # Right side of m / 2: the first (+1, 0.5 is not < 0.5) is wrong, the 2nd wrong, the
     # 3rd (-1 at 0.25) wrong, the 4th right.
-    assert task.pair_accuracy.result().numpy() == pytest.approx(0.25)
+    assert task.accuracy.result().numpy() == pytest.approx(0.25)
     with pytest.raises(ValueError, match="margin must be positive"):
         ContrastivePairs(margin=0.0)
 

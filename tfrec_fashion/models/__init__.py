@@ -8,7 +8,9 @@ its ``user_vectors()`` and ``item_vectors()``, so one retrieval index serves the
 embeddings by squared-trace-norm matrix completion) is NumPy/SciPy with its own Riemannian
 solvers, the one model not trained with ``fit``; ``stynet.py`` is its neural alternative.
 ``pair_compatibility.py`` scores pairs of items (a distance between item embeddings, contrastive
-loss): the compatibility serving head's minimal model, PSA-Net without the customer.
+loss): the compatibility serving head's minimal model, PSA-Net without the customer;
+``psa_net.py`` is PSA-Net itself (subspace masks mixed by attention on a customer's fixed
+embedding).
 
 May import: layers, losses, metrics, tasks, tensorflow, tensorflow_recommenders. Never imports data
 loaders, training, export or serving.

@@ -28,6 +28,25 @@ from tfrec_fashion.tasks.pairs import ContrastivePairs
 _EPSILON = 1e-9  # keeps the distance's gradient finite for identical embeddings
 
 
+def embedding_distance(embedding_a: tf.Tensor, embedding_b: tf.Tensor) -> tf.Tensor:
+    """||a - b|| over the last axis: float [B] of [B, D] each (finite gradient at a == b)."""
+    return tf.sqrt(tf.reduce_sum(tf.square(embedding_a - embedding_b), axis=-1) + _EPSILON)
+
+
+def item_feature_network(feature_dim: int, hidden_dim: int, output_dim: int, l2: float = 0.0,
+                         name: str = "item_embedding") -> tf.keras.Sequential:
+    """g, the item-features network: float [B, F] -> [B, output_dim] through one ReLU layer of
+    ``hidden_dim``, built, with an L2 weight ``l2`` on both kernels (PSA-Net's features
+    backbone too)."""
+    regularizer = tf.keras.regularizers.l2(l2) if l2 else None
+    network = tf.keras.Sequential([
+        tf.keras.layers.Dense(hidden_dim, activation="relu", kernel_regularizer=regularizer),
+        tf.keras.layers.Dense(output_dim, kernel_regularizer=regularizer),
+    ], name=name)
+    network.build([None, feature_dim])
+    return network
+
+
 @register_serializable
 class PairCompatibility(tfrs.Model):
     """Contrastive pair compatibility of items from their features (see the module docstring).
@@ -64,12 +83,7 @@ class PairCompatibility(tfrs.Model):
         self.n_items, self.feature_dim = int(n_items), int(feature_dim)
         self.embedding_dim, self.hidden_dim = int(embedding_dim), int(hidden_dim)
         self.margin, self.l2 = float(margin), float(l2)
-        regularizer = tf.keras.regularizers.l2(l2) if l2 else None
-        self.embedding = tf.keras.Sequential([
-            tf.keras.layers.Dense(hidden_dim, activation="relu", kernel_regularizer=regularizer),
-            tf.keras.layers.Dense(embedding_dim, kernel_regularizer=regularizer),
-        ], name="item_embedding")
-        self.embedding.build([None, feature_dim])
+        self.embedding = item_feature_network(feature_dim, hidden_dim, embedding_dim, l2)
         self.task = ContrastivePairs(margin)
         self.built = True  # every weight exists: a resumed run restores them before any call
         self._item_features = ItemTable("item_features", setter="set_item_features")
@@ -85,8 +99,7 @@ class PairCompatibility(tfrs.Model):
 
     def distances(self, features_a: tf.Tensor, features_b: tf.Tensor) -> tf.Tensor:
         """||g(f_a) - g(f_b)||: float [B] of features [B, F] each."""
-        difference = self.embedding(features_a) - self.embedding(features_b)
-        return tf.sqrt(tf.reduce_sum(tf.square(difference), axis=-1) + _EPSILON)
+        return embedding_distance(self.embedding(features_a), self.embedding(features_b))
 
     def pair_scores(self, features_a: Any, features_b: Any) -> tf.Tensor:
         """Each pair's score, -d: float [B], higher = more compatible."""

@@ -7,7 +7,9 @@ models, ``BprRanking`` here for the pairwise ranking models).
              the pairwise accuracy metric (share of triplets ranked right, BPR's training AUC);
              used by BPR-MF, VBPR, TVBPR, I-VBPR and DVBPR.
     pairs.py ContrastivePairs: the contrastive loss of +1 / -1 pair votes on a pair's distance
-             (PSA-Net's, paper 000 section 3) and its pair accuracy; used by PairCompatibility.
+             (PSA-Net's, paper 000 section 3) and its pair accuracy; used by PairCompatibility
+             and PSANet. TripletPairs: the triplet loss against a random third image (the
+             paper's ablation, section 7.2.2); PSANet with ``loss="triplet"``.
 
 May import: tensorflow, losses, metrics. Never imports data, models or later stages.
 """
