@@ -1,6 +1,6 @@
 """The browse page on the REST port: ``GET /ui/`` and the small JSON API it reads.
 
-The page (``serving/ui/``: HTML, JavaScript and CSS, no framework, nothing fetched from the
+The page (``serving/ui_page/``: HTML, JavaScript and CSS, no framework, nothing fetched from the
 network) asks TF Serving's REST API (``POST /v1/models/NAME/versions/V:predict``) for
 everything a model answers, and this module for what that API does not give: which models are
 served and what lies beside the version each serves (``contract``'s browse files, written by
@@ -39,7 +39,7 @@ from .errors import ServingError, invalid_argument, not_found
 from .model_manager import ModelManager
 
 PREFIX = "/ui"
-STATIC_DIRECTORY = Path(__file__).with_name("ui")
+STATIC_DIRECTORY = Path(__file__).with_name("ui_page")  # the page's static files
 INDEX_FILE = "index.html"
 _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                   ".css": "text/css; charset=utf-8", ".png": "image/png",
