@@ -153,7 +153,7 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     checkpoint = tf.keras.callbacks.ModelCheckpoint(
         str(best_path), monitor=train_config.monitor, mode=train_config.monitor_mode,
         save_best_only=True, save_weights_only=True, verbose=0)
-    _, previous_best = _best(_read_log(csv_path), train_config.monitor, train_config.monitor_mode)
+    _, previous_best = _best(read_log(csv_path), train_config.monitor, train_config.monitor_mode)
     if previous_best is not None:
         checkpoint.best = previous_best
     callbacks: list[tf.keras.callbacks.Callback] = [
@@ -175,7 +175,7 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
 
     if not _has_backup(run_dir):
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
-    history = _read_log(csv_path)
+    history = read_log(csv_path)
     if best_path.with_suffix(".index").exists():
         model.load_weights(str(best_path)).expect_partial()
     model.save_weights(str(run_dir / "model" / "weights"))
@@ -348,7 +348,7 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: data}
 
 
-def _read_log(csv_path: Path) -> dict[str, list[float]]:
+def read_log(csv_path: Path) -> dict[str, list[float]]:
     """Reads the CSV log; an epoch logged twice (killed between log and backup) keeps its last row."""
     if not csv_path.exists():
         return {}

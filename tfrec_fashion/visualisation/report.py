@@ -173,11 +173,11 @@ def _curves(run: RunSection, scratch: Path) -> Figure | None:
         return Figure("Training curves", path, CONVERGENCE_CAPTION)
     if epoch_log.is_file():
         from tfrec_fashion.evaluation.protocols import protocol_of
-        from tfrec_fashion.training.harness import _read_log  # its resumed-run rule included
+        from tfrec_fashion.training.harness import read_log  # its resumed-run rule included
         from tfrec_fashion.visualisation.training_curves import plot_training_curves
 
         reference = protocol_of(run.metrics).curve_references(run.metrics)
-        path = plot_training_curves(_read_log(epoch_log), scratch / f"{run.anchor}.png",
+        path = plot_training_curves(read_log(epoch_log), scratch / f"{run.anchor}.png",
                                     title=title, reference=reference)
         return Figure("Training curves", path, CURVES_CAPTION)
     return None

@@ -15,7 +15,7 @@ def plot_training_curves(history: dict[str, list[float]], path: str | Path, titl
     """Plots losses (left) and validation metrics (right) per epoch and saves a PNG.
 
     Args:
-        history: column -> per-epoch values, as ``harness._read_log`` returns (an "epoch"
+        history: column -> per-epoch values, as ``harness.read_log`` returns (an "epoch"
             column is used as the x axis when present).
         path: the PNG file to write.
         title: figure title, e.g. the run's name.
