@@ -61,8 +61,9 @@ def export_parts(parts: Parts, base: str | Path, name: str, version: int | None 
             n_probe, rerank, quantization, seed); default the layer's.
         min_recall: with "partitioned", refuse the export (nothing written) if any measured
             recall@10 is below this.
-        run_dir: the run the parts come from: its thumbnails and attention maps, when it has
-            them, go into ``assets.extra/`` for the browse page (``browse.py``).
+        run_dir: the run the parts come from (default ``parts.info["run_dir"]``, which
+            ``runs.run_parts`` sets): its thumbnails and attention maps, when it has them, go
+            into ``assets.extra/`` for the browse page (``browse.py``).
 
     Returns:
         The version folder.
@@ -86,7 +87,7 @@ def export_parts(parts: Parts, base: str | Path, name: str, version: int | None 
     temporary = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-{os.getpid()}-", dir=model_dir))
     try:
         _write_version(parts, temporary, name, version, index, index_params, min_recall)
-        write_browse_assets(parts, temporary, run_dir)
+        write_browse_assets(parts, temporary, run_dir or parts.info.get("run_dir"))
         os.rename(temporary, final)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)

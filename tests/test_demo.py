@@ -62,6 +62,8 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
     assert maps["maps"].shape[:2] == (3, 6) and maps["user_ids"][0] == "u00"
     assert summary["dvbpr_tiny"]["attention_sanity"].startswith("sanity (gradcam, 6 items)")
     assert "attention_sanity" not in summary["bpr_mf_tiny"]
+    extra = work / "exports" / "dvbpr_tiny" / "1" / "assets.extra"  # what the browse page reads
+    assert (extra / "thumbnails.png").is_file() and (extra / "attention" / "gradcam.json").is_file()
     report = (work / "report.html").read_text()
     assert "dvbpr_tiny" in report and "data:image/png;base64," in report
 
