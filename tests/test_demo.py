@@ -59,7 +59,7 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
     # The image run gets attention maps of three customers, with the sanity line, before export
     # (so the browse page gets them); the report gathers the workdir in one file.
     maps = np.load(work / "dvbpr_tiny" / "attention" / "attention_gradcam.npz")
-    assert maps["maps"].shape[:2] == (3, 6) and maps["user_ids"][0] == "u00"
+    assert maps["maps"].shape[:2] == (3, 6) and maps["maps"][0].max() > 0  # not a flat map
     assert summary["dvbpr_tiny"]["attention_sanity"].startswith("sanity (gradcam, 6 items)")
     assert "attention_sanity" not in summary["bpr_mf_tiny"]
     extra = work / "exports" / "dvbpr_tiny" / "1" / "assets.extra"  # what the browse page reads

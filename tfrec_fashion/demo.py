@@ -104,10 +104,12 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
 
 
 def _attention(result) -> str | None:
-    """For a run with an image path: ``ATTENTION_METHOD`` maps of three customers' scores (the
-    first customer, the one most alike and the one most opposite to them) on the first one's
-    top items, into ``<run>/attention/``, with the sanity checks; returns the sanity line (None
-    for runs without an image path)."""
+    """For a run with an image path: ``ATTENTION_METHOD`` maps of three customers' scores on the
+    first one's top items, into ``<run>/attention/``, with the sanity checks; returns the sanity
+    line (None for runs without an image path). The first customer is the one who scores their
+    top item highest: a GradCAM of a score that no part of the image raises (every item scored
+    below zero) is flat, which shows nothing; then the customer most alike and the one most
+    opposite to them (cosine of their vectors)."""
     import numpy as np
 
     from tfrec_fashion.config import read_yaml
@@ -118,18 +120,20 @@ def _attention(result) -> str | None:
         image_path(read_yaml(result.run_dir / "config.yaml").get("model", {}))
     except AttentionError:
         return None
-    theta = np.asarray(result.recipe.user_vectors(result.model), np.float32)
-    cosine = theta @ theta[0] / np.maximum(
-        np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[0]), 1e-12)
-    cosine[0] = np.nan
-    users = [0, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
+    with np.load(result.run_dir / "serving" / "arrays.npz") as arrays:  # what the export serves
+        theta, items = arrays["user_vectors"], arrays["item_vectors"]
+    first = int(np.argmax((theta @ items.T).max(axis=1)))
+    cosine = theta @ theta[first] / np.maximum(
+        np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[first]), 1e-12)
+    cosine[first] = np.nan
+    users = [first, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
     ids = [str(result.dataset.users.ids[u]) for u in users]
     request = check_request(result.run_dir, ids, method=ATTENTION_METHOD)
     out = result.run_dir / "attention"
     png, _ = write_attention_maps(request, out, sanity=True)
     line = json.loads(sanity_file(out, ATTENTION_METHOD).read_text())["line"]
-    print(f"    attention: {png} ({', '.join(ids)}: the first customer, the most alike, the "
-          f"most opposite)\n    {line}")
+    print(f"    attention: {png} ({', '.join(ids)}: the customer surest of a top item, the most "
+          f"alike, the most opposite)\n    {line}")
     return line
 
 
