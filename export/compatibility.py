@@ -8,7 +8,9 @@ the item against every candidate partner with that same function, one request ro
 (``tf.map_fn``; [N] scorer rows per request row), masks what may not be a partner (the item
 itself, other categories, exclusions) and keeps the top k. Unknown customers get the mean
 customer's vector, flagged by ``cold_start``; unknown item ids and categories fail inside the
-graph with ``InvalidArgumentError`` (INVALID_ARGUMENT when served).
+graph with ``InvalidArgumentError`` (INVALID_ARGUMENT when served). A scorer with subspace
+attention (PSA-Net) adds ``score_pairs``' optional ``attention_weights`` output: the weights the
+score used, the mean customer's for an unknown one.
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ class CompatibilityModule(tf.Module):
 
     @tf.function(input_signature=SCORE_PAIRS.input_signature())
     def score_pairs(self, user_id, item_id, partner_id):
-        """Each customer's score of (item, partner): [B], higher = more compatible."""
+        """Each customer's score of (item, partner): [B], higher = more compatible; with the
+        customer's subspace weights [B, S] where the model has them."""
         batch = tf.shape(user_id)[0]
         item_id = broadcast_rows(item_id, batch, "item_id")
         partner_id = broadcast_rows(partner_id, batch, "partner_id")
@@ -74,7 +77,10 @@ class CompatibilityModule(tf.Module):
         items = tf.gather(self.item_vectors, self._item_rows(item_id, "score_pairs item_id"))
         partners = tf.gather(self.item_vectors,
                              self._item_rows(partner_id, "score_pairs partner_id"))
-        return {"scores": self.scorer.score(user, items, partners), "cold_start": cold}
+        answer = {"scores": self.scorer.score(user, items, partners), "cold_start": cold}
+        if self.scorer.attention is not None:  # the optional output (PSA-Net's weights)
+            answer["attention_weights"] = self.scorer.attention(user)
+        return answer
 
     @tf.function(input_signature=COMPLETE_PAIR.input_signature())
     def complete_pair(self, user_id, item_id, k=COMPLETE_PAIR.default("k"),

@@ -31,6 +31,8 @@ ratings)::
         -> item_ids string [B, K] (padding ""), scores float32 [B, K] (padding -inf),
            cold_start bool [B]          the best partners for the item, for that customer
     score_pairs   user_id [B], item_id [B], partner_id [B] -> scores float32 [B], cold_start [B]
+                  and, from models that weight subspaces per customer (PSA-Net), the optional
+                  attention_weights float32 [B, S] (each customer's weights, rows sum to 1)
 
 Unknown customers are scored with the mean customer's vector and flagged by ``cold_start``.
 
@@ -101,11 +103,13 @@ class Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class Signature:
-    """A signature's name, inputs (in argument order) and outputs."""
+    """A signature's name, inputs (in argument order), outputs, and the outputs only some
+    models give (``optional_outputs``: present or absent, never different)."""
 
     name: str
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
+    optional_outputs: tuple[Tensor, ...] = ()
 
     def input_signature(self) -> list[tf.TensorSpec]:
         """``tf.function(input_signature=...)`` for it."""
@@ -151,7 +155,8 @@ RETRIEVAL = Head("retrieval", (RECOMMEND, SCORE, USER_QUERY), default=RECOMMEND.
 
 SCORE_PAIRS = Signature(
     "score_pairs", inputs=(_ids("user_id"), _ids("item_id"), _ids("partner_id")),
-    outputs=(Tensor("scores", tf.float32, (None,)), Tensor("cold_start", tf.bool, (None,))))
+    outputs=(Tensor("scores", tf.float32, (None,)), Tensor("cold_start", tf.bool, (None,))),
+    optional_outputs=(Tensor("attention_weights", tf.float32, (None, None)),))
 COMPLETE_PAIR = Signature(
     "complete_pair",
     inputs=(_ids("user_id"), _ids("item_id"), Tensor("k", tf.int32, (None,), [DEFAULT_K]),
@@ -258,8 +263,11 @@ def differences(signature: Signature, signature_def) -> list[str]:
     (inputs exactly, -1 = None; outputs by rank, a None dimension fitting any size, as the
     graph may know D) and defaults; empty when it follows the contract."""
     found = []
+    optional = [tensor for tensor in signature.optional_outputs
+                if tensor.name in signature_def.outputs]
     for kind, declared, actual in (("input", signature.inputs, signature_def.inputs),
-                                   ("output", signature.outputs, signature_def.outputs)):
+                                   ("output", (*signature.outputs, *optional),
+                                    signature_def.outputs)):
         names = {tensor.name for tensor in declared}
         if names != set(actual):
             found.append(f"{signature.name}: {kind}s {sorted(actual)}, contract {sorted(names)}")

@@ -24,6 +24,8 @@ Layout (written atomically: ``serving.tmp-*`` then one rename)::
                                    models that see item content)
     <run_dir>/serving/scorer/      SavedModel: ``call(user, item, partner)`` -> scores
                                    (compatibility)
+    <run_dir>/serving/attention/   SavedModel: ``call(user)`` -> subspace weights (compatibility
+                                   models that have them: PSA-Net)
     <run_dir>/serving/thumbnails.* every item's image on one sheet, for the browse page (runs
                                    whose dataset has images; ``thumbnails.py``)
 
@@ -85,18 +87,24 @@ class PairScorer:
         item_dim: F, the size of an item's input to the scorer.
         score: graph-safe function (user float32 [B, E], item float32 [B, F], partner float32
             [B, F]) -> float32 [B], higher = more compatible.
-        variables: every variable ``score`` reads.
+        variables: every variable ``score`` (and ``attention``) reads.
+        attention: optional graph-safe function, user float32 [B, E] -> float32 [B, S], the
+            customer's weights over the model's subspaces (PSA-Net), served as ``score_pairs``'
+            ``attention_weights``; None for a model without them.
     """
 
     user_dim: int
     item_dim: int
     score: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
     variables: Sequence[tf.Variable]
+    attention: Callable[[tf.Tensor], tf.Tensor] | None = None
 
     def input_signature(self) -> list[tf.TensorSpec]:
-        return [tf.TensorSpec([None, self.user_dim], tf.float32, "user"),
-                tf.TensorSpec([None, self.item_dim], tf.float32, "item"),
+        return [self.user_spec(), tf.TensorSpec([None, self.item_dim], tf.float32, "item"),
                 tf.TensorSpec([None, self.item_dim], tf.float32, "partner")]
+
+    def user_spec(self) -> tf.TensorSpec:
+        return tf.TensorSpec([None, self.user_dim], tf.float32, "user")
 
 
 def _check_ids(name: str, ids: np.ndarray) -> None:
@@ -277,8 +285,12 @@ class CompatibilityParts:
                 "item_vectors": self.item_vectors}
 
     def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
-        return {"scorer": (self.scorer.score, self.scorer.input_signature(),
-                           self.scorer.variables)}
+        functions = {"scorer": (self.scorer.score, self.scorer.input_signature(),
+                                self.scorer.variables)}
+        if self.scorer.attention is not None:
+            functions["attention"] = (self.scorer.attention, [self.scorer.user_spec()],
+                                      self.scorer.variables)
+        return functions
 
     def describe_functions(self) -> dict[str, Any]:
         return {"complements": self.complements, "user_dim": self.scorer.user_dim,
@@ -288,7 +300,9 @@ class CompatibilityParts:
     def restore(cls, arrays: dict[str, np.ndarray], functions: dict[str, Any],
                 described: dict[str, Any], info: dict) -> "CompatibilityParts":
         call, variables = functions["scorer"]
-        scorer = PairScorer(described["user_dim"], described["item_dim"], call, variables)
+        attention, attention_variables = functions.get("attention", (None, []))
+        scorer = PairScorer(described["user_dim"], described["item_dim"], call,
+                            [*variables, *attention_variables], attention)
         return cls(arrays["user_ids"], arrays["user_vectors"], arrays["item_ids"],
                    arrays["item_categories"], arrays["item_vectors"], described["complements"],
                    scorer, info)
