@@ -331,6 +331,78 @@ class PairCompatibilityConfig:
                              f"{self.hidden_dim}, margin={self.margin}")
 
 
+
+PSA_NET_BACKBONES = ("features", "gap_cnn", "small_cnn")
+
+
+@MODEL_CONFIGS.register("psa_net")
+@dataclasses.dataclass
+class PsaNetConfig:
+    """``models.psa_net.PSANet`` (paper 000, 3.2): personalised pair compatibility, k subspace
+    masks mixed by attention weights softmax(MLP(E_c)) from a fixed customer embedding E_c,
+    contrastive (or triplet) loss on pair votes. Table 1's model-level variants are switches:
+    ``personalised: false``, ``subspaces: 1``, ``combiner: fc``, ``loss: triplet``; StyNet's
+    embeddings instead of Partial Dual's are another ``customer_embeddings``.
+
+    Args:
+        representation_dim, hidden_dim: X's size and the hidden width of the item-features
+            network ("features" backbone); with an image backbone X is its output of size
+            ``representation_dim``.
+        subspaces: k, the number of masks (the paper finds 3 best).
+        attention_hidden_dim: the hidden width of the attention MLP on E_c.
+        personalised: false = one free weighting shared by every customer (Baseline 2).
+        combiner: "masks" (eq. 2) or "fc" (a dense map per subspace).
+        loss: "contrastive" or "triplet" (third image uniformly at random).
+        margin, l2: the loss's margin; L2 weight on the dense kernels.
+        backbone: "features" (two dense layers on the items' ``feature_source`` rows,
+            standardised; with "efficientnet" that is EfficientNet-Lite0 frozen under a trained
+            head), "gap_cnn" or "small_cnn" (``layers.gap_cnn``, ``layers.cnn_f``: a small CNN
+            trained end to end on the item images).
+        feature_source, attributes: with "features", the item content as for
+            ``pair_compatibility`` (``layers.item_content``).
+        image_size: the images' side: the CNN preset's input (32) or EfficientNet's 64 when
+            null.
+        customer_embeddings: a Partial Dual or StyNet run directory (or its ``embeddings.npz``)
+            trained on the same dataset: E_c, matched to the dataset's customers by id; a file
+            of another dataset, or missing some customer, is refused before training. Needed
+            when ``personalised``.
+    """
+
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.psa_net:PsaNetRecipe"
+    # The recipe builds the backbone and reads the content and the embeddings from these.
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "feature_source", "attributes",
+                                                 "image_size", "customer_embeddings")
+
+    name: str = "psa_net"
+    representation_dim: int = 16
+    hidden_dim: int = 32
+    subspaces: int = 3
+    attention_hidden_dim: int = 16
+    personalised: bool = True
+    combiner: str = "masks"
+    loss: str = "contrastive"
+    margin: float = 1.0
+    l2: float = 0.0
+    backbone: str = "features"
+    feature_source: str = "attributes"
+    attributes: Optional[list[str]] = None
+    image_size: Optional[int] = None
+    customer_embeddings: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        _one_of(self, "backbone", PSA_NET_BACKBONES)
+        _one_of(self, "feature_source", FEATURE_SOURCES)
+        _one_of(self, "combiner", ("masks", "fc"))
+        _one_of(self, "loss", ("contrastive", "triplet"))
+        _non_negative(self, "l2")
+        for field in ("representation_dim", "hidden_dim", "subspaces", "attention_hidden_dim"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"model.{field} must be positive. Received: "
+                                 f"{field}={getattr(self, field)}")
+        if not self.margin > 0 or (self.image_size is not None and self.image_size < 1):
+            raise ValueError(f"model.margin and image_size must be positive. Received: "
+                             f"margin={self.margin}, image_size={self.image_size}")
+
 def _non_negative(config: object, *fields: str) -> None:
     for field in fields:
         if getattr(config, field) < 0:

@@ -1,0 +1,121 @@
+"""Recipe for ``models.psa_net.PSANet`` (paper 000, 3.2): the pair protocol's votes as the
+minimal pair model has them (``pairs.PairVoteRecipe``), the customers' fixed embeddings from an
+earlier Partial Dual or StyNet run (the paper's two stages), and the compatibility head.
+
+- **Item content** (``model.backbone``): "features" reads the standardised rows of
+  ``model.feature_source`` (``layers.item_content``, as ``pair_compatibility``); "gap_cnn" and
+  "small_cnn" read the item images at ``model.image_size`` and train that CNN end to end.
+- **Customer embeddings** (``model.customer_embeddings``: a run directory or its
+  ``embeddings.npz``, ``data.embeddings.CustomerEmbeddings``): E_c of every customer of the
+  dataset, looked up by id, each column standardised over the customers (an affine map the
+  attention MLP would otherwise have to learn: Partial Dual's factors are small, StyNet's are
+  not). A file written on another dataset, or lacking a customer, is refused in ``prepare``,
+  before the run directory is written. Not read when the model is not personalised.
+- **Serving** (``CompatibilityParts``): each customer's standardised E_c (empty when not
+  personalised), each item's X (the backbone's output, computed once) and
+  ``PSANet.pair_scores`` as the scorer, so an unknown customer gets the mean embedding and is
+  flagged by ``cold_start``, the model's own rule; ``score_pairs`` also answers the weights
+  the score used, ``attention_weights`` [B, k] (``PSANet.subspace_attention``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tfrec_fashion  # noqa: F401
+import tensorflow as tf
+
+from tfrec_fashion.data.dataset import FashionDataset
+from tfrec_fashion.data.embeddings import CustomerEmbeddings
+from tfrec_fashion.errors import ConfigError, DataError
+from tfrec_fashion.layers.item_content import feature_scaling, item_features, item_images
+from tfrec_fashion.models.psa_net import PSANet
+from tfrec_fashion.training.model_configs import model_arguments
+from tfrec_fashion.training.recipes.dvbpr import BACKBONES
+from tfrec_fashion.training.recipes.pairs import PairVoteRecipe
+from tfrec_fashion.training.serving_parts import CompatibilityParts
+
+_EFFICIENTNET_SIZE = 64  # EfficientNet-Lite0's image side when model.image_size is null
+
+
+def customer_embeddings_for(path: str | Path, dataset: FashionDataset) -> np.ndarray:
+    """E_c of every customer of ``dataset``, float32 [n_users, d] in its user order, from the
+    embeddings file (or run directory) at ``path``; ``DataError`` in one line naming the file and
+    the dataset when they do not match (another dataset, customers missing)."""
+    embeddings = CustomerEmbeddings.load(path)
+    vectors, known = embeddings.user_vectors_for(dataset.users.ids)
+    written_on = embeddings.metadata.get("dataset")
+    problems = []
+    if written_on is not None and written_on != dataset.name:
+        problems.append(f"it was written on dataset {written_on!r}")
+    if not known.all():
+        missing = np.asarray(dataset.users.ids)[~known]
+        problems.append(f"{len(missing)} of its {len(known)} customers are not in the file "
+                        f"(e.g. {str(missing[0])!r})")
+    if problems:
+        raise DataError(
+            f"model.customer_embeddings: {path} ({embeddings.metadata.get('model', 'unknown')} "
+            f"embeddings, {len(embeddings.user_ids)} customers) does not match dataset "
+            f"{dataset.name!r}: {' and '.join(problems)}; train Partial Dual or StyNet on this "
+            "dataset and name that run")
+    return vectors
+
+
+class PsaNetRecipe(PairVoteRecipe):
+    """Trains ``PSANet`` on the pair votes with fixed customer embeddings (module docstring)."""
+
+    def prepare_inputs(self, dataset: FashionDataset) -> None:
+        config = self.model_config
+        self.customer_table = None
+        if config.customer_embeddings is not None:
+            raw = customer_embeddings_for(config.customer_embeddings, dataset)
+            mean, scale = feature_scaling(raw)
+            self.customer_table = ((raw - mean) / scale).astype(np.float32)
+        elif config.personalised:
+            raise ConfigError("model.customer_embeddings: PSA-Net reads each customer's fixed "
+                              "embedding from a Partial Dual or StyNet run on this dataset; "
+                              "train one (configs/partial_dual.yaml) and name its run directory")
+        if config.backbone == "features":
+            self.content, _ = item_features(dataset, config.feature_source, config.attributes,
+                                            config.image_size or _EFFICIENTNET_SIZE)
+        else:
+            preset = BACKBONES[config.backbone].PRESETS[config.backbone]
+            self.content = item_images(dataset, config.image_size or preset["image_shape"][0])
+
+    def build_model(self) -> PSANet:
+        config = self.model_config
+        backbone = None
+        if config.backbone != "features":
+            backbone = BACKBONES[config.backbone].from_preset(
+                config.backbone, output_dim=config.representation_dim,
+                image_shape=tuple(self.content.shape[1:]))
+        customer_dim = 1 if self.customer_table is None else self.customer_table.shape[1]
+        return PSANet(self.dataset.n_items, len(self.dataset.users), customer_dim,
+                      tuple(self.content.shape[1:]), backbone=backbone,
+                      item_content=self.content, customer_embeddings=self.customer_table,
+                      name=config.name, **model_arguments(config))
+
+    def customer_vectors(self, model: PSANet) -> np.ndarray:
+        """What the scorer reads per customer: E_c [n_users, d], or [n_users, 0] when the model
+        is not personalised (its weights are the same for everyone)."""
+        if not model.personalised:
+            return np.zeros((len(self.dataset.users), 0), np.float32)
+        return model.customer_embeddings.numpy()
+
+    def pair_scores(self, model: PSANet, user: np.ndarray, item_a: np.ndarray,
+                    item_b: np.ndarray) -> np.ndarray:
+        x = model.item_representations().numpy()  # the backbone once per item, not per vote
+        return model.pair_scores(self.customer_vectors(model)[user], x[item_a],
+                                 x[item_b]).numpy()
+
+    def serving_parts(self, model: PSANet) -> CompatibilityParts:
+        config = self.model_config
+        source = config.feature_source if config.backbone == "features" else "images"
+        return self.compatibility_parts(
+            self.customer_vectors(model), model.item_representations().numpy(),
+            model.pair_scores, model.variables, model.subspace_attention,
+            backbone=config.backbone, feature_source=source,
+            subspaces=config.subspaces, personalised=config.personalised,
+            customer_embeddings=(None if config.customer_embeddings is None
+                                 else str(config.customer_embeddings)))
