@@ -3,9 +3,13 @@ pairs, held out per customer, scored by a compatibility model.
 
 - **Split**: each customer's votes at random 80 / 10 / 10 into train / validation / test
   (``data.splits.split_ratings_by_user``), so every customer keeps training votes.
-- **Metrics**: ``auc``, the ROC AUC of the model's scores against the votes on all held-out
-  votes pooled, and ``customer_auc``, the per-customer ROC AUC averaged over customers (section
-  6.1: each customer counts equally; ``metrics.customer_level``).
+- **Metrics** (section 6.1, computed by ``metrics.customer_level``): ROC AUC, AUPRC, Recall@50%
+  and Precision@10 of the model's scores against the votes, once on all held-out votes pooled
+  (``auc``, ``auprc``, ``recall_at_50``, ``precision_at_10``) and once per customer averaged over
+  customers, each customer counting equally (``customer_auc``, ``customer_auprc``,
+  ``customer_recall_at_50``, ``customer_precision_at_10``). A customer for whom a metric is
+  undefined (no held-out vote of one label) is left out of that average; a metric undefined for
+  every customer is left out of the results, not NaN.
 - **Rows beside the model** (on a planted world): ``oracle``, the true personal pair score
   (``true_pair_score``: each customer's own subspace weights), and ``global_oracle``, the true
   score of the average customer (the mean weights): the ceiling of any model that is not
@@ -27,10 +31,17 @@ from tfrec_fashion.data.dataset import FashionDataset, PairRatings
 from tfrec_fashion.data.splits import RatingSplit, split_ratings_by_user
 from tfrec_fashion.data.synthetic_truth import true_pair_score, true_subspace_compatibility
 from tfrec_fashion.errors import DataError
-from tfrec_fashion.metrics.customer_level import customer_level_metrics, overall_metrics
+from tfrec_fashion.metrics.customer_level import (
+    customer_level_metrics,
+    metric_names,
+    overall_metrics,
+)
 
 PairScore = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 _SPLITS = ("validation", "test")
+#: ``metrics.customer_level``'s metric names -> the protocol's keys (pooled; ``customer_`` + key
+#: for the customer average), e.g. ``test_recall_at_50`` and ``test_customer_recall_at_50``.
+METRIC_KEYS = dict(zip(metric_names(), ("auc", "auprc", "recall_at_50", "precision_at_10")))
 
 
 class PairEvaluation:
@@ -63,24 +74,29 @@ class PairEvaluation:
         return {key: sorted(value) for key, value in sorted(found.items())}
 
     def metrics(self, score: PairScore, split: str = "test") -> dict[str, float]:
-        """``auc`` (pooled) and ``customer_auc`` of ``score`` on the ``split`` votes; the
-        latter only where some customer has held-out votes of both labels (a world with few
-        votes per customer holds out one each)."""
+        """The pooled and the customer-level metrics of ``score`` on the ``split`` votes
+        (``auc``, ``customer_auc``, ``auprc``, ... : the module docstring); one undefined on
+        every customer or on the pooled votes is left out (a world with few votes per customer
+        holds out one each, so no customer has both labels)."""
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {_SPLITS}. Received: split={split!r}")
         pairs: PairRatings = getattr(self.split, split)
         scores = np.asarray(score(pairs.user, pairs.item_a, pairs.item_b), np.float64)
-        results = {"auc": float(overall_metrics(scores, pairs.label)["roc_auc"])}
-        with warnings.catch_warnings():  # undefined for every customer: left out, not NaN
+        with warnings.catch_warnings():  # undefined everywhere: left out, not NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            customer = customer_level_metrics(pairs.user, scores, pairs.label)["roc_auc"]
-        if np.isfinite(customer):
-            results["customer_auc"] = float(customer)
+            pooled = overall_metrics(scores, pairs.label)
+            customer = customer_level_metrics(pairs.user, scores, pairs.label)
+        results = {}
+        for name, key in METRIC_KEYS.items():
+            for prefix, values in (("", pooled), ("customer_", customer)):
+                if np.isfinite(values[name]):
+                    results[prefix + key] = float(values[name])
         return results
 
     def evaluate(self, score: PairScore) -> dict[str, Any]:
-        """The model's test metrics (``test_auc``, ``test_customer_auc``) and, on a planted
-        world, the oracles' (``oracle_test_auc``, ``global_oracle_test_auc``, ...)."""
+        """The model's test metrics (``test_auc``, ``test_customer_auc``, ``test_auprc``, ...)
+        and, on a planted world, the oracles' (``oracle_test_auc``, ``global_oracle_test_auprc``,
+        ...)."""
         results = {f"test_{k}": v for k, v in self.metrics(score).items()}
         for name, oracle in self.oracles().items():
             results.update({f"{name}_test_{k}": v for k, v in self.metrics(oracle).items()})

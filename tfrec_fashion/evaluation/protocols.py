@@ -17,8 +17,9 @@ ratings     ``ratings.RatingEvaluation``        ``rating_table.RatingTable`` (RM
             (per-customer 80/10/10, RMSE /      MAE, vote AUCs, fit seconds, beside
             MAE, vote AUCs)                     global mean, biases, MF)
 pairs       ``pairs.PairEvaluation`` (per-      ``rating_table.RatingTable``'s vote
-            customer 80/10/10 pair votes,       AUC columns, beside the personal and
-            pooled and customer AUC)            the global (average customer) oracle
+            customer 80/10/10 pair votes,       columns, beside the personal and the
+            pooled and customer AUC, AUPRC,     global (average customer) oracle
+            Recall@50%, Precision@10)
 ==========  ==================================  =====================================
 
 **Adding a protocol** (as "pairs" was: AUC of held-out +1/-1 pair votes):
@@ -42,13 +43,12 @@ fallback; a new protocol never needs a clause there.
 from __future__ import annotations
 
 import dataclasses
-import math
 import pkgutil
 from typing import Any, Callable, Mapping
 
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.evaluation.ranking_table import RankingTable
-from tfrec_fashion.evaluation.rating_table import RatingTable
+from tfrec_fashion.evaluation.rating_table import RatingTable, prefixed
 
 #: (dataset label, method -> metrics.json content, *, proposed, reference) -> a table with
 #: ``write(directory)`` and ``format_markdown()``.
@@ -99,13 +99,13 @@ def _rating_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
 
 def _pair_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
                 reference: str) -> RatingTable:
-    # The rating table's vote-AUC columns, plus the ceiling of a model that is not personalised.
+    # The rating table's vote columns (AUC, AUPRC, Recall@50%, Precision@10, pooled and per
+    # customer), plus the ceiling of a model that is not personalised.
     table = RatingTable.from_runs(label, runs)
     first = next(iter(runs.values()))
     if "global_oracle_test_auc" in first:
         table.add("Global oracle (the average customer's planted taste)",
-                  {"test_auc": first["global_oracle_test_auc"],
-                   "test_customer_auc": first.get("global_oracle_test_customer_auc", math.nan)})
+                  prefixed(first, "global_oracle_"))
     return table
 
 
@@ -129,8 +129,8 @@ PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
         name="pairs",
         evaluation="tfrec_fashion.evaluation.pairs:PairEvaluation",
         table=_pair_table,
-        summary_columns=("test_auc", "test_customer_auc", "global_oracle_test_auc",
-                         "oracle_test_auc"),
+        summary_columns=("test_auc", "test_customer_auc", "test_customer_auprc",
+                         "global_oracle_test_auc", "oracle_test_auc"),
         curve_references=baseline_test_aucs),
 )}
 

@@ -2,7 +2,8 @@
 
 One row per method (baselines first: global mean, user + item biases, matrix factorisation;
 then the trained models, e.g. Partial Dual and StyNet), columns test RMSE and MAE, for +-1 votes
-the pooled and per-customer vote AUC, and the time to fit. On a planted world the oracle's AUC
+the pooled and per-customer vote AUC (for pair votes also AUPRC, Recall@50% and Precision@10,
+pooled and per customer), and the time to fit. On a planted world the oracle's AUC
 is the last row. The best RMSE (and AUC) among the methods is bold. A solver's row (Partial
 Dual) says after its name the rank it found, its solver iterations and its rank increases,
 from its metrics (the estimator's count: rank increases are not iterations). ``write`` saves
@@ -18,10 +19,17 @@ from pathlib import Path
 from typing import Any
 
 # Column key -> header; "lower" columns are better when smaller.
+# The pair protocol's AUPRC, Recall@50% and Precision@10 (pooled, then per customer) show only
+# where runs report them.
 COLUMNS: dict[str, str] = {"test_rmse": "RMSE", "test_mae": "MAE", "test_auc": "vote AUC",
-                           "test_customer_auc": "customer AUC", "seconds": "fit seconds"}
+                           "test_customer_auc": "customer AUC", "test_auprc": "AUPRC",
+                           "test_customer_auprc": "customer AUPRC", "test_recall_at_50": "R@50%",
+                           "test_customer_recall_at_50": "customer R@50%",
+                           "test_precision_at_10": "P@10",
+                           "test_customer_precision_at_10": "customer P@10",
+                           "seconds": "fit seconds"}
 _LOWER_IS_BETTER = ("test_rmse", "test_mae")
-_HIGHER_IS_BETTER = ("test_auc", "test_customer_auc")
+_HIGHER_IS_BETTER = tuple(c for c in COLUMNS if c not in (*_LOWER_IS_BETTER, "seconds"))
 BASELINE_NAMES: dict[str, str] = {"global_mean": "Global mean", "biases": "User + item biases",
                                   "mf": "Matrix factorisation (ALS)"}
 
@@ -54,15 +62,15 @@ class RatingTable:
         first = next(iter(runs.values()))
         for key, name in BASELINE_NAMES.items():
             if f"{key}_test_rmse" in first:
-                table.add(name, {**_prefixed(first, f"{key}_"),
+                table.add(name, {**prefixed(first, f"{key}_"),
                                  "seconds": first.get(f"{key}_seconds", math.nan)})
         for method, metrics in runs.items():
-            table.add(method, {**_prefixed(metrics, ""),
+            table.add(method, {**prefixed(metrics, ""),
                                "seconds": metrics.get("fit_seconds", math.nan)})
             if "solver_iterations" in metrics:
                 table.notes[method] = _solver_note(metrics)
         if "oracle_test_auc" in first:
-            table.oracle = _prefixed(first, "oracle_")
+            table.oracle = prefixed(first, "oracle_")
         return table
 
     def columns(self) -> list[str]:
@@ -123,7 +131,9 @@ def _solver_note(metrics: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def _prefixed(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+def prefixed(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+    """The table's columns of one row of metrics.json: ``{column: metrics[prefix + column]}``
+    for the columns present (prefix "" for the model, "oracle_", "biases_", ...)."""
     return {k: metrics[f"{prefix}{k}"] for k in COLUMNS if f"{prefix}{k}" in metrics}
 
 

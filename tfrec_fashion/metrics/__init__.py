@@ -16,6 +16,8 @@ negative) is NaN and is skipped in averages; an average with nothing defined is 
 - ``pointing``: the pointing game (peak and top-10% share of a saliency map inside a region,
   against the region's area as chance), scored on the planted world's attribute regions.
 - ``retrieval``: same-category precision@k and an approximate index's recall@k against exact search.
+- ``subspace_attention``: how often a customer's largest learned subspace attention weight lands
+  on their planted dominant subspace, after matching learned to planted subspaces, against chance.
 
 This folder imports only NumPy and SciPy (no TensorFlow), so it can score anything, anywhere.
 """
@@ -37,6 +39,7 @@ from tfrec_fashion.metrics.ranking_auc import (
     per_user_auc_values_from_embeddings,
 )
 from tfrec_fashion.metrics.retrieval import precision_at_k, recall_at_k_overlap
+from tfrec_fashion.metrics.subspace_attention import attention_subspace_accuracy
 
 __all__ = [
     "cold_items",
@@ -55,5 +58,6 @@ __all__ = [
     "pointing_game_values",
     "precision_at_k",
     "recall_at_k_overlap",
+    "attention_subspace_accuracy",
     "triplet_accuracy",
 ]

@@ -16,6 +16,11 @@ earlier Partial Dual or StyNet run (the paper's two stages), and the compatibili
   ``PSANet.pair_scores`` as the scorer, so an unknown customer gets the mean embedding and is
   flagged by ``cold_start``, the model's own rule; ``score_pairs`` also answers the weights
   the score used, ``attention_weights`` [B, k] (``PSANet.subspace_attention``).
+- **Interpretability** (``evaluate``): on a world with planted subspaces, a personalised model's
+  ``attention_subspace_accuracy`` (the share of customers whose largest attention weight lands
+  on their planted dominant subspace, after matching learned to planted subspaces) and
+  ``attention_subspace_chance`` (the same with the customers shuffled:
+  ``metrics.subspace_attention``) join the pair protocol's metrics in metrics.json.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.data.embeddings import CustomerEmbeddings
 from tfrec_fashion.errors import ConfigError, DataError
 from tfrec_fashion.layers.item_content import feature_scaling, item_features, item_images
+from tfrec_fashion.metrics.subspace_attention import attention_subspace_accuracy
 from tfrec_fashion.models.psa_net import PSANet
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.dvbpr import BACKBONES
@@ -108,6 +114,19 @@ class PsaNetRecipe(PairVoteRecipe):
         x = model.item_representations().numpy()  # the backbone once per item, not per vote
         return model.pair_scores(self.customer_vectors(model)[user], x[item_a],
                                  x[item_b]).numpy()
+
+    def evaluate(self, model: PSANet) -> dict[str, float]:
+        """The pair protocol's metrics and, for a personalised model on a world with planted
+        subspaces, how well its attention finds each customer's dominant one (module
+        docstring)."""
+        results = super().evaluate(model)
+        planted = self.dataset.truth.get("user_subspace_weights")
+        if planted is not None and model.personalised:
+            learned = model.attention_weights(np.arange(len(self.dataset.users))).numpy()
+            found = attention_subspace_accuracy(learned, planted, seed=self.seed)
+            results["attention_subspace_accuracy"] = found["accuracy"]
+            results["attention_subspace_chance"] = found["chance"]
+        return results
 
     def serving_parts(self, model: PSANet) -> CompatibilityParts:
         config = self.model_config
