@@ -79,7 +79,8 @@ def test_registered_and_built_from_a_tagged_config(world, assert_close):
         from_dict(Section, {"data": {"name": "fashion_mnist_world", "trend_attribute": "colour"}})
 
     items = world.items
-    assert world.counts() == {"users": 300, "items": 400, "interactions": 6000}
+    assert world.counts() == {"users": 300, "items": 400, "interactions": 6000,
+                              "ratings": 9000, "pair_ratings": 6000, "expert_pairs": 1000}
     assert items.images.shape == (400, 28, 28, 3) and items.images.dtype == np.uint8
     assert (items.images[..., 0] == items.images[..., 2]).all()   # grey repeated on RGB
     assert items.features.shape == (400, 32) and items.features.dtype == np.float32

@@ -14,6 +14,7 @@ On disk (``FashionDataset.save`` / ``FashionDataset.load``)::
     <dir>/interactions.csv    user_id, item_id, timestamp          (implicit feedback)
     <dir>/ratings.csv         user_id, item_id, value[, timestamp] (explicit, e.g. +1 / -1, 1..5)
     <dir>/pair_ratings.csv    user_id, item_a, item_b, label       (label +1 / -1)
+    <dir>/expert_pairs.csv    item_a, item_b, label                (no customer; label +1 / -1)
     <dir>/outfits.csv         outfit_id, user_id, <one column per slot> (empty cell = no item)
     <dir>/triplets.csv        anchor, positive, negative           (item ids)
     <dir>/item_features.npy   float32 [n_items, d], rows in items.csv order (optional)
@@ -124,6 +125,19 @@ class PairRatings:
 
 
 @dataclasses.dataclass
+class ExpertPairs:
+    """Pairs labelled by a fashion expert, for no customer (PSA-Net's "expert data" ablation):
+    int32 ``item_a``, ``item_b`` and int8 ``label`` +-1, each [n]."""
+
+    item_a: np.ndarray
+    item_b: np.ndarray
+    label: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.item_a)
+
+
+@dataclasses.dataclass
 class Outfits:
     """Outfits: ``ids`` str [n]; ``user`` int32 [n] (-1 = no user); ``items`` int32 [n, n_slots]
     (-1 = empty slot); ``slots`` names the columns, e.g. ("top", "bottom", "shoes")."""
@@ -154,7 +168,8 @@ class FashionDataset:
     """Every table a model may need; absent tables are None.
 
     ``metadata`` is free-form JSON (source, licence, image size, rating range, ...); ``truth``
-    holds a planted world's ground-truth arrays (e.g. "user_item_score" [n_users, n_items]).
+    holds a planted world's ground-truth arrays (e.g. "user_item_score" [n_users, n_items]);
+    ``expert_pairs`` are pair labels of no customer (last, so positional construction holds).
     """
 
     name: str
@@ -167,6 +182,7 @@ class FashionDataset:
     triplets: Triplets | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     truth: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    expert_pairs: ExpertPairs | None = None
 
     def __post_init__(self) -> None:
         self.validate()
@@ -182,7 +198,8 @@ class FashionDataset:
     def counts(self) -> dict[str, int]:
         """Returns the number of rows of every present table."""
         counts = {"users": self.n_users, "items": self.n_items}
-        for name in ("interactions", "ratings", "pair_ratings", "outfits", "triplets"):
+        for name in ("interactions", "ratings", "pair_ratings", "expert_pairs", "outfits",
+                     "triplets"):
             table = getattr(self, name)
             if table is not None:
                 counts[name] = len(table)
@@ -216,12 +233,13 @@ class FashionDataset:
             for field in item_fields:
                 _check_range(getattr(table, field), n_items, f"{source}: {table_name}.{field}",
                              allow_missing=table_name == "outfits")
-        if self.pair_ratings is not None:
-            bad = ~np.isin(self.pair_ratings.label, (-1, 1))
+        for table_name in ("pair_ratings", "expert_pairs"):
+            table = getattr(self, table_name)
+            bad = np.zeros(0, bool) if table is None else ~np.isin(table.label, (-1, 1))
             if bad.any():
                 row = int(np.argmax(bad))
-                raise DataError(f"{source}: pair_ratings row {row} has label "
-                                f"{self.pair_ratings.label[row].item()!r}; labels must be +1 or -1")
+                raise DataError(f"{source}: {table_name} row {row} has label "
+                                f"{table.label[row].item()!r}; labels must be +1 or -1")
         if self.ratings is not None and "rating_range" in self.metadata:
             low, high = self.metadata["rating_range"]
             value = self.ratings.value
@@ -274,6 +292,10 @@ class FashionDataset:
             write_csv(directory / "pair_ratings.csv", {
                 "user_id": user_ids[t.user], "item_a": item_ids[t.item_a],
                 "item_b": item_ids[t.item_b], "label": t.label})
+        if self.expert_pairs is not None:
+            t = self.expert_pairs
+            write_csv(directory / "expert_pairs.csv", {
+                "item_a": item_ids[t.item_a], "item_b": item_ids[t.item_b], "label": t.label})
         if self.outfits is not None:
             t = self.outfits
             columns = {"outfit_id": t.ids, "user_id": _ids_or_empty(user_ids, t.user)}
@@ -360,10 +382,12 @@ class FashionDataset:
         path = directory / "pair_ratings.csv"
         if path.is_file():
             c = _read_csv(path, required=("user_id", "item_a", "item_b", "label"))
-            tables["pair_ratings"] = PairRatings(
-                user=user_index(c["user_id"], path), item_a=item_index(c["item_a"], path),
-                item_b=item_index(c["item_b"], path),
-                label=_as_number(c["label"], np.int8, path, "label"))
+            tables["pair_ratings"] = PairRatings(user=user_index(c["user_id"], path),
+                                                 **_labelled_pairs(c, item_index, path))
+        path = directory / "expert_pairs.csv"
+        if path.is_file():
+            c = _read_csv(path, required=("item_a", "item_b", "label"))
+            tables["expert_pairs"] = ExpertPairs(**_labelled_pairs(c, item_index, path))
         path = directory / "outfits.csv"
         if path.is_file():
             c = _read_csv(path, required=("outfit_id", "user_id"))
@@ -403,6 +427,7 @@ _RELATIONS = (
     ("interactions", ("user",), ("item",)),
     ("ratings", ("user",), ("item",)),
     ("pair_ratings", ("user",), ("item_a", "item_b")),
+    ("expert_pairs", (), ("item_a", "item_b")),
     ("outfits", ("user",), ("items",)),
     ("triplets", (), ("anchor", "positive", "negative")),
 )
@@ -427,6 +452,14 @@ class _Index:
                 raise DataError(f"{path}, line {row + 2}: unknown {self.column} {str(value)!r}")
             out[row] = index
         return out
+
+
+def _labelled_pairs(columns: dict[str, np.ndarray], item_index: _Index,
+                    path: Path) -> dict[str, np.ndarray]:
+    """The ``item_a``, ``item_b`` and ``label`` columns of a pair table, as indices and int8."""
+    return {"item_a": item_index(columns["item_a"], path),
+            "item_b": item_index(columns["item_b"], path),
+            "label": _as_number(columns["label"], np.int8, path, "label")}
 
 
 def _check_unique(ids: np.ndarray, what: str) -> None:

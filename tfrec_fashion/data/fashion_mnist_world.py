@@ -40,12 +40,43 @@ part of each taste is a function of what the pixels really show, so an image mod
   arrivals released in the last epoch only, so together with the popularity tail a sizeable
   share of items are cold (< 5 interactions). Timestamps are Unix seconds, epoch t covering
   ``[START_TIMESTAMP + t * EPOCH_SECONDS, ...)`` (``time_epochs`` maps them back).
+- **ratings** ("love it or leave it", what Partial Dual and StyNet learn customer embeddings
+  from): ``ratings_per_user`` uniform items per user, ``sign(x_ui - user's median + noise)``.
+- **personal compatibility** (PSA-Net), planted in the synthetic world's pair truth arrays, so
+  ``synthetic.true_pair_score``, ``global_pair_score`` and the pair protocol's oracles answer
+  here too. Pairs are (top, bottom): a top (T-shirt/top, Pullover, Coat, Shirt) with a bottom
+  (Trouser, the only bottom class). ``PAIR_SUBSPACES``, each a rule over what the pixels show,
+  its codes in ``truth["item_subspace_codes"]`` [n_items, 4] and its table in
+  ``truth["subspace_compatibility"]`` [4, 10, 10], standardised over all (top, bottom) pairs:
+
+  - ``intensity`` contrast: a dark garment goes with a light one; score ``|level_a - level_b|``
+    of the intensity tertiles;
+  - ``texture`` clash: two textured garments clash, a plain one goes with anything; score
+    ``-level_a * level_b`` of the texture tertiles;
+  - ``area`` balance: a loose top with loose trousers, a slim one with slim ones; score
+    ``-|level_a - level_b|`` of the area tertiles;
+  - ``class`` pairing: what kind of top goes with trousers: T-shirt/top +1, Shirt +0.5,
+    Pullover 0, Coat -1 (codes are the class labels).
+
+  The levels here are tertiles *within the item's slot* (tops against tops, trousers against
+  trousers), so every rule varies over top/bottom pairs. Customers weight the rules with
+  ``truth["user_subspace_weights"] ~ Dirichlet(subspace_concentration)`` [n_users, 4]; the
+  personal score is ``sum_s w[u, s] * table_s(a, b)``. ``pair_ratings``: ``pair_ratings_per_user``
+  uniform (top, bottom) pairs per user, ``sign(score + pair_noise * N(0, 1))``; ``expert_pairs``:
+  ``n_expert_pairs`` pairs of no customer labelled by the mean customer's weights (the global
+  compatibility) plus the same noise. With ``persona_strength`` > 0 the weights also tilt the
+  item taste (intensity people like dark garments, texture people textured ones, area people
+  large ones, class people T-shirts over coats), so ratings reveal them, as PSA-Net needs its
+  customer embeddings to; at 0 (the default, the world of the earlier releases) they do not,
+  and only a non-personalised model can use the votes.
 
 Example:
 
     world = FashionMnistWorld.tiny(seed=1).build()     # 400 items, 300 users, ~1 s
     world.items.images.shape                           # (400, 28, 28, 3)
     world.truth["user_item_score"].shape                # (300, 400)
+    p = world.pair_ratings                              # 20 (top, bottom) votes per user
+    true_pair_score(world, p.user, p.item_a, p.item_b)  # from tfrec_fashion.data.synthetic
 """
 
 from __future__ import annotations
@@ -57,6 +88,8 @@ import numpy as np
 from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Users
 from tfrec_fashion.data.fashion_mnist import CLASS_NAMES, IMAGE_SIZE, load_fashion_mnist
 from tfrec_fashion.data.sources import DATA_SOURCES
+from tfrec_fashion.data.synthetic_sampling import (_sample_ratings, sample_expert_pairs,
+                                                   sample_pair_votes)
 
 SLOT_OF_CLASS: dict[str, str] = {
     "T-shirt/top": "top", "Trouser": "bottom", "Pullover": "top", "Dress": "dress", "Coat": "top",
@@ -67,11 +100,14 @@ LEVELS: tuple[str, ...] = ("low", "mid", "high")
 START_TIMESTAMP = 1_483_228_800  # 2017-01-01 00:00 UTC
 EPOCH_SECONDS = 91 * 86_400  # one season per time epoch
 MASK_THRESHOLD = 32  # a pixel brighter than this belongs to the garment (background is ~0)
+PAIR_SUBSPACES: tuple[str, ...] = ("intensity", "texture", "area", "class")
+CLASS_PAIRING = {"T-shirt/top": 1.0, "Shirt": 0.5, "Pullover": 0.0, "Coat": -1.0}  # with Trouser
 ATTRIBUTE_TASTE_SCALE = 0.7  # attribute / class taste scale: class ~1/3 of the visual variance
 POOL = 2  # features: PCA of the 14x14 average-pooled pixels
 
 # Independent random streams, so e.g. changing n_users leaves the sampled items unchanged.
-_ITEMS, _POPULARITY, _NEW_ITEMS, _TASTE, _CF_USERS, _CF_ITEMS, _INTERACTIONS = range(7)
+(_ITEMS, _POPULARITY, _NEW_ITEMS, _TASTE, _CF_USERS, _CF_ITEMS, _INTERACTIONS, _PAIR_WEIGHTS,
+ _PAIRS, _EXPERT, _RATINGS) = range(11)
 
 
 @DATA_SOURCES.register("fashion_mnist_world")
@@ -96,6 +132,11 @@ class FashionMnistWorld:
         trend_strength: how much its appeal rises from the first to the last epoch (score units).
         new_item_fraction: share of items released only in the last epoch (cold-start arrivals).
         feature_dim: dimension of the PCA pixel descriptor ``items.features``.
+        ratings_per_user, rating_noise: +-1 ratings per user and their label noise std.
+        pair_ratings_per_user, pair_noise: (top, bottom) pair votes per user, label noise std.
+        n_expert_pairs: pairs labelled by the global compatibility, no customer (0 = none).
+        subspace_concentration: Dirichlet concentration of the customers' rule weights.
+        persona_strength: how strongly the rule weights tilt the item taste (0 = not at all).
         root: folder with the Fashion-MNIST IDX files (null: the loader's default places).
     """
 
@@ -114,6 +155,13 @@ class FashionMnistWorld:
     trend_strength: float = 0.5
     new_item_fraction: float = 0.1
     feature_dim: int = 32
+    ratings_per_user: int = 30
+    rating_noise: float = 0.5
+    pair_ratings_per_user: int = 20
+    pair_noise: float = 0.5
+    n_expert_pairs: int = 1000
+    subspace_concentration: float = 0.3
+    persona_strength: float = 0.0
     root: str | None = None
 
     def __post_init__(self) -> None:
@@ -135,6 +183,16 @@ class FashionMnistWorld:
             raise ValueError(f"`temperature` must be positive and `popularity_scale` >= 0. "
                              f"Received: temperature={self.temperature}, "
                              f"popularity_scale={self.popularity_scale}")
+        for field in ("ratings_per_user", "pair_ratings_per_user", "n_expert_pairs",
+                      "rating_noise", "pair_noise", "persona_strength"):
+            if getattr(self, field) < 0:
+                raise ValueError(f"`{field}` must be >= 0. "
+                                 f"Received: {field}={getattr(self, field)}")
+        if self.subspace_concentration <= 0 or self.ratings_per_user > self.n_items:
+            raise ValueError(f"`subspace_concentration` must be positive and `ratings_per_user` "
+                             f"at most n_items. Received: subspace_concentration="
+                             f"{self.subspace_concentration}, ratings_per_user="
+                             f"{self.ratings_per_user}, n_items={self.n_items}")
         if self.trend_attribute not in VISUAL_ATTRIBUTES:
             raise ValueError(f"`trend_attribute` must be one of {list(VISUAL_ATTRIBUTES)}. "
                              f"Received: trend_attribute={self.trend_attribute!r}")
@@ -172,15 +230,21 @@ class FashionMnistWorld:
         levels, thresholds = {}, {}
         for attribute, values in measured.items():
             levels[attribute], thresholds[attribute] = quantise_levels(values)
-        truth = self._plant_scores(labels, measured)
+        category = np.array([SLOT_OF_CLASS[c] for c in class_names])
+        weights = self._rng(_PAIR_WEIGHTS).dirichlet(
+            np.full(len(PAIR_SUBSPACES), self.subspace_concentration), size=self.n_users)
+        truth = self._plant_scores(labels, measured, weights)
         truth.update(source_index=source_index.astype(np.int64),
                      visual_attributes=np.stack([measured[a] for a in VISUAL_ATTRIBUTES],
-                                                axis=1).astype(np.float32))
+                                                axis=1).astype(np.float32),
+                     user_subspace_weights=weights.astype(np.float32),
+                     **plant_pair_compatibility(labels, measured, category))
         user, item, timestamp = self._sample_interactions(truth)
+        tops, bottoms = np.flatnonzero(category == "top"), np.flatnonzero(category == "bottom")
 
         items = Items(
             ids=np.array([f"fm{i:05d}" for i in source_index]),
-            category=np.array([SLOT_OF_CLASS[c] for c in class_names]),
+            category=category,
             attributes={"class_name": class_names,
                         **{a: np.array(LEVELS)[levels[a]] for a in VISUAL_ATTRIBUTES}},
             images=_to_rgb(grey, self.image_size),
@@ -190,15 +254,21 @@ class FashionMnistWorld:
             users=Users(ids=np.array([f"u{u}" for u in range(self.n_users)])),
             items=items,
             interactions=Interactions(user=user, item=item, timestamp=timestamp),
+            ratings=_sample_ratings(self, truth, self._rng(_RATINGS)),
+            pair_ratings=sample_pair_votes(truth, tops, bottoms, self.n_users,
+                                           self.pair_ratings_per_user, self.pair_noise,
+                                           self._rng(_PAIRS)),
             metadata=self._metadata(thresholds),
-            truth=truth)
+            truth=truth,
+            expert_pairs=sample_expert_pairs(truth, tops, bottoms, self.n_expert_pairs,
+                                             self.pair_noise, self._rng(_EXPERT)))
 
     # ------------------------------------------------------------------ planting
     def _rng(self, stream: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, stream])
 
-    def _plant_scores(self, labels: np.ndarray,
-                      measured: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _plant_scores(self, labels: np.ndarray, measured: dict[str, np.ndarray],
+                      weights: np.ndarray) -> dict[str, np.ndarray]:
         n_items, n_users = self.n_items, self.n_users
         # c_i: one-hot class, then each attribute standardised over the items.
         values = np.stack([measured[a] for a in VISUAL_ATTRIBUTES], axis=1)
@@ -206,6 +276,9 @@ class FashionMnistWorld:
         visual_code = np.concatenate([np.eye(len(CLASS_NAMES))[labels], standardised], axis=1)
         taste = self._rng(_TASTE).normal(size=(n_users, visual_code.shape[1]))
         taste[:, len(CLASS_NAMES):] *= ATTRIBUTE_TASTE_SCALE
+        if self.persona_strength > 0:  # the rule weights tilt the taste (module docstring)
+            taste += (self.persona_strength * (weights - 1.0 / len(PAIR_SUBSPACES))
+                      @ _persona_directions())
         taste *= np.sqrt(self.visual_weight) / (taste @ visual_code.T).std()
         cf_user = self._rng(_CF_USERS).normal(size=(n_users, self.rank))
         cf_item = self._rng(_CF_ITEMS).normal(size=(n_items, self.rank))
@@ -276,6 +349,8 @@ class FashionMnistWorld:
             "licence": "MIT (Zalando Research); interactions are simulated",
             "config": dataclasses.asdict(self),
             "class_names": list(CLASS_NAMES),
+            "rating_range": [-1, 1],
+            "vocabularies": {"subspace": list(PAIR_SUBSPACES)},
             "slot_of_class": SLOT_OF_CLASS,
             "image_size": self.image_size,
             "visual_attributes": {
@@ -296,8 +371,66 @@ class FashionMnistWorld:
                 "interactions": "per epoch, Gumbel top-k of score_t / temperature over released, "
                                 "not yet chosen items",
                 "new_items": "items with release_epoch = last epoch appear only then",
+                "ratings": "sign(x_ui - user's median + rating_noise * N(0, 1))",
+                "pair_score": "personal weights over intensity contrast, texture clash, area "
+                              "balance and class pairing (within-slot tertiles)",
+                "expert_pairs": "labelled by the global pair score (mean customer weights)",
+                "persona_strength": self.persona_strength,
             },
         }
+
+
+def plant_pair_compatibility(labels: np.ndarray, measured: dict[str, np.ndarray],
+                             category: np.ndarray) -> dict[str, np.ndarray]:
+    """The compatibility rules of ``PAIR_SUBSPACES`` (module docstring) over items with class
+    ``labels`` int [n], ``measured`` attributes float [n] and slots ``category`` str [n]:
+    ``item_subspace_codes`` int32 [n, 4] and ``subspace_compatibility`` float32 [4, 10, 10],
+    each table standardised over every (top, bottom) pair."""
+    levels = np.arange(len(LEVELS), dtype=np.float64)
+    rules = {"intensity": np.abs(levels[:, None] - levels[None, :]),
+             "texture": -levels[:, None] * levels[None, :],
+             "area": -np.abs(levels[:, None] - levels[None, :])}
+    class_table = np.zeros((len(CLASS_NAMES), len(CLASS_NAMES)))
+    trouser = CLASS_NAMES.index("Trouser")
+    for name, value in CLASS_PAIRING.items():
+        class_table[CLASS_NAMES.index(name), trouser] = class_table[
+            trouser, CLASS_NAMES.index(name)] = value
+    codes, tables = [], np.zeros((len(PAIR_SUBSPACES), len(CLASS_NAMES), len(CLASS_NAMES)))
+    tops, bottoms = category == "top", category == "bottom"
+    for s, name in enumerate(PAIR_SUBSPACES):
+        if name == "class":
+            code, table = np.asarray(labels, np.int64), class_table
+        else:
+            code, table = _levels_within_slot(measured[name], category), rules[name]
+        p_top = np.bincount(code[tops], minlength=len(table)) / max(tops.sum(), 1)
+        p_bottom = np.bincount(code[bottoms], minlength=len(table)) / max(bottoms.sum(), 1)
+        mean = p_top @ table @ p_bottom
+        std = np.sqrt(p_top @ (table - mean) ** 2 @ p_bottom)
+        tables[s, :len(table), :len(table)] = (table - mean) / (std if std > 0 else 1.0)
+        codes.append(code)
+    return {"item_subspace_codes": np.stack(codes, axis=1).astype(np.int32),
+            "subspace_compatibility": tables.astype(np.float32)}
+
+
+def _levels_within_slot(values: np.ndarray, category: np.ndarray) -> np.ndarray:
+    """Tertile levels int [n] computed separately within each slot of ``category``."""
+    level = np.zeros(len(values), np.int64)
+    for slot in np.unique(category):
+        rows = category == slot
+        level[rows] = quantise_levels(values[rows])[0]
+    return level
+
+
+def _persona_directions() -> np.ndarray:
+    """[4, 14] over ``visual_code``: how caring about each rule of ``PAIR_SUBSPACES`` shifts the
+    taste (intensity: dark garments; texture: textured ones; area: large ones; class: T-shirts
+    over coats)."""
+    directions = np.zeros((len(PAIR_SUBSPACES), len(CLASS_NAMES) + len(VISUAL_ATTRIBUTES)))
+    for s, name in enumerate(PAIR_SUBSPACES[:3]):
+        directions[s, len(CLASS_NAMES) + VISUAL_ATTRIBUTES.index(name)] = 1.0
+    directions[3, CLASS_NAMES.index("T-shirt/top")] = 1.0
+    directions[3, CLASS_NAMES.index("Coat")] = -1.0
+    return directions
 
 
 def score_at_epoch(truth: dict[str, np.ndarray], epoch: int) -> np.ndarray:

@@ -47,6 +47,11 @@ What is planted (all scores are in logit units):
   people patterns, length people long items), so item-level votes reveal it, as PSA-Net needs its
   customer embeddings to. ``true_pair_score`` gives the personal pair score; ``pair_ratings`` are
   uniform (top, bottom) pairs labelled ``sign(score + noise)``.
+- **Fashion expert** (PSA-Net's "expert data" ablation, Table 1 baseline 1): ``expert_pairs``
+  are ``n_expert_pairs`` uniform (top, bottom) pairs of no customer, labelled
+  ``sign(global_pair_score + noise)`` with the same ``pair_noise``: the population's global
+  compatibility, i.e. the average customer's weights ``mean_u w[u]`` over the subspace tables
+  (the pair protocol's ``global_oracle``). The expert is right about the crowd, not about anyone.
 - **Outfits** (top, bottom, shoes) per user: candidates drawn from the user's per-category
   softmax, kept by ``true_outfit_score`` (mean item score + weighted mean pair score) with a
   Gumbel softmax. **Triplets** (complete the look): anchor and positive from two slots of one
@@ -83,6 +88,8 @@ Example:
     world.truth["user_item_score"].shape           # (100, 200)
     p = world.pair_ratings
     true_pair_score(world, p.user, p.item_a, p.item_b)   # the planted score behind p.label
+    e = world.expert_pairs                                # 1,000 expert labels, no customer
+    global_pair_score(world, e.item_a, e.item_b)          # the planted score behind e.label
 """
 
 from __future__ import annotations
@@ -96,6 +103,7 @@ import numpy as np
 from tfrec_fashion.data.dataset import (  # the table classes stay importable from here too
     FashionDataset,
     Interactions,
+    ExpertPairs,
     Items,
     Outfits,
     PairRatings,
@@ -132,10 +140,12 @@ from tfrec_fashion.data.synthetic_sampling import (
     _sample_ratings,
     _sample_triplets,
     _survey,
+    sample_expert_pairs,
 )
 from tfrec_fashion.data.synthetic_truth import (  # the truth queries, imported by users from here
     WorldOrTruth,
     dominant_subspace,
+    global_pair_score,
     true_outfit_score,
     true_pair_score,
     true_score_parts,
@@ -176,6 +186,8 @@ class SyntheticWorldConfig:
         subspace_concentration: Dirichlet concentration of the users' subspace weights
             (small = each user cares about one subspace).
         pair_ratings_per_user, pair_noise: top/bottom pair votes per user and label noise std.
+        n_expert_pairs: (top, bottom) pairs the fashion expert labels by the global
+            compatibility (``expert_pairs``; 0 = no table).
         outfits_per_user, outfit_candidates: outfits kept per user, out of this many candidates.
         outfit_compatibility_weight: weight of the mean pair score in ``true_outfit_score``.
         outfit_temperature: Gumbel temperature of the outfit choice (small = the best ones).
@@ -213,6 +225,7 @@ class SyntheticWorldConfig:
     subspace_concentration: float = 0.3
     pair_ratings_per_user: int = 12
     pair_noise: float = 0.5
+    n_expert_pairs: int = 4000
     outfits_per_user: int = 5
     outfit_candidates: int = 64
     outfit_compatibility_weight: float = 1.0
@@ -228,7 +241,7 @@ class SyntheticWorldConfig:
         """Unit tests: 100 users, 200 items, 32x32 images; builds in well under a second."""
         return cls(**{"n_users": 100, "n_items": 200,
                       "n_time_epochs": 4, "mean_interactions_per_user": 15.0,
-                      "ratings_per_user": 20, "pair_ratings_per_user": 16,
+                      "ratings_per_user": 20, "pair_ratings_per_user": 16, "n_expert_pairs": 1000,
                       "outfits_per_user": 3, "outfit_candidates": 32, **overrides})
 
     @classmethod
@@ -295,7 +308,8 @@ class SyntheticWorldConfig:
              and len(set(self.subspaces)) == len(self.subspaces),
              "subspaces", f"must name distinct subspaces of {SUBSPACES}")
         need(self.subspace_concentration > 0, "subspace_concentration", "must be positive")
-        for field in ("pair_ratings_per_user", "outfits_per_user", "triplets_per_outfit"):
+        for field in ("pair_ratings_per_user", "n_expert_pairs", "outfits_per_user",
+                      "triplets_per_outfit"):
             need(getattr(self, field) >= 0, field, "must be non-negative")
         need(self.outfit_candidates >= self.outfits_per_user, "outfit_candidates",
              "must be at least outfits_per_user")
@@ -343,6 +357,7 @@ def make_world(config: SyntheticWorldConfig | None = None) -> FashionDataset:
     users = Users(ids=_ids("u", n_users), features=_survey(config, truth, vocab, rng["survey"]))
     interactions = _sample_interactions(config, truth, rng["interactions"])
     outfits = _sample_outfits(config, truth, codes["category"], rng["outfits"])
+    tops, bottoms = (np.flatnonzero(codes["category"] == slot) for slot in (0, 1))
     world = FashionDataset(
         name=f"synthetic_{config.n_users}x{config.n_items}_seed{config.seed}", users=users, items=items, interactions=interactions,
         ratings=_sample_ratings(config, truth, rng["ratings"]),
@@ -350,12 +365,15 @@ def make_world(config: SyntheticWorldConfig | None = None) -> FashionDataset:
         outfits=outfits,
         triplets=_sample_triplets(config, outfits, rng["triplets"]),
         truth=truth,
-        metadata=_metadata(config, vocab, trend))
+        metadata=_metadata(config, vocab, trend),
+        expert_pairs=sample_expert_pairs(truth, tops, bottoms, config.n_expert_pairs,
+                                         config.pair_noise, rng["expert"]))
     return world
 
 
 _STREAMS = ("items", "images", "features", "scores", "trend", "survey", "interactions",
-            "ratings", "pairs", "outfits", "triplets")
+            "ratings", "pairs", "outfits", "triplets", "expert")  # append new streams: the
+# others keep their SeedSequence children, so a new table leaves the old ones as they were
 
 
 def _metadata(config: SyntheticWorldConfig, vocab: dict, trend: dict) -> dict[str, Any]:
@@ -376,6 +394,7 @@ def _metadata(config: SyntheticWorldConfig, vocab: dict, trend: dict) -> dict[st
             "user_item_score": "visual taste + latent (non-visual) + popularity",
             "trend": "per attribute value and epoch, added to the score in that epoch",
             "pair_score": "personal weights over subspaces x per-subspace compatibility tables",
+            "expert_pairs": "labelled by the global pair score (mean customer weights) + noise",
             "outfit_score": "mean item score + outfit_compatibility_weight x mean pair score",
             "survey": "users.features are noisy survey answers (survey_accuracy)",
             "item_features": "noisy random projection of attributes, not the attributes",

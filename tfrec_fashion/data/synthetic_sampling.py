@@ -1,6 +1,7 @@
 """What the planted world's users are observed doing, sampled from its truth: noisy survey
-answers, implicit feedback with timestamps, +-1 ratings, top/bottom pair votes, outfits and
-complete-the-look triplets.
+answers, implicit feedback with timestamps, +-1 ratings, top/bottom pair votes, the fashion
+expert's pair labels, outfits and complete-the-look triplets. ``sample_pair_votes`` and
+``sample_expert_pairs`` also label the Fashion-MNIST world's pairs (same truth arrays).
 
 Each function reads the ``truth`` dict that ``synthetic_planting`` built and draws only from the
 random stream ``synthetic.make_world`` hands it, so changing one table's settings leaves the
@@ -17,9 +18,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from tfrec_fashion.data.dataset import Interactions, Outfits, PairRatings, Ratings, Triplets
+from tfrec_fashion.data.dataset import (ExpertPairs, Interactions, Outfits, PairRatings, Ratings,
+                                        Triplets)
 from tfrec_fashion.data.synthetic_planting import SLOTS, _attribute_groups, _ids
-from tfrec_fashion.data.synthetic_truth import true_outfit_score, true_pair_score
+from tfrec_fashion.data.synthetic_truth import (global_pair_score, true_outfit_score,
+                                               true_pair_score)
 
 if TYPE_CHECKING:
     from tfrec_fashion.data.synthetic import SyntheticWorldConfig
@@ -102,7 +105,10 @@ def _top_k_rows(logits: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarr
 
 def _sample_ratings(config: SyntheticWorldConfig, truth: dict,
                     rng: np.random.Generator) -> Ratings | None:
-    """"Love it or leave it": uniform items, +1 when the score beats the user's median (+ noise)."""
+    """"Love it or leave it": uniform items, +1 when the score beats the user's median (+ noise).
+
+    Reads ``n_users``, ``n_items``, ``ratings_per_user`` and ``rating_noise`` of ``config``, so
+    the Fashion-MNIST world's config serves too."""
     k = config.ratings_per_user
     if k == 0:
         return None
@@ -123,17 +129,44 @@ def _sample_ratings(config: SyntheticWorldConfig, truth: dict,
 def _sample_pair_ratings(config: SyntheticWorldConfig, truth: dict, category: np.ndarray,
                          rng: np.random.Generator) -> PairRatings | None:
     """Random (top, bottom) pairs per user, labelled by the personal pair score plus noise."""
-    if config.pair_ratings_per_user == 0:
+    return sample_pair_votes(truth, np.flatnonzero(category == 0), np.flatnonzero(category == 1),
+                             config.n_users, config.pair_ratings_per_user, config.pair_noise, rng)
+
+
+def sample_pair_votes(truth: dict, tops: np.ndarray, bottoms: np.ndarray, n_users: int,
+                      per_user: int, noise: float, rng: np.random.Generator
+                      ) -> PairRatings | None:
+    """``per_user`` uniform (top, bottom) pairs per user, label ``sign(true_pair_score + noise *
+    N(0, 1))``; None when ``per_user`` is 0. ``tops``, ``bottoms``: int item indices."""
+    if per_user == 0:
         return None
-    tops, bottoms = np.flatnonzero(category == 0), np.flatnonzero(category == 1)
-    user = np.repeat(np.arange(config.n_users), config.pair_ratings_per_user)
-    item_a = tops[rng.integers(0, tops.size, user.size)]
-    item_b = bottoms[rng.integers(0, bottoms.size, user.size)]
-    margin = (true_pair_score(truth, user, item_a, item_b)
-              + config.pair_noise * rng.normal(size=user.size))
-    return PairRatings(user=user.astype(np.int32), item_a=item_a.astype(np.int32),
-                       item_b=item_b.astype(np.int32),
-                       label=np.where(margin >= 0, 1, -1).astype(np.int8))
+    user = np.repeat(np.arange(n_users), per_user)
+    item_a, item_b = _top_bottom_pairs(tops, bottoms, user.size, rng)
+    margin = true_pair_score(truth, user, item_a, item_b) + noise * rng.normal(size=user.size)
+    return PairRatings(user=user.astype(np.int32), item_a=item_a, item_b=item_b,
+                       label=_sign_label(margin))
+
+
+def sample_expert_pairs(truth: dict, tops: np.ndarray, bottoms: np.ndarray, n_pairs: int,
+                        noise: float, rng: np.random.Generator) -> ExpertPairs | None:
+    """The fashion expert's labels: ``n_pairs`` uniform (top, bottom) pairs, label
+    ``sign(global_pair_score + noise * N(0, 1))`` (no customer); None when ``n_pairs`` is 0."""
+    if n_pairs == 0:
+        return None
+    item_a, item_b = _top_bottom_pairs(tops, bottoms, n_pairs, rng)
+    margin = global_pair_score(truth, item_a, item_b) + noise * rng.normal(size=n_pairs)
+    return ExpertPairs(item_a=item_a, item_b=item_b, label=_sign_label(margin))
+
+
+def _top_bottom_pairs(tops: np.ndarray, bottoms: np.ndarray, n: int,
+                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    item_a = tops[rng.integers(0, tops.size, n)]
+    item_b = bottoms[rng.integers(0, bottoms.size, n)]
+    return item_a.astype(np.int32), item_b.astype(np.int32)
+
+
+def _sign_label(margin: np.ndarray) -> np.ndarray:
+    return np.where(margin >= 0, 1, -1).astype(np.int8)
 
 
 def _sample_outfits(config: SyntheticWorldConfig, truth: dict, category: np.ndarray,

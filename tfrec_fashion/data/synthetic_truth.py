@@ -1,10 +1,13 @@
 """Queries on the planted world's ground truth: the true (user, item) score in a time epoch, its
 visual / latent / popularity parts, the personal pair and outfit scores, and the subspace each
-user cares most about (``dominant_subspace``).
+user cares most about (``dominant_subspace``), and the population's global pair score
+(``global_pair_score``) behind the fashion expert's labels.
 
 Each query takes the world or its ``truth`` dict (``WorldOrTruth``) and reads only ``truth``.
 ``synthetic`` re-exports them (import them from there); ``synthetic_sampling`` labels pair votes
-and keeps outfits with ``true_pair_score`` and ``true_outfit_score``.
+and keeps outfits with ``true_pair_score`` and ``true_outfit_score``, and labels expert pairs
+with ``global_pair_score``. The Fashion-MNIST world plants the same pair truth arrays, so these
+pair queries answer for it too.
 
 May import: numpy and ``dataset``. Never imports the other ``synthetic*`` modules.
 """
@@ -69,6 +72,19 @@ def true_pair_score(world_or_truth: WorldOrTruth, user, item_a, item_b) -> np.nd
     """
     weights = _truth(world_or_truth)["user_subspace_weights"][np.asarray(user)]
     return (weights * true_subspace_compatibility(world_or_truth, item_a, item_b)).sum(-1)
+
+
+def global_pair_score(world_or_truth: WorldOrTruth, item_a, item_b) -> np.ndarray:
+    """The population's global compatibility of ``item_a`` with ``item_b``: float32 [n].
+
+    sum_s mean_u(w[u, s]) * compatibility_s(a, b): the pair score of the average customer, the
+    best single weighting's stand-in (the pair protocol's ``global_oracle``) and the rule the
+    planted fashion expert labels ``expert_pairs`` by.
+    """
+    truth = _truth(world_or_truth)
+    mean_weights = truth["user_subspace_weights"].mean(axis=0)
+    compatibility = true_subspace_compatibility(truth, item_a, item_b)
+    return (compatibility @ mean_weights).astype(np.float32)
 
 
 def true_outfit_score(world_or_truth: WorldOrTruth, user, items) -> np.ndarray:

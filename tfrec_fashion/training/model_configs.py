@@ -70,6 +70,7 @@ class BPRMFConfig:
 
 
 FEATURE_SOURCES = ("dataset", "attributes", "efficientnet")
+TRAIN_LABELS = ("customers", "expert")  # the pair models' training votes (recipes/pairs.py)
 
 
 @MODEL_CONFIGS.register("vbpr")
@@ -308,10 +309,14 @@ class PairCompatibilityConfig:
             (the planted compatibility's own codes, one-hot) or "efficientnet".
         attributes: with "attributes", which ones (default all).
         image_size: with "efficientnet", the images' side.
+        train_labels: "customers" (the customers' pair votes) or "expert" (the dataset's
+            ``expert_pairs``, labelled by the global compatibility); evaluated on the
+            customers' held-out votes either way.
     """
 
     RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.pairs:PairCompatibilityRecipe"
-    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("feature_source", "attributes", "image_size")
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("feature_source", "attributes", "image_size",
+                                                 "train_labels")
 
     name: str = "pair_compatibility"
     embedding_dim: int = 16
@@ -321,9 +326,11 @@ class PairCompatibilityConfig:
     feature_source: str = "attributes"
     attributes: Optional[list[str]] = None
     image_size: int = 64
+    train_labels: str = "customers"
 
     def __post_init__(self) -> None:
         _one_of(self, "feature_source", FEATURE_SOURCES)
+        _one_of(self, "train_labels", TRAIN_LABELS)
         _non_negative(self, "l2")
         if self.embedding_dim < 1 or self.hidden_dim < 1 or not self.margin > 0:
             raise ValueError(f"model.embedding_dim and hidden_dim must be positive and margin "
@@ -366,12 +373,17 @@ class PsaNetConfig:
             trained on the same dataset: E_c, matched to the dataset's customers by id; a file
             of another dataset, or missing some customer, is refused before training. Needed
             when ``personalised``.
+        train_labels: "customers" (their pair votes) or "expert" (Table 1's baseline 1: the
+            dataset's ``expert_pairs``, labelled by the global compatibility for no customer,
+            fed as the unknown customer, i.e. the mean embedding); evaluated on the customers'
+            held-out votes either way.
     """
 
     RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.psa_net:PsaNetRecipe"
     # The recipe builds the backbone and reads the content and the embeddings from these.
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "feature_source", "attributes",
-                                                 "image_size", "customer_embeddings")
+                                                 "image_size", "customer_embeddings",
+                                                 "train_labels")
 
     name: str = "psa_net"
     representation_dim: int = 16
@@ -388,9 +400,11 @@ class PsaNetConfig:
     attributes: Optional[list[str]] = None
     image_size: Optional[int] = None
     customer_embeddings: Optional[str] = None
+    train_labels: str = "customers"
 
     def __post_init__(self) -> None:
         _one_of(self, "backbone", PSA_NET_BACKBONES)
+        _one_of(self, "train_labels", TRAIN_LABELS)
         _one_of(self, "feature_source", FEATURE_SOURCES)
         _one_of(self, "combiner", ("masks", "fc"))
         _one_of(self, "loss", ("contrastive", "triplet"))

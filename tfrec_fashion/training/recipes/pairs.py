@@ -9,6 +9,14 @@ them), evaluates the test votes beside the oracles, and builds the compatibility
 (``score_pairs``, ``complete_pair``). A model's recipe keeps the model-specific hooks:
 ``prepare_inputs``, ``build_model``, ``pair_scores`` and ``serving_parts``.
 
+``model.train_labels: expert`` (Table 1's baseline 1, paper 000 7.1.2) trains on the dataset's
+``expert_pairs`` instead: pairs labelled by the population's global compatibility for no
+customer. They are fed as the unknown customer (user -1), whom PSA-Net gives the mean customer
+embedding (its cold-start rule), rather than once per customer: an expert's label says nothing
+about any one customer, and repeating it for every customer would teach the attention that all
+customers agree, at n_customers times the cost. Validation, the best epoch and the test metrics
+stay on the customers' held-out votes, so both label sources are measured on the same votes.
+
 PairCompatibility's item content comes from ``model.feature_source`` (``layers.item_content``:
 the dataset's features, the one-hot attributes or EfficientNet-Lite0), computed once and
 standardised; the standardised rows are what the served scorer reads
@@ -26,7 +34,8 @@ import numpy as np
 import tfrec_fashion  # noqa: F401
 import tensorflow as tf
 
-from tfrec_fashion.data.dataset import FashionDataset
+from tfrec_fashion.data.dataset import FashionDataset, PairRatings
+from tfrec_fashion.errors import DataError
 from tfrec_fashion.evaluation.pairs import PairEvaluation
 from tfrec_fashion.layers.item_content import item_features
 from tfrec_fashion.models.pair_compatibility import PairCompatibility
@@ -43,6 +52,7 @@ class PairVoteRecipe(Recipe):
     Attributes set by ``prepare``:
         dataset: the dataset.
         evaluation: the protocol's ``PairEvaluation`` on it (its ``split`` holds the votes).
+        train_votes: the votes ``fit`` trains on (``training_votes``).
     """
 
     protocol = "pairs"
@@ -50,7 +60,21 @@ class PairVoteRecipe(Recipe):
     def prepare(self, dataset: FashionDataset) -> None:
         self.dataset = dataset
         self.evaluation: PairEvaluation = self.protocol_evaluation(dataset)
+        self.train_votes = self.training_votes(dataset)
         self.prepare_inputs(dataset)
+
+    def training_votes(self, dataset: FashionDataset) -> PairRatings:
+        """The votes ``fit`` sees: the split's training votes, or with ``model.train_labels:
+        expert`` the dataset's ``expert_pairs`` as votes of the unknown customer (user -1)."""
+        if self.model_config.train_labels == "customers":
+            return self.evaluation.split.train
+        expert = dataset.expert_pairs
+        if expert is None or len(expert) == 0:
+            raise DataError(f"model.train_labels: expert needs the dataset's expert_pairs; "
+                            f"dataset {dataset.name!r} has none: build the synthetic or "
+                            "Fashion-MNIST world with n_expert_pairs > 0")
+        return PairRatings(user=np.full(len(expert), -1, np.int32), item_a=expert.item_a,
+                           item_b=expert.item_b, label=expert.label)
 
     def prepare_inputs(self, dataset: FashionDataset) -> None:
         """Hook: derive the model's inputs (item content, customer embeddings) from the data."""
@@ -61,7 +85,7 @@ class PairVoteRecipe(Recipe):
         """The model's scores [n] of int index arrays [n] (higher = more compatible)."""
 
     def datasets(self) -> tuple[tf.data.Dataset, None]:
-        train = self.evaluation.split.train
+        train = self.train_votes
         pairs = tf.data.Dataset.from_tensor_slices({
             "user": train.user.astype(np.int32), "item_a": train.item_a.astype(np.int32),
             "item_b": train.item_b.astype(np.int32), "label": train.label.astype(np.float32)})
