@@ -284,8 +284,11 @@ def _query(argv: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- visualize
 def _visualize(args: argparse.Namespace) -> int:
+    import numpy as np
+
     from tfrec_fashion.visualisation.attention import check_request
-    from tfrec_fashion.visualisation.attention_files import sanity_file, write_attention_maps
+    from tfrec_fashion.visualisation.attention_files import (sanity_file, weights_text,
+                                                            write_attention_maps)
 
     # Model, method, customers and items are checked against the run's files first, in a line.
     request = check_request(args.run_dir, args.users, args.items, args.method)
@@ -293,6 +296,11 @@ def _visualize(args: argparse.Namespace) -> int:
     png, arrays = write_attention_maps(request, out, args.sanity)
     print(f"attention maps ({request.method}) of {len(request.users)} customers x "
           f"{len(request.items)} items: {png} (maps: {arrays})")
+    with np.load(arrays) as stored:  # a pair model's (PSA-Net) customers' subspace weights
+        if "attention_weights" in stored:
+            for user, weights in zip(request.user_ids, stored["attention_weights"]):
+                print(f"    {user}: attention weights over the subspaces "
+                      f"{weights_text(weights)}")
     if args.sanity:
         print(json.loads(sanity_file(out, request.method).read_text())["line"])
     return 0

@@ -10,8 +10,18 @@ builds it; adding an image model is one entry there.
 - VBPR / TVBPR on EfficientNet-Lite0 features: image * 255 -> EfficientNet-Lite0 -> the
   training-time standardisation -> ``model.embed_items`` -> dot with the customer's vector: the
   score less its id-only terms (beta_i, gamma_u . gamma_i), which do not depend on the image.
+- PSA-Net with an image backbone (``models.psa_net``; ``backbone: gap_cnn`` or ``small_cnn``):
+  the score of the *pair* (the image, its best partner for that customer), s_c(image) = max over
+  the partners p of -||(X(image) - X_p) M_c||, the partners being the items of the categories
+  that complement the mapped items' one (a top's bottoms). M_c = sum_i w_ci m_i (or sum_i w_ci
+  W_i with the "fc" combiner) is fixed by the customer's attention weights w_c, computed once from
+  their embedding, and the partners' X_p once from the trained backbone: only the image's side
+  varies, and the map shows what of it makes the pair (the gradient flows to the best partner
+  only). For the unchanged image it is the model's own score of that pair. The customers'
+  weights (``ScoreOfImage.attention_weights``) and each map's partner (``partners``) go beside
+  the maps. The mapped items share one category (a top's partners are not a bottom's).
 
-GradCAM needs the convolution it weighs to be a layer of the model it is given: both entries
+GradCAM needs the convolution it weighs to be a layer of the model it is given: every entry
 build a functional model on the backbone's own input tensor (``tf.keras.Model(backbone.inputs,
 head(backbone.output))``), so every backbone layer is a top-level layer that ``get_layer`` finds;
 a backbone called as one nested layer would hide its convolutions. That is why EfficientNet's
@@ -41,6 +51,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,12 +86,18 @@ class ScoreOfImage:
             ``model``).
         input_scale: the model's input is the image in [0, 1] times this.
         item_images: every item's image, float32 [n_items, H, W, 3] in [0, 1].
+        attention_weights: a pair model's customers' weights over its subspaces [C, k], shown
+            beside the maps (PSA-Net); None for the others.
+        partners: images -> the item index [C, B] each customer's score pairs each image with
+            (PSA-Net); None for a model scoring an image alone.
     """
 
     model: "tf.keras.Model"  # noqa: F821
     cam_layer: str
     input_scale: float
     item_images: np.ndarray
+    attention_weights: np.ndarray | None = None
+    partners: Callable[[np.ndarray], np.ndarray] | None = None
 
     def scores(self, images: np.ndarray) -> np.ndarray:
         """The C customers' scores of images [B, H, W, 3] in [0, 1]: [C, B]."""
@@ -88,7 +105,7 @@ class ScoreOfImage:
 
 
 # ----------------------------------------------------------------------------- the registry
-def _dvbpr(recipe, model, user_vectors: np.ndarray) -> ScoreOfImage:
+def _dvbpr(recipe, model, user_vectors: np.ndarray, items=None) -> ScoreOfImage:
     import tensorflow as tf
 
     backbone = model.backbone
@@ -98,7 +115,7 @@ def _dvbpr(recipe, model, user_vectors: np.ndarray) -> ScoreOfImage:
                         np.asarray(model.item_images.numpy(), np.float32))
 
 
-def _vbpr_efficientnet(recipe, model, user_vectors: np.ndarray) -> ScoreOfImage:
+def _vbpr_efficientnet(recipe, model, user_vectors: np.ndarray, items=None) -> ScoreOfImage:
     import tensorflow as tf
 
     from tfrec_fashion.layers.item_content import efficientnet_backbone, item_images
@@ -126,10 +143,69 @@ def _vbpr_efficientnet(recipe, model, user_vectors: np.ndarray) -> ScoreOfImage:
                         item_images(recipe.dataset, size).numpy())
 
 
-# registry key (``image_path``) -> builder(recipe, model, user vectors [C, D]) -> ScoreOfImage
+def _psa_net(recipe, model, user_vectors: np.ndarray,
+             items: Sequence[int] | None = None) -> ScoreOfImage:
+    """PSA-Net's pair score against each image's best partner (module docstring); ``items``: the
+    mapped items, of one category (None: ``pair_category``'s default)."""
+    import tensorflow as tf
+
+    from tfrec_fashion.models.pair_compatibility import embedding_distance
+
+    category = pair_category(recipe.dataset.items.category, recipe.evaluation.complements(),
+                             items)
+    partner_rows = np.flatnonzero(np.isin(recipe.dataset.items.category,
+                                          recipe.evaluation.complements()[category]))
+    weights = model.subspace_attention(np.asarray(user_vectors, np.float32))  # [C, k]
+    dim = model.item_dim
+    # f = X M_c: eq. 2 is linear in X, so the customer's mix of the subspaces is one matrix.
+    mixes = tf.stack([model.embed(tf.eye(dim), tf.tile(weights[c:c + 1], [dim, 1]))
+                      for c in range(len(user_vectors))])  # [C, D, D]
+    partners = tf.einsum("pd,cde->cpe", tf.gather(model.item_representations(), partner_rows),
+                         mixes)  # [C, P, D], fixed
+
+    def pair_distances(x):  # X [B, D] -> distances [B, C, P] to every partner
+        mine = tf.einsum("bd,cde->bce", x, mixes)[:, :, None, :]
+        shape = tf.shape(mine + partners[None])
+        return tf.reshape(embedding_distance(tf.broadcast_to(mine, shape),
+                                             tf.broadcast_to(partners[None], shape)), shape[:3])
+
+    head = tf.keras.layers.Lambda(lambda x: -tf.reduce_min(pair_distances(x), axis=-1),
+                                  name="pair_scores")
+    backbone = model.backbone
+    score_model = tf.keras.Model(backbone.inputs, head(backbone.output), name="psa_net_score")
+
+    def best_partners(images: np.ndarray) -> np.ndarray:
+        x = backbone(tf.convert_to_tensor(images, tf.float32), training=False)
+        return partner_rows[np.argmin(pair_distances(x).numpy(), axis=-1)].T  # [C, B]
+
+    return ScoreOfImage(score_model, _cam_layer(score_model), 1.0,
+                        np.asarray(recipe.content, np.float32),
+                        attention_weights=weights.numpy(), partners=best_partners)
+
+
+def pair_category(categories: np.ndarray, complements: dict[str, list[str]],
+                  items: Sequence[int] | None) -> str:
+    """The one category of the mapped ``items`` of a pair model (None: the first, by name, that
+    has partners); ``AttentionError`` when they mix categories or theirs has no partners."""
+    categories = np.asarray(categories).astype(str)
+    if items is None or not len(items):
+        return min(category for category in complements if complements[category])
+    mapped = list(dict.fromkeys(categories[list(items)]))
+    if len(mapped) > 1:
+        raise AttentionError(f"PSA-Net maps the items of one category at a time (each paired "
+                             f"with its best partner of the other): got {', '.join(mapped)}")
+    if not complements.get(mapped[0]):
+        raise AttentionError(f"no item pairs with a {mapped[0]!r} in this run's votes; map items "
+                             f"of {', '.join(c for c in complements if complements[c])}")
+    return mapped[0]
+
+
+# registry key (``image_path``) -> builder(recipe, model, user vectors [C, D], the mapped item
+# indices or None) -> ScoreOfImage
 SCORE_OF_IMAGE: dict[str, Callable[..., ScoreOfImage]] = {
     "dvbpr": _dvbpr,
     "vbpr_efficientnet": _vbpr_efficientnet,
+    "psa_net": _psa_net,
 }
 
 
@@ -137,15 +213,25 @@ def image_path(model_section: dict) -> str:
     """The ``SCORE_OF_IMAGE`` key of a run's ``model`` config section; ``AttentionError`` for a
     model whose score does not go through an item image."""
     name = model_section.get("name")
-    key = name
+    key: str | None = name
     if name in ("vbpr", "tvbpr") and model_section.get("feature_source") == "efficientnet":
         key = "vbpr_efficientnet"
+    if name == "psa_net" and model_section.get("backbone", "features") == "features":
+        key = None  # the item-features backbone: no image on the path
     if key not in SCORE_OF_IMAGE:
         raise AttentionError(
             f"model {name!r} has no image path to map attention on (its scores do not go "
             "through an item image); models with one: dvbpr, vbpr / tvbpr with "
-            "feature_source: efficientnet")
+            "feature_source: efficientnet, psa_net with backbone: gap_cnn or small_cnn")
     return key
+
+
+def user_vectors(recipe, model) -> np.ndarray:
+    """What the run's score reads per customer: ``recipe.user_vectors(model)``, or a pair
+    model's ``customer_vectors(model)`` (PSA-Net: E_c, the attention's input)."""
+    if hasattr(recipe, "customer_vectors"):
+        return np.asarray(recipe.customer_vectors(model), np.float32)
+    return np.asarray(recipe.user_vectors(model), np.float32)
 
 
 def _customer_scores(user_vectors: np.ndarray) -> "tf.keras.layers.Dense":  # noqa: F821
@@ -196,7 +282,10 @@ def check_request(run_dir: str | Path, users: Sequence[str], items: Sequence[str
                   method: str = DEFAULT_METHOD, n_default_items: int = 6) -> AttentionRequest:
     """Checks a request against the run's config.yaml and serving arrays (NumPy only).
 
-    Without ``items``: the first customer's ``n_default_items`` top-scored items.
+    Without ``items``: the first customer's ``n_default_items`` top-scored items; for a pair
+    model (PSA-Net, whose score needs the model), the first ``n_default_items`` items of the
+    first category by name that has partners (the planted world's bottoms). A pair model's
+    items share one category.
     """
     run_dir = Path(run_dir)
     if method not in METHODS:
@@ -210,15 +299,24 @@ def check_request(run_dir: str | Path, users: Sequence[str], items: Sequence[str
         raise AttentionError(f"{run_dir} is not a finished run (no {arrays}); train it to the "
                              "end with `tfrec-fashion train` first")
     with np.load(arrays, allow_pickle=False) as stored:
-        user_ids, item_ids = list(stored["user_ids"]), list(stored["item_ids"])
-        vectors = (stored["user_vectors"], stored["item_vectors"])
+        stored = dict(stored)
+    user_ids, item_ids = list(stored["user_ids"]), list(stored["item_ids"])
     if not users:
         raise AttentionError("name at least one customer (--user)")
     user_index = _indices(users, user_ids, "customer")
-    if items:
+    if key == "psa_net":
+        complements = json.loads((arrays.parent / "parts.json").read_text())[
+            "described"]["complements"]
+        categories = stored["item_categories"].astype(str)
+        item_index = _indices(items, item_ids, "item") if items else None
+        category = pair_category(categories, complements, item_index)
+        if item_index is None:
+            item_index = [int(i) for i in np.flatnonzero(categories == category)[
+                :n_default_items]]
+    elif items:
         item_index = _indices(items, item_ids, "item")
     else:
-        scores = vectors[0][user_index[0]] @ vectors[1].T
+        scores = stored["user_vectors"][user_index[0]] @ stored["item_vectors"].T
         item_index = [int(i) for i in np.argsort(-scores, kind="stable")[:n_default_items]]
     return AttentionRequest(run_dir, key, method, user_index, [user_ids[u] for u in user_index],
                             item_index, [item_ids[i] for i in item_index])
@@ -234,10 +332,11 @@ def _indices(wanted: Sequence[str], known: list[str], what: str) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- the maps
-def build_score_of_image(key: str, recipe, model, users: Sequence[int]) -> ScoreOfImage:
-    """The run's score-of-image for the customers at indices ``users``."""
-    user_vectors = np.asarray(recipe.user_vectors(model), np.float32)[list(users)]
-    return SCORE_OF_IMAGE[key](recipe, model, user_vectors)
+def build_score_of_image(key: str, recipe, model, users: Sequence[int],
+                         items: Sequence[int] | None = None) -> ScoreOfImage:
+    """The run's score-of-image for the customers at indices ``users`` (``items``: the items to
+    be mapped, which a pair model's partners depend on)."""
+    return SCORE_OF_IMAGE[key](recipe, model, user_vectors(recipe, model)[list(users)], items)
 
 
 def attention_maps(score: ScoreOfImage, images: np.ndarray, method: str) -> np.ndarray:
@@ -319,7 +418,8 @@ def _normalise(maps: np.ndarray) -> np.ndarray:
 # ----------------------------------------------------------------------------- figure and files
 def plot_attention_grid(images: np.ndarray, maps: np.ndarray, scores: np.ndarray,
                         item_ids: Sequence[str], user_ids: Sequence[str], path: str | Path,
-                        title: str = "") -> Path:
+                        title: str = "", captions: Sequence[Sequence[str]] | None = None
+                        ) -> Path:
     """Saves a PNG grid: a row per item, its image, then a column per customer with the map
     overlaid and that customer's score in the title.
 
@@ -330,6 +430,8 @@ def plot_attention_grid(images: np.ndarray, maps: np.ndarray, scores: np.ndarray
         item_ids, user_ids: B and C labels.
         path: the PNG file to write.
         title: figure title.
+        captions: optional str [C][B], a line under each map's title (PSA-Net: the partner
+            and, on the first row, the customer's attention weights).
     """
     import matplotlib.pyplot as plt
 
@@ -345,7 +447,9 @@ def plot_attention_grid(images: np.ndarray, maps: np.ndarray, scores: np.ndarray
             axis.imshow(maps[column, row], cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0,
                         interpolation="bilinear")
             flat = "" if maps[column, row].any() else " (flat map)"  # e.g. GradCAM's ReLU
-            axis.set_title(f"{user_ids[column]}: {scores[column, row]:.3f}{flat}", fontsize=6)
+            caption = "" if captions is None else f"\n{captions[column][row]}"
+            axis.set_title(f"{user_ids[column]}: {scores[column, row]:.3f}{flat}{caption}",
+                           fontsize=6)
     for axis in axes.ravel():
         axis.axis("off")
     return save_figure(figure, path, title, dpi=120)

@@ -27,7 +27,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from tfrec_fashion.visualisation.attention import SCORE_OF_IMAGE, ScoreOfImage, attention_maps
+from tfrec_fashion.visualisation.attention import (SCORE_OF_IMAGE, ScoreOfImage, attention_maps,
+                                                   user_vectors)
 
 PARAMETER_RANDOMISATION_MAX = 0.7
 CUSTOMER_GAP_MIN = 0.3
@@ -98,16 +99,21 @@ def parameter_randomisation(score: ScoreOfImage, images: np.ndarray, method: str
             "passed": bool(rho < PARAMETER_RANDOMISATION_MAX)}
 
 
-def customer_randomisation(key: str, recipe, model, images: np.ndarray, method: str) -> dict:
+def customer_randomisation(key: str, recipe, model, images: np.ndarray, method: str,
+                           items: Sequence[int] | None = None) -> dict:
     """rho between the maps of the most alike pair of customers and of the most opposite pair
-    (cosine of their vectors), on the same images."""
-    theta = np.asarray(recipe.user_vectors(model), np.float32)
+    (cosine of their vectors), on the same images (``items``: theirs, for a pair model)."""
+    theta = user_vectors(recipe, model)
+    if theta.shape[1] == 0:  # a model that is not personalised: every customer's maps are one
+        nan = float("nan")
+        return {"alike_cosine": nan, "opposite_cosine": nan, "rho_alike": nan,
+                "rho_opposite": nan, "gap": nan, "passed": False}
     unit = theta / np.maximum(np.linalg.norm(theta, axis=1, keepdims=True), 1e-12)
     cosine = unit @ unit.T
     np.fill_diagonal(cosine, np.nan)
     alike = np.unravel_index(np.nanargmax(cosine), cosine.shape)
     opposite = np.unravel_index(np.nanargmin(cosine), cosine.shape)
-    score = SCORE_OF_IMAGE[key](recipe, model, theta[[*alike, *opposite]])
+    score = SCORE_OF_IMAGE[key](recipe, model, theta[[*alike, *opposite]], items)
     maps = attention_maps(score, images, method)
     rho_alike = _mean(rank_correlations(maps[0], maps[1]))
     rho_opposite = _mean(rank_correlations(maps[2], maps[3]))
@@ -122,14 +128,16 @@ def _mean(values: np.ndarray) -> float:
 
 
 def sanity_checks(key: str, recipe, model, users: Sequence[int], images: np.ndarray,
-                  method: str) -> dict:
-    """Both checks for the customers at ``users`` on ``images`` [B, H, W, 3] in [0, 1]."""
+                  method: str, items: Sequence[int] | None = None) -> dict:
+    """Both checks for the customers at ``users`` on ``images`` [B, H, W, 3] in [0, 1] (the
+    images of ``items``, which a pair model's partners depend on)."""
     from tfrec_fashion.visualisation.attention import build_score_of_image
 
-    score = build_score_of_image(key, recipe, model, users)
+    score = build_score_of_image(key, recipe, model, users, items)
     return {"method": method, "items": int(len(images)),
             "parameter_randomisation": parameter_randomisation(score, images, method),
-            "customer_randomisation": customer_randomisation(key, recipe, model, images, method)}
+            "customer_randomisation": customer_randomisation(key, recipe, model, images, method,
+                                                             items)}
 
 
 def sanity_line(checks: dict) -> str:
