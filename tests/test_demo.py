@@ -28,17 +28,21 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
                         "model": {"name": "stynet", "embedding_dim": 8, "hidden_units": 16}},
         "pairs_tiny": {"seed": 0, "data": TINY_WORLD, "train": {**TRAIN, "steps_per_epoch": None},
                        "model": {"name": "pair_compatibility", "embedding_dim": 4}},
+        # PSA-Net on the embeddings of the demo's Partial Dual run, named as in demo.yaml.
+        "psa_net_tiny": {"seed": 0, "data": TINY_WORLD, "train": {**TRAIN, "steps_per_epoch": None},
+                         "model": {"name": "psa_net", "customer_embeddings": "partial_dual_tiny",
+                                   "representation_dim": 4}},
     }}
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(config))
     results = run_demo(tmp_path / "work", config_path=path)
     assert {name: r["served_matches_keras"] for name, r in results.items()} == {
         "bpr_mf_tiny": True, "dvbpr_tiny": True, "partial_dual_tiny": True, "stynet_tiny": True,
-        "pairs_tiny": True}
+        "pairs_tiny": True, "psa_net_tiny": True}
     # What the demo prints says the same: one check per run, none False.
     printed = [line for line in capsys.readouterr().out.splitlines()
                if line.lstrip().startswith("served top-10 == ")]
-    assert len(printed) == 5 and all(line.endswith(": True") for line in printed), printed
+    assert len(printed) == 6 and all(line.endswith(": True") for line in printed), printed
     work = tmp_path / "work"
     assert (work / "exports" / "models.config").is_file()
     assert (work / "exports" / "dvbpr_tiny" / "1" / "saved_model.pb").is_file()
@@ -56,6 +60,10 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
                        "tfrec_fashion.json").read_text())
     assert info["head"] == "compatibility" and "complete_pair" in info["signatures"]
     assert summary["pairs_tiny"]["protocol"] == "pairs"
+    assert summary["psa_net_tiny"]["protocol"] == "pairs"
+    assert np.isfinite(summary["psa_net_tiny"]["test_auc"])  # too few votes per customer here
+    psa = yaml.safe_load((work / "psa_net_tiny" / "config.yaml").read_text())["model"]
+    assert psa["customer_embeddings"] == str(work / "partial_dual_tiny")  # the demo's own run
     # The image run gets attention maps of three customers, with the sanity line, before export
     # (so the browse page gets them); the report gathers the workdir in one file.
     maps = np.load(work / "dvbpr_tiny" / "attention" / "attention_gradcam.npz")

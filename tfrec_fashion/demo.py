@@ -33,7 +33,7 @@ from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.run_config import RunConfig
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
-PENDING_STAGES = ("PSA-Net", "PAN", "complete the look", "the GAN's designs")
+PENDING_STAGES = ("PAN", "complete the look", "the GAN's designs")
 ATTENTION_METHOD = "gradcam"  # the one that follows the customer (README "Attention maps")
 SERVED_K = 10
 
@@ -69,7 +69,8 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
     for name, run in config.runs.items():
         print(f"\n=== {name}: training {run.model.name} on {run.data.name}")
         started = time.time()
-        result = train(run, run_dir=workdir / name, overwrite=True)
+        result = train(_in_workdir(run, workdir, config.runs), run_dir=workdir / name,
+                       overwrite=True)
         metrics = {**result.metrics, "train_seconds": round(time.time() - started, 1)}
         title = f"{name}: {run.model.name} on {run.data.name}"
         if isinstance(result.recipe, SolverRecipe):  # a solver's iterations, not Keras epochs
@@ -101,6 +102,17 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
 
     print(f"report (tables, curves, grids, attention maps in one file): {write_report(workdir)}")
     return results
+
+
+def _in_workdir(run: RunConfig, workdir: Path, runs: dict[str, RunConfig]) -> RunConfig:
+    """``run`` with a ``model.customer_embeddings`` that names another demo run (a relative path
+    whose first part is that run's name, e.g. ``partial_dual_synthetic``) pointed at its folder
+    in the workdir, where that run was trained (PSA-Net reads an earlier run's embeddings)."""
+    path = getattr(run.model, "customer_embeddings", None)
+    if path is None or Path(path).is_absolute() or Path(path).parts[0] not in runs:
+        return run
+    return dataclasses.replace(run, model=dataclasses.replace(
+        run.model, customer_embeddings=str(workdir / path)))
 
 
 def _attention(result) -> str | None:
@@ -227,9 +239,9 @@ def _query_pair_model(result, target: str, name: str) -> dict[str, bool]:
                                            "item_id": contract.string_array([items.ids[top]] * 2),
                                            "k": np.full(2, SERVED_K, np.int32)})
     ids = np.asarray(answer["item_ids"]).astype(str)
-    features = result.recipe.features
-    scores = result.model.pair_scores(np.repeat(features[top:top + 1], len(features), 0),
-                                      features).numpy()
+    every = np.arange(len(items.ids))  # customer 0's score of the top with every item
+    scores = result.recipe.pair_scores(result.model, np.zeros_like(every), np.full_like(every, top),
+                                       every)
     partners = result.recipe.evaluation.complements()[str(items.category[top])]
     scores[~np.isin(items.category, partners)] = -np.inf
     scores[top] = -np.inf
