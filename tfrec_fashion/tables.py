@@ -13,6 +13,14 @@ method of a table must share one protocol. Finished method runs are reused, so a
 table can be rebuilt or extended without retraining (``--overwrite`` retrains everything); an
 interrupted one resumes. ``--sweep`` tunes one method on validation instead (``sweep_method``,
 ``training.sweep``).
+
+Methods that read another run's output (PSA-Net reads a Partial Dual or StyNet run's customer
+embeddings) name it: ``embedding_runs`` are trained first, in ``<run_dir>/<name>`` like methods,
+but are not tabulated (their protocol may differ), and a method's ``model.customer_embeddings``
+that is the name of an embedding run (or of an earlier method) is pointed at that run's folder.
+``paper_deltas`` (method -> the paper's change in % relative to ``proposed``) adds the paper's
+layout above the table (PSA-Net's Table 1): each method's ``relative_metric`` and its change
+relative to ``proposed`` in % beside the paper's.
 """
 
 from __future__ import annotations
@@ -51,6 +59,13 @@ class TableConfig:
             and with the best other method (DVBPR's "h vs. d", "h vs. best").
         run_dir: the table's folder; method runs go in ``<run_dir>/<method>``.
         seed: the runs' seed.
+        embedding_runs: name -> ``MethodConfig`` of runs trained before the methods and not
+            tabulated; a method's ``model.customer_embeddings`` may name one (or an earlier
+            method), meaning its run folder.
+        paper_deltas: method -> the paper's change of ``relative_metric`` relative to
+            ``proposed``, in %; when given, the table starts with the measured changes beside
+            these.
+        relative_metric: the metrics.json key those changes are of.
     """
 
     methods: dict[str, MethodConfig] = dataclasses.field(default_factory=dict)
@@ -61,14 +76,28 @@ class TableConfig:
     reference: str = "BPR-MF"
     run_dir: str = "runs/table"
     seed: int = 0
+    embedding_runs: dict[str, MethodConfig] = dataclasses.field(default_factory=dict)
+    paper_deltas: dict[str, float] = dataclasses.field(default_factory=dict)
+    relative_metric: str = "test_customer_auc"
 
     def __post_init__(self) -> None:
         if not self.methods:
             raise ValueError("the table config names no methods")
+        clashes = set(self.embedding_runs) & set(self.methods)
+        unknown = set(self.paper_deltas) - set(self.methods)
+        if clashes or unknown:
+            raise ValueError(f"embedding_runs must not reuse a method's name and paper_deltas "
+                             f"must name methods. Received: both {sorted(clashes)}, unknown "
+                             f"{sorted(unknown)}")
 
     def run_config(self, method: str) -> RunConfig:
-        entry = self.methods[method]
-        return RunConfig(model=entry.model, data=self.data, train=entry.train or self.train,
+        entry = {**self.embedding_runs, **self.methods}[method]
+        model = entry.model
+        path = getattr(model, "customer_embeddings", None)
+        if path in self.embedding_runs or path in self.methods:
+            model = dataclasses.replace(model, customer_embeddings=str(
+                Path(self.run_dir) / _folder(path)))
+        return RunConfig(model=model, data=self.data, train=entry.train or self.train,
                          run_dir=str(Path(self.run_dir) / _folder(method)), seed=self.seed)
 
 
@@ -92,7 +121,7 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
     label = config.dataset_label or config.data.name
     run_dir = Path(config.run_dir)
     results: dict[str, dict] = {}
-    for method in config.methods:
+    for method in [*config.embedding_runs, *config.methods]:
         run = config.run_config(method)
         metrics_path = Path(run.run_dir) / "metrics.json"
         finished = metrics_path.exists() and _same_config(run)
@@ -106,6 +135,8 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
         started = time.time()
         result = train(run, overwrite=True)
         results[method] = {**result.metrics, "train_seconds": round(time.time() - started, 1)}
+    for name in config.embedding_runs:
+        results.pop(name, None)
     if not results:
         raise ConfigError("no method has a finished run to tabulate")
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -118,8 +149,62 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
                           f"{next(iter(protocols))} is {protocol.name!r} but {others} differ")
     table = protocol.table(label, results, proposed=config.proposed,
                            reference=config.reference)
+    if config.paper_deltas:
+        table = PaperDeltas(table, results, config.proposed, config.paper_deltas,
+                            config.relative_metric)
     table.write(run_dir)
     return table
+
+
+@dataclasses.dataclass
+class PaperDeltas:
+    """A protocol's table with the paper's layout above it: each method's ``metric`` and its
+    change relative to ``proposed`` in %, beside the paper's change (PSA-Net's Table 1).
+
+    Args:
+        table: the protocol's table of the same runs (``write``, ``format_markdown``).
+        runs: method -> metrics.json content.
+        proposed: the method the changes are relative to.
+        paper: method -> the paper's change in % (methods not in it print "-").
+        metric: the metrics.json key compared.
+    """
+
+    table: object
+    runs: dict[str, dict]
+    proposed: str
+    paper: dict[str, float]
+    metric: str
+
+    def rows(self) -> dict[str, dict[str, float | None]]:
+        """method -> {"value", "delta" (measured % vs ``proposed``), "paper"}."""
+        if self.proposed not in self.runs:
+            raise ConfigError(f"paper_deltas are relative to proposed={self.proposed!r}, which "
+                              f"has no finished run; the runs are {list(self.runs)}")
+        base = float(self.runs[self.proposed][self.metric])
+        return {method: {"value": float(m[self.metric]),
+                         "delta": 100.0 * (float(m[self.metric]) - base) / base,
+                         "paper": self.paper.get(method)}
+                for method, m in self.runs.items()}
+
+    def format_markdown(self) -> str:
+        lines = [f"{self.metric} relative to {self.proposed} (the paper's Table 1 layout)", "",
+                 f"| Method | {self.metric} | vs. {self.proposed} | paper |",
+                 "|---|---:|---:|---:|"]
+        for method, row in self.rows().items():
+            paper = "-" if row["paper"] is None else f"{row['paper']:+.2f}%"
+            delta = "-" if method == self.proposed else f"{row['delta']:+.2f}%"
+            lines.append(f"| {method} | {row['value']:.4f} | {delta} | {paper} |")
+        return "\n".join(lines) + "\n\n" + self.table.format_markdown()
+
+    def write(self, directory: str | Path) -> tuple[Path, Path]:
+        """The protocol's ``table.md`` (with this layout above it) and ``table.json`` (with
+        ``"relative"``: these rows)."""
+        markdown, data = self.table.write(directory)
+        markdown.write_text(self.format_markdown())
+        content = json.loads(data.read_text())
+        data.write_text(json.dumps({**content, "relative": {
+            "metric": self.metric, "proposed": self.proposed, "rows": self.rows()}}, indent=2))
+        return markdown, data
 
 
 def sweep_method(config_path: str | Path, overrides: list[str] | tuple[str, ...],
@@ -151,10 +236,11 @@ def sweep_method(config_path: str | Path, overrides: list[str] | tuple[str, ...]
 
 
 def _chosen_methods(config: TableConfig, methods: list[str] | None) -> list[str]:
-    chosen = list(config.methods) if methods is None else methods
-    unknown = [m for m in chosen if m not in config.methods]
+    names = [*config.embedding_runs, *config.methods]
+    chosen = names if methods is None else methods
+    unknown = [m for m in chosen if m not in names]
     if unknown:
-        raise ConfigError(f"unknown method {unknown[0]!r}; the config has {list(config.methods)}")
+        raise ConfigError(f"unknown method {unknown[0]!r}; the config has {names}")
     return chosen
 
 
