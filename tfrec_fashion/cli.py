@@ -284,25 +284,20 @@ def _query(argv: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- visualize
 def _visualize(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from tfrec_fashion.visualisation.attention import check_request
-    from tfrec_fashion.visualisation.attention_files import (sanity_file, weights_text,
-                                                            write_attention_maps)
+    from tfrec_fashion.visualisation.attention_files import weights_text, write_attention_maps
 
     # Model, method, customers and items are checked against the run's files first, in a line.
     request = check_request(args.run_dir, args.users, args.items, args.method)
-    out = args.out or Path(args.run_dir) / "attention"
-    png, arrays = write_attention_maps(request, out, args.sanity)
+    written = write_attention_maps(request, args.out or Path(args.run_dir) / "attention",
+                                   args.sanity)
     print(f"attention maps ({request.method}) of {len(request.users)} customers x "
-          f"{len(request.items)} items: {png} (maps: {arrays})")
-    with np.load(arrays) as stored:  # a pair model's (PSA-Net) customers' subspace weights
-        if "attention_weights" in stored:
-            for user, weights in zip(request.user_ids, stored["attention_weights"]):
-                print(f"    {user}: attention weights over the subspaces "
-                      f"{weights_text(weights)}")
-    if args.sanity:
-        print(json.loads(sanity_file(out, request.method).read_text())["line"])
+          f"{len(request.items)} items: {written.png} (maps: {written.arrays})")
+    if written.attention_weights is not None:  # a pair model's (PSA-Net) subspace weights
+        for user, weights in zip(request.user_ids, written.attention_weights):
+            print(f"    {user}: attention weights over the subspaces {weights_text(weights)}")
+    if written.sanity_line is not None:
+        print(written.sanity_line)
     return 0
 
 

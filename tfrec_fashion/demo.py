@@ -126,7 +126,7 @@ def _attention(result) -> str | None:
 
     from tfrec_fashion.config import read_yaml
     from tfrec_fashion.visualisation.attention import AttentionError, check_request, image_path
-    from tfrec_fashion.visualisation.attention_files import sanity_file, write_attention_maps
+    from tfrec_fashion.visualisation.attention_files import write_attention_maps
 
     try:
         image_path(read_yaml(result.run_dir / "config.yaml").get("model", {}))
@@ -141,12 +141,10 @@ def _attention(result) -> str | None:
     users = [first, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
     ids = [str(result.dataset.users.ids[u]) for u in users]
     request = check_request(result.run_dir, ids, method=ATTENTION_METHOD)
-    out = result.run_dir / "attention"
-    png, _ = write_attention_maps(request, out, sanity=True)
-    line = json.loads(sanity_file(out, ATTENTION_METHOD).read_text())["line"]
-    print(f"    attention: {png} ({', '.join(ids)}: the customer surest of a top item, the most "
-          f"alike, the most opposite)\n    {line}")
-    return line
+    written = write_attention_maps(request, result.run_dir / "attention", sanity=True)
+    print(f"    attention: {written.png} ({', '.join(ids)}: the customer surest of a top item, "
+          f"the most alike, the most opposite)\n    {written.sanity_line}")
+    return written.sanity_line
 
 
 def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:

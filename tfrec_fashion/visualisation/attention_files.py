@@ -15,6 +15,7 @@ The export carries these files to the browse page, and ``tfrec-fashion report`` 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +26,24 @@ from tfrec_fashion.visualisation.attention import (AttentionRequest, ScoreOfImag
 from tfrec_fashion.visualisation.sanity import sanity_checks, sanity_line
 
 
+@dataclass(frozen=True)
+class WrittenMaps:
+    """What ``write_attention_maps`` wrote, and what its caller prints of it.
+
+    Args:
+        png, arrays: the grid and the maps' ``.npz``.
+        attention_weights: a pair model's customers' subspace weights [C, k], else None.
+        sanity_line: the sanity checks' line (``sanity=True``), else None.
+    """
+
+    png: Path
+    arrays: Path
+    attention_weights: np.ndarray | None = None
+    sanity_line: str | None = None
+
+
 def write_attention_maps(request: AttentionRequest, out: str | Path,
-                         sanity: bool = False) -> tuple[Path, Path]:
+                         sanity: bool = False) -> WrittenMaps:
     """Loads the run, maps the request's items for its customers and writes
     ``<out>/attention_<method>.png`` and ``.npz`` (maps [C, B, H, W], scores [C, B], ids); with
     ``sanity``, also ``<out>/sanity_<method>.json``: the two sanity checks on the same items
@@ -54,12 +71,13 @@ def write_attention_maps(request: AttentionRequest, out: str | Path,
     np.savez_compressed(arrays, maps=maps, scores=scores, images=images,
                         user_ids=np.array(request.user_ids), item_ids=np.array(request.item_ids),
                         **extra)
+    line = None
     if sanity:
         checks = sanity_checks(request.image_path, recipe, model, request.users, images,
                                request.method, request.items)
-        checks["line"] = sanity_line(checks)
+        checks["line"] = line = sanity_line(checks)
         sanity_file(out, request.method).write_text(json.dumps(checks, indent=2))
-    return png, arrays
+    return WrittenMaps(png, arrays, extra.get("attention_weights"), line)
 
 
 def _pair_extras(score: ScoreOfImage, images: np.ndarray, item_ids: np.ndarray) -> dict:
