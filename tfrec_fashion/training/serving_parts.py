@@ -112,6 +112,18 @@ def _check_ids(name: str, ids: np.ndarray) -> None:
         raise ValueError(f"{name} must be unique and non-empty")
 
 
+def _catalogue(user_ids, item_ids, item_categories) -> tuple[np.ndarray, ...]:
+    """Every head's ids as str arrays, unique and non-empty, with one category per item."""
+    user_ids, item_ids, item_categories = (np.asarray(values).astype(str) for values in
+                                           (user_ids, item_ids, item_categories))
+    if len(item_categories) != len(item_ids):
+        raise ValueError(f"item_categories must have {len(item_ids)} entries. Received: "
+                         f"{len(item_categories)}")
+    _check_ids("user_ids", user_ids)
+    _check_ids("item_ids", item_ids)
+    return user_ids, item_ids, item_categories
+
+
 def _check_finite(**arrays: np.ndarray) -> None:
     for name, values in arrays.items():
         if not np.isfinite(values).all():
@@ -146,9 +158,8 @@ class RetrievalParts:
     info: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.user_ids = np.asarray(self.user_ids).astype(str)
-        self.item_ids = np.asarray(self.item_ids).astype(str)
-        self.item_categories = np.asarray(self.item_categories).astype(str)
+        self.user_ids, self.item_ids, self.item_categories = _catalogue(
+            self.user_ids, self.item_ids, self.item_categories)
         self.user_vectors = np.asarray(self.user_vectors, np.float32)
         self.item_vectors = np.asarray(self.item_vectors, np.float32)
         n_users, n_items = len(self.user_ids), len(self.item_ids)
@@ -159,11 +170,6 @@ class RetrievalParts:
             raise ValueError(f"item_vectors must be [{n_items}, {self.user_vectors.shape[1]}] "
                              f"(one row per item id, the users' D). Received: "
                              f"shape={self.item_vectors.shape}")
-        if len(self.item_categories) != n_items:
-            raise ValueError(f"item_categories must have {n_items} entries. Received: "
-                             f"{len(self.item_categories)}")
-        _check_ids("user_ids", self.user_ids)
-        _check_ids("item_ids", self.item_ids)
         if self.seen is None:
             self.seen = scipy.sparse.csr_matrix((n_users, n_items), dtype=np.int8)
         self.seen = scipy.sparse.csr_matrix(self.seen)
@@ -243,9 +249,8 @@ class CompatibilityParts:
     info: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.user_ids = np.asarray(self.user_ids).astype(str)
-        self.item_ids = np.asarray(self.item_ids).astype(str)
-        self.item_categories = np.asarray(self.item_categories).astype(str)
+        self.user_ids, self.item_ids, self.item_categories = _catalogue(
+            self.user_ids, self.item_ids, self.item_categories)
         self.user_vectors = np.asarray(self.user_vectors, np.float32).reshape(
             len(self.user_ids), -1)
         self.item_vectors = np.asarray(self.item_vectors, np.float32)
@@ -258,11 +263,6 @@ class CompatibilityParts:
             raise ValueError(f"user_vectors must be [{len(self.user_ids)}, "
                              f"{self.scorer.user_dim}] (the scorer's E). Received: "
                              f"shape={self.user_vectors.shape}")
-        if len(self.item_categories) != n_items:
-            raise ValueError(f"item_categories must have {n_items} entries. Received: "
-                             f"{len(self.item_categories)}")
-        _check_ids("user_ids", self.user_ids)
-        _check_ids("item_ids", self.item_ids)
         known = set(self.item_categories)
         self.complements = {str(c): [str(p) for p in partners]
                             for c, partners in self.complements.items()}
