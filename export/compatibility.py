@@ -7,8 +7,9 @@ model's ``PairScorer``, a graph function of (customer, item, partner). ``complet
 the item against every candidate partner with that same function, one request row at a time
 (``tf.map_fn``; [N] scorer rows per request row), masks what may not be a partner (the item
 itself, other categories, exclusions) and keeps the top k. Unknown customers get the mean
-customer's vector, flagged by ``cold_start``; unknown item ids and categories fail inside the
-graph with ``InvalidArgumentError`` (INVALID_ARGUMENT when served). A scorer with subspace
+customer's vector, flagged by ``cold_start``; unknown item ids and categories, and a
+``score_pairs`` pair whose categories are not complements (two tops), fail inside the graph with
+``InvalidArgumentError`` (INVALID_ARGUMENT when served). A scorer with subspace
 attention (PSA-Net) adds ``score_pairs``' optional ``attention_weights`` output: the weights the
 score used, the mean customer's for an unknown one.
 """
@@ -42,6 +43,7 @@ class CompatibilityModule(tf.Module):
             partners[np.searchsorted(categories, category),
                      np.searchsorted(categories, complements)] = True
         self.n_items = len(parts.item_ids)
+        self.has_complements = bool(partners.any())
         self.complement_names = "; ".join(f"{category} -> {', '.join(partners)}" for category,
                                           partners in sorted(parts.complements.items())) or "none"
         self.user_table = lookup_table(parts.user_ids, "user_ids")
@@ -74,9 +76,20 @@ class CompatibilityModule(tf.Module):
         item_id = broadcast_rows(item_id, batch, "item_id")
         partner_id = broadcast_rows(partner_id, batch, "partner_id")
         user, cold = self._user(user_id)
-        items = tf.gather(self.item_vectors, self._item_rows(item_id, "score_pairs item_id"))
-        partners = tf.gather(self.item_vectors,
-                             self._item_rows(partner_id, "score_pairs partner_id"))
+        item_rows = self._item_rows(item_id, "score_pairs item_id")
+        partner_rows = self._item_rows(partner_id, "score_pairs partner_id")
+        checks = []
+        if self.has_complements:  # a model that names no complements scores any pair
+            pairs = tf.stack([tf.gather(self.item_category_rows, item_rows),
+                              tf.gather(self.item_category_rows, partner_rows)], axis=1)
+            checks.append(tf.debugging.assert_equal(
+                tf.gather_nd(self.partner_categories, pairs), True,
+                message=f"score_pairs: item_id and partner_id must come from complementary "
+                        f"categories ({self.complement_names}); a pair of the same category "
+                        "is not an outfit this model scores"))
+        with tf.control_dependencies(checks):
+            items = tf.gather(self.item_vectors, item_rows)
+            partners = tf.gather(self.item_vectors, partner_rows)
         answer = {"scores": self.scorer.score(user, items, partners), "cold_start": cold}
         if self.scorer.attention is not None:  # the optional output (PSA-Net's weights)
             answer["attention_weights"] = self.scorer.attention(user)

@@ -125,9 +125,16 @@ def test_a_category_names_the_partners_and_bad_requests_fail_in_the_graph(run, v
             model.signatures["complete_pair"](
                 **{key: tf.constant(value) for key, value in inputs.items()},
                 exclude_item_ids=tf.zeros([1, 0], tf.string))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="unknown item id"):
-        model.signatures["score_pairs"](user_id=tf.constant(["u"]), item_id=tf.constant([top]),
-                                        partner_id=tf.constant(["nothing"]))
+    bottom = ids[np.flatnonzero(run.dataset.items.category == "bottom")[0]]
+    for partner, message in (("nothing", "unknown item id"),
+                             (ids[np.flatnonzero(run.dataset.items.category == "top")[1]],
+                              r"complementary categories \(bottom -> top; top -> bottom\); a "
+                              "pair of the same category"),
+                             (shoes, "complementary categories")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+            model.signatures["score_pairs"](user_id=tf.constant(["u", "v"]),
+                                            item_id=tf.constant([top, top]),
+                                            partner_id=tf.constant([bottom, partner]))
 
 
 def test_warmup_records_replay_and_our_server_answers_over_grpc(run, version):
