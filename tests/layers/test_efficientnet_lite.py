@@ -28,6 +28,7 @@ from tfrec_fashion.layers.efficientnet_lite import (
     efficientnet_lite0,
     feature_map_model,
     same_padding,
+    split_after,
 )
 
 DOMESTIC_CATS = {281, 282, 283, 284, 285}  # tabby, tiger cat, Persian, Siamese, Egyptian cat
@@ -210,6 +211,19 @@ def test_config_round_trip_and_keras_save_load(tmp_path):
     restored = tf.keras.models.load_model(tmp_path / "model.keras")
     assert isinstance(restored, EfficientNetLite0)
     np.testing.assert_allclose(restored(images), model(images), rtol=1e-5, atol=1e-6)
+
+
+def test_split_after_gives_a_trunk_and_a_top_that_share_the_layers():
+    network = EfficientNetLite0(image_shape=(32, 32, 3), include_top=False, pooling="avg")
+    trunk, top = split_after(network, "block14_add")
+    images = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    np.testing.assert_array_equal(top(trunk(images)).numpy(), network(images).numpy())
+    assert top.get_layer("head_conv") is network.get_layer("head_conv")  # the same weights
+    assert trunk.output_shape == (None, 1, 1, 192) and top.output_shape == (None, 1280)
+    with pytest.raises(ValueError, match="not a chain: 'block14_add' does not take"):
+        split_after(network, "block13_add")  # block 14 adds its input back: not a chain
+    with pytest.raises(ValueError, match="No layer 'nope'"):
+        split_after(network, "nope")
 
 
 def test_bad_arguments_are_named():

@@ -249,6 +249,38 @@ def test_fit_lowers_the_loss_on_pair_votes(world, build, kwargs):
     assert after < 0.9 * before, (before, after)
 
 
+def test_pretrained_layers_take_scaled_steps_and_are_checked(world):
+    """One Adam step moves every parameter by about the learning rate whatever its gradient's
+    size, so the pretrained layer's step is the scale times the others'."""
+    dim = world.features.shape[1]
+    # No biases: a pair's distance reads X_a - X_b, to which a bias contributes nothing.
+    backbone = tf.keras.Sequential([
+        tf.keras.Input((dim,)), tf.keras.layers.Dense(12, use_bias=False, name="pretrained"),
+        tf.keras.layers.Dense(8, use_bias=False, name="head")], name="backbone")
+    model = PSANet(world.world.n_items, 60, CUSTOMER_DIM, (dim,), backbone=backbone,
+                   pretrained_layers=["pretrained"], pretrained_learning_rate_scale=0.01,
+                   item_content=world.features, customer_embeddings=world.embeddings)
+    model.compile(tf.keras.optimizers.Adam(0.1))
+    assert model.pretrained_optimizer.get_config()["learning_rate"] == pytest.approx(0.001)
+    before = [v.numpy() for v in model.trainable_variables]
+    model.fit(tf.data.Dataset.from_tensor_slices(votes(world)).batch(4096), epochs=1,
+              verbose=0)
+    slow = {id(v) for v in backbone.get_layer("pretrained").trainable_variables}
+    assert len(slow) == 1
+    for variable, old in zip(model.trainable_variables, before):
+        step = np.abs(variable.numpy() - old).max()
+        if id(variable) in slow:
+            assert 0.0005 < step < 0.0015, (variable.name, step)
+        else:
+            assert step > 0.05, (variable.name, step)
+    assert model.get_config()["pretrained_layers"] == ["pretrained"]
+    with pytest.raises(ValueError, match=r"names layers the backbone lacks: \['nope'\]"):
+        PSANet(world.world.n_items, 60, CUSTOMER_DIM, (dim,), backbone=backbone,
+               pretrained_layers=["nope"])
+    with pytest.raises(ValueError, match=r"pretrained_learning_rate_scale must be in \(0, 1\]"):
+        features_model(world, pretrained_learning_rate_scale=0.0)
+
+
 @pytest.mark.parametrize("seed", [7, 8, 9])
 def test_it_learns_personal_compatibility_on_fresh_worlds(seed):
     data = planted(seed)

@@ -22,6 +22,7 @@ Usage:
     classifier = efficientnet_lite0()  # (B, 224, 224, 3) in [0, 255] -> (B, 1000) probabilities
     features = efficientnet_lite0(include_top=False, pooling="avg")  # -> (B, 1280) "CNN features"
     maps = feature_map_model(features, ["P4", "P5"])  # {"P4": (B,14,14,112), "P5": (B,7,7,1280)}
+    trunk, top = split_after(features, TOP_BLOCK_INPUT)  # fine-tune `top` on trunk's maps
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ PYRAMID_LAYERS = {
     "P4": "block10_add",  # stride 16, 112 channels
     "P5": "head_relu6",  # stride 32, 1280 channels
 }
+
+# The last layer before the top block (block15: 192 -> 320 channels) and the head: what the
+# frozen trunk gives when only the top block is fine-tuned (`split_after`).
+TOP_BLOCK_INPUT = "block14_add"
 
 # Keras layer name -> PyTorch module name in the state dict.
 _TORCH_TOP_LEVEL = {
@@ -403,6 +408,45 @@ def feature_map_model(backbone: tf.keras.Model, names: Sequence[str]) -> tf.kera
             )
         outputs[name] = backbone.get_layer(layer_name).output
     return tf.keras.Model(backbone.inputs, outputs, name=f"{backbone.name}_feature_maps")
+
+
+def split_after(backbone: tf.keras.Model, layer_name: str) -> tuple[tf.keras.Model, tf.keras.Model]:
+    """The backbone cut after one layer into a trunk and a top that share its layers (weights).
+
+    Fine-tuning only the top block (`TOP_BLOCK_INPUT`) runs the frozen trunk once per image and
+    trains the top on its feature maps; the top's layers *are* the backbone's, so training them
+    also changes `backbone` (an attention map of the whole backbone sees the tuned block).
+
+    Args:
+        backbone: a functional model whose layers after `layer_name` form a chain (each takes
+            the previous one's output alone; true of EfficientNet-Lite0 after `block14_add`,
+            whose remaining block has no residual).
+        layer_name: the trunk's last layer.
+
+    Returns:
+        (trunk: backbone's inputs -> `layer_name`'s output, top: that output -> backbone's
+        output).
+
+    Raises:
+        ValueError: no such layer, or the layers after it are not a chain.
+    """
+    names = [layer.name for layer in backbone.layers]
+    if layer_name not in names:
+        raise ValueError(f"No layer {layer_name!r} in {backbone.name}. Received: {layer_name!r}")
+    previous = backbone.get_layer(layer_name)
+    trunk = tf.keras.Model(backbone.inputs, previous.output, name=f"{backbone.name}_trunk")
+    x = top_input = tf.keras.Input(previous.output.shape[1:], name=f"{layer_name}_output")
+    for layer in backbone.layers[names.index(layer_name) + 1:]:
+        inbound = layer.inbound_nodes[0].inbound_layers
+        if inbound is not previous:
+            raise ValueError(f"The layers of {backbone.name} after {layer_name!r} are not a chain: "
+                             f"{layer.name!r} does not take {previous.name!r}'s output alone")
+        x = layer(x)
+        previous = layer
+    if previous.output is not backbone.outputs[0]:
+        raise ValueError(f"{backbone.name}'s output is not the end of the chain after "
+                         f"{layer_name!r}")
+    return trunk, tf.keras.Model(top_input, x, name=f"{backbone.name}_top")
 
 
 def center_crop_and_resize(images, image_size: int = 224, crop_padding: int = 32) -> tf.Tensor:

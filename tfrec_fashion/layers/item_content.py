@@ -9,7 +9,8 @@ gets it here, so a backbone is a config value for every such model:
 - "efficientnet": EfficientNet-Lite0 (``layers.efficientnet_lite``) with its real ImageNet
   weights, average-pooled to 1280-d, computed once from the item images at ``image_size``.
 
-and for models that learn from pixels end to end (DVBPR) ``item_images``. Used by the VBPR
+and for models that learn from pixels end to end (DVBPR) ``item_images``; a model that fine-tunes
+EfficientNet's top block (PSA-Net) runs its frozen trunk once per item with ``on_item_images``. Used by the VBPR
 family, StyNet and DVBPR recipes; an exported VBPR on EfficientNet features embeds a new item's
 image with the same ``efficientnet_backbone``.
 
@@ -82,11 +83,14 @@ def feature_scaling(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def efficientnet_features(dataset: FashionDataset, image_size: int) -> np.ndarray:
     """EfficientNet-Lite0 (real ImageNet weights) average-pooled features: [n_items, 1280]."""
-    images = item_images(dataset, image_size)
-    backbone = efficientnet_backbone(image_size)
-    # The port takes RGB in [0, 255], as keras.applications models do.
-    return np.concatenate([backbone(images[start:start + _EFFICIENTNET_BATCH] * 255.0,
-                                    training=False).numpy()
+    return on_item_images(efficientnet_backbone(image_size), item_images(dataset, image_size))
+
+
+def on_item_images(network: tf.keras.Model, images: tf.Tensor) -> np.ndarray:
+    """An EfficientNet-Lite0 network (or its trunk) on images [N, s, s, 3] in [0, 1], in batches:
+    float32 [N, ...] (the port takes RGB in [0, 255], as keras.applications models do)."""
+    return np.concatenate([network(images[start:start + _EFFICIENTNET_BATCH] * 255.0,
+                                   training=False).numpy()
                            for start in range(0, len(images), _EFFICIENTNET_BATCH)])
 
 

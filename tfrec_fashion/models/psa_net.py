@@ -29,7 +29,11 @@ The paper's model-level variants are constructor switches (Table 1 and section 7
 Backbones (KerasHub style): ``backbone=None`` is the item-features network (two dense layers,
 ``pair_compatibility.item_feature_network``) on rows of ``content_shape`` (F,); any Keras model
 of item images [B, H, W, 3] -> [B, D] (``layers.gap_cnn.GapCNN``, ``layers.cnn_f.CNNF``) is
-trained end to end, one call on the stacked items of a batch (Siamese weights, as DVBPR).
+trained end to end, one call on the stacked items of a batch (Siamese weights, as DVBPR). A
+backbone with pretrained layers (EfficientNet's top block on its trunk's maps) names them in
+``pretrained_layers``: their variables are fine-tuned by a second optimizer of the compiled one's
+class at ``pretrained_learning_rate_scale`` times its learning rate (Adam's step does not shrink
+with the gradient, so a smaller step needs a smaller rate, not a scaled gradient).
 
 An unknown customer (an index out of [0, n_customers), e.g. -1) gets the mean customer embedding
 and is flagged (``customer_vectors_for``), the cold-start rule of the compatibility serving head.
@@ -84,6 +88,9 @@ class PSANet(tfrs.Model):
         loss: "contrastive" or "triplet" (third image uniformly at random).
         margin: the loss's margin.
         l2: L2 weight on the item-features network's and the attention MLP's kernels.
+        pretrained_layers: names of the backbone's (nested) layers whose variables are
+            fine-tuned at ``pretrained_learning_rate_scale`` times the learning rate.
+        pretrained_learning_rate_scale: that factor, in (0, 1].
         item_content: optional float [n_items, *content_shape]; else ``set_item_content``.
         customer_embeddings: optional float [n_customers, customer_dim]; else
             ``set_customer_embeddings`` (not needed when not personalised).
@@ -106,8 +113,9 @@ class PSANet(tfrs.Model):
                  representation_dim: int = 16, hidden_dim: int = 32, subspaces: int = 3,
                  attention_hidden_dim: int = 16, personalised: bool = True,
                  combiner: str = "masks", loss: str = "contrastive", margin: float = 1.0,
-                 l2: float = 0.0, item_content: Any = None, customer_embeddings: Any = None,
-                 **kwargs):
+                 l2: float = 0.0, pretrained_layers: Sequence[str] = (),
+                 pretrained_learning_rate_scale: float = 0.01, item_content: Any = None,
+                 customer_embeddings: Any = None, **kwargs):
         super().__init__(**kwargs)
         for name, value in (("n_items", n_items), ("n_customers", n_customers),
                             ("customer_dim", customer_dim), ("subspaces", subspaces),
@@ -121,6 +129,9 @@ class PSANet(tfrs.Model):
                              f"{list(LOSSES)}. Received: combiner={combiner!r}, loss={loss!r}")
         if l2 < 0:
             raise ValueError(f"l2 must be non-negative. Received: l2={l2}")
+        if not 0 < pretrained_learning_rate_scale <= 1:
+            raise ValueError("pretrained_learning_rate_scale must be in (0, 1]. Received: "
+                             f"{pretrained_learning_rate_scale}")
         if isinstance(backbone, dict):
             backbone = tf.keras.layers.deserialize(backbone)
         content_shape = tuple(int(size) for size in content_shape)
@@ -135,6 +146,9 @@ class PSANet(tfrs.Model):
         self.personalised, self.combiner, self.pair_loss = bool(personalised), combiner, loss
         self.margin, self.l2 = float(margin), float(l2)
         self.has_backbone = backbone is not None
+        self.pretrained_layers = tuple(str(name) for name in pretrained_layers)
+        self.pretrained_learning_rate_scale = float(pretrained_learning_rate_scale)
+        self.pretrained_optimizer = None
         regularizer = tf.keras.regularizers.l2(l2) if l2 else None
 
         # === Layers ===
@@ -142,6 +156,11 @@ class PSANet(tfrs.Model):
         self.backbone = backbone if backbone is not None else item_feature_network(
             content_shape[0], hidden_dim, representation_dim, l2, name="item_representation")
         dim = int(self.backbone(tf.zeros((1, *content_shape)), training=False).shape[-1])
+        found = {layer.name for layer in self.backbone.submodules
+                 if isinstance(layer, tf.keras.layers.Layer)}
+        if set(self.pretrained_layers) - found:
+            raise ValueError(f"pretrained_layers names layers the backbone lacks: "
+                             f"{sorted(set(self.pretrained_layers) - found)}")
         self.item_dim = dim  # D, the size of X (the serving scorer's item_dim)
         # The subspaces: k masks m_i of X's size (eq. 2), or k dense maps W_i.
         if combiner == "masks":
@@ -279,6 +298,48 @@ class PSANet(tfrs.Model):
         return self.task(distances, embedding_distance(embeddings[0], embeddings[2]),
                          inputs["label"])
 
+    # ------------------------------------------------------------------ fine-tuning
+    def compile(self, optimizer="rmsprop", **kwargs) -> None:
+        """Keras' compile; with ``pretrained_layers`` also their optimizer: the compiled one's
+        class and settings at ``pretrained_learning_rate_scale`` times its learning rate."""
+        super().compile(optimizer=optimizer, **kwargs)
+        self.pretrained_optimizer = None
+        if self._pretrained_variables():
+            config = self.optimizer.get_config()
+            if isinstance(config["learning_rate"], dict):  # a serialised schedule
+                raise ValueError("pretrained_layers need a constant learning rate to scale. "
+                                 f"Received: {config['learning_rate']!r}")
+            config["learning_rate"] = (float(config["learning_rate"])
+                                       * self.pretrained_learning_rate_scale)
+            config["name"] = f"{config['name']}_pretrained"
+            self.pretrained_optimizer = type(self.optimizer).from_config(config)
+
+    def _pretrained_variables(self) -> list[tf.Variable]:
+        return [variable for layer in self.backbone.submodules
+                if isinstance(layer, tf.keras.layers.Layer)
+                and layer.name in self.pretrained_layers
+                for variable in layer.trainable_variables]
+
+    def train_step(self, inputs):
+        """TFRS's train step, the pretrained layers' gradients applied by their own optimizer."""
+        if self.pretrained_optimizer is None:
+            return super().train_step(inputs)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(inputs, training=True)
+            regularization_loss = tf.reduce_sum([tf.reduce_sum(term) for term in self.losses])
+            total_loss = loss + regularization_loss
+        pretrained = {id(variable) for variable in self._pretrained_variables()}
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        for optimizer, slow in ((self.optimizer, False), (self.pretrained_optimizer, True)):
+            optimizer.apply_gradients(
+                [(gradient, variable) for gradient, variable
+                 in zip(gradients, self.trainable_variables)
+                 if (id(variable) in pretrained) == slow])
+        metrics = {metric.name: metric.result() for metric in self.metrics}
+        metrics.update(loss=loss, regularization_loss=regularization_loss,
+                       total_loss=total_loss)
+        return metrics
+
     def call(self, inputs) -> tf.Tensor:
         """Scores of {"user", "item_a", "item_b"} index triples: float32 [B]."""
         weights = self.attention_weights(inputs["user"])
@@ -294,4 +355,7 @@ class PSANet(tfrs.Model):
                 "representation_dim": self.representation_dim, "hidden_dim": self.hidden_dim,
                 "subspaces": self.subspaces, "attention_hidden_dim": self.attention_hidden_dim,
                 "personalised": self.personalised, "combiner": self.combiner,
-                "loss": self.pair_loss, "margin": self.margin, "l2": self.l2, "name": self.name}
+                "loss": self.pair_loss, "margin": self.margin, "l2": self.l2,
+                "pretrained_layers": list(self.pretrained_layers),
+                "pretrained_learning_rate_scale": self.pretrained_learning_rate_scale,
+                "name": self.name}

@@ -339,7 +339,7 @@ class PairCompatibilityConfig:
 
 
 
-PSA_NET_BACKBONES = ("features", "gap_cnn", "small_cnn")
+PSA_NET_BACKBONES = ("features", "gap_cnn", "small_cnn", "efficientnet")
 
 
 @MODEL_CONFIGS.register("psa_net")
@@ -364,7 +364,14 @@ class PsaNetConfig:
         backbone: "features" (two dense layers on the items' ``feature_source`` rows,
             standardised; with "efficientnet" that is EfficientNet-Lite0 frozen under a trained
             head), "gap_cnn" or "small_cnn" (``layers.gap_cnn``, ``layers.cnn_f``: a small CNN
-            trained end to end on the item images).
+            trained end to end on the item images), or "efficientnet" (EfficientNet-Lite0 with
+            its real ImageNet weights on the item images, pooled, under a dense layer to X;
+            frozen unless ``fine_tune_top_block``).
+        fine_tune_top_block: with backbone "efficientnet": train its top block and head
+            convolutions (block15, head_conv; batch norm stays in inference mode) with the
+            rest, on the frozen trunk's feature maps computed once per item, at
+            ``fine_tune_learning_rate_scale`` times ``train.learning_rate`` (a second optimizer:
+            ImageNet's weights survive only small steps).
         feature_source, attributes: with "features", the item content as for
             ``pair_compatibility`` (``layers.item_content``).
         image_size: the images' side: the CNN preset's input (32) or EfficientNet's 64 when
@@ -381,7 +388,9 @@ class PsaNetConfig:
 
     RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.psa_net:PsaNetRecipe"
     # The recipe builds the backbone and reads the content and the embeddings from these.
-    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "feature_source", "attributes",
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "fine_tune_top_block",
+                                                 "fine_tune_learning_rate_scale",
+                                                 "feature_source", "attributes",
                                                  "image_size", "customer_embeddings",
                                                  "train_labels")
 
@@ -396,6 +405,8 @@ class PsaNetConfig:
     margin: float = 1.0
     l2: float = 0.0
     backbone: str = "features"
+    fine_tune_top_block: bool = False
+    fine_tune_learning_rate_scale: float = 0.01
     feature_source: str = "attributes"
     attributes: Optional[list[str]] = None
     image_size: Optional[int] = None
@@ -416,6 +427,13 @@ class PsaNetConfig:
         if not self.margin > 0 or (self.image_size is not None and self.image_size < 1):
             raise ValueError(f"model.margin and image_size must be positive. Received: "
                              f"margin={self.margin}, image_size={self.image_size}")
+        if not 0 < self.fine_tune_learning_rate_scale <= 1:
+            raise ValueError("model.fine_tune_learning_rate_scale must be in (0, 1]. Received: "
+                             f"{self.fine_tune_learning_rate_scale}")
+        if self.fine_tune_top_block and self.backbone != "efficientnet":
+            raise ValueError("model.fine_tune_top_block tunes EfficientNet-Lite0's top block: "
+                             "set backbone: efficientnet, or leave it false. Received: "
+                             f"backbone={self.backbone!r}")
 
 def _non_negative(config: object, *fields: str) -> None:
     for field in fields:

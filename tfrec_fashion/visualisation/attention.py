@@ -10,7 +10,8 @@ builds it; adding an image model is one entry there.
 - VBPR / TVBPR on EfficientNet-Lite0 features: image * 255 -> EfficientNet-Lite0 -> the
   training-time standardisation -> ``model.embed_items`` -> dot with the customer's vector: the
   score less its id-only terms (beta_i, gamma_u . gamma_i), which do not depend on the image.
-- PSA-Net with an image backbone (``models.psa_net``; ``backbone: gap_cnn`` or ``small_cnn``):
+- PSA-Net with an image backbone (``models.psa_net``; ``backbone: gap_cnn``, ``small_cnn`` or
+  ``efficientnet``, whose recipe gives the whole image -> X network, ``image_model``):
   the score of the *pair* (the image, its best partner for that customer), s_c(image) = max over
   the partners p of -||(X(image) - X_p) M_c||, the partners being the items of the categories
   that complement the mapped items' one (a top's bottoms). M_c = sum_i w_ci m_i (or sum_i w_ci
@@ -171,15 +172,14 @@ def _psa_net(recipe, model, user_vectors: np.ndarray,
 
     head = tf.keras.layers.Lambda(lambda x: -tf.reduce_min(pair_distances(x), axis=-1),
                                   name="pair_scores")
-    backbone = model.backbone
+    backbone, images, input_scale = recipe.image_model(model)
     score_model = tf.keras.Model(backbone.inputs, head(backbone.output), name="psa_net_score")
 
     def best_partners(images: np.ndarray) -> np.ndarray:
-        x = backbone(tf.convert_to_tensor(images, tf.float32), training=False)
+        x = backbone(tf.convert_to_tensor(images * input_scale, tf.float32), training=False)
         return partner_rows[np.argmin(pair_distances(x).numpy(), axis=-1)].T  # [C, B]
 
-    return ScoreOfImage(score_model, _cam_layer(score_model), 1.0,
-                        np.asarray(recipe.content, np.float32),
+    return ScoreOfImage(score_model, _cam_layer(score_model), input_scale, images,
                         attention_weights=weights.numpy(), partners=best_partners)
 
 
@@ -222,7 +222,8 @@ def image_path(model_section: dict) -> str:
         raise AttentionError(
             f"model {name!r} has no image path to map attention on (its scores do not go "
             "through an item image); models with one: dvbpr, vbpr / tvbpr with "
-            "feature_source: efficientnet, psa_net with backbone: gap_cnn or small_cnn")
+            "feature_source: efficientnet, psa_net with backbone: gap_cnn, small_cnn or "
+            "efficientnet")
     return key
 
 

@@ -4,7 +4,11 @@ earlier Partial Dual or StyNet run (the paper's two stages), and the compatibili
 
 - **Item content** (``model.backbone``): "features" reads the standardised rows of
   ``model.feature_source`` (``layers.item_content``, as ``pair_compatibility``); "gap_cnn" and
-  "small_cnn" read the item images at ``model.image_size`` and train that CNN end to end.
+  "small_cnn" read the item images at ``model.image_size`` and train that CNN end to end;
+  "efficientnet" runs EfficientNet-Lite0's frozen trunk (ImageNet weights, up to its top block)
+  once per item and trains its top block (``model.fine_tune_top_block``) and a dense layer to
+  X on those feature maps (``layers.efficientnet_lite.split_after``): the content is the
+  trunk's maps, the backbone the top block, pooling and the dense layer.
 - **Customer embeddings** (``model.customer_embeddings``: a run directory or its
   ``embeddings.npz``, ``data.embeddings.CustomerEmbeddings``): E_c of every customer of the
   dataset, looked up by id, each column standardised over the customers (an affine map the
@@ -34,7 +38,9 @@ import tensorflow as tf
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.data.embeddings import CustomerEmbeddings
 from tfrec_fashion.errors import ConfigError, DataError
-from tfrec_fashion.layers.item_content import feature_scaling, item_features, item_images
+from tfrec_fashion.layers.efficientnet_lite import TOP_BLOCK_INPUT, split_after
+from tfrec_fashion.layers.item_content import (efficientnet_backbone, feature_scaling,
+                                               item_features, item_images, on_item_images)
 from tfrec_fashion.metrics.subspace_attention import attention_subspace_accuracy
 from tfrec_fashion.models.psa_net import PSANet
 from tfrec_fashion.training.model_configs import model_arguments
@@ -85,6 +91,11 @@ class PsaNetRecipe(PairVoteRecipe):
         if config.backbone == "features":
             self.content, _ = item_features(dataset, config.feature_source, config.attributes,
                                             config.image_size or _EFFICIENTNET_SIZE)
+        elif config.backbone == "efficientnet":
+            self.images = item_images(dataset, config.image_size or _EFFICIENTNET_SIZE)
+            self.efficientnet = efficientnet_backbone(int(self.images.shape[1]))
+            trunk, self.top_block = split_after(self.efficientnet, TOP_BLOCK_INPUT)
+            self.content = on_item_images(trunk, self.images)  # frozen: once per item
         else:
             preset = BACKBONES[config.backbone].PRESETS[config.backbone]
             self.content = item_images(dataset, config.image_size or preset["image_shape"][0])
@@ -92,15 +103,50 @@ class PsaNetRecipe(PairVoteRecipe):
     def build_model(self) -> PSANet:
         config = self.model_config
         backbone = None
-        if config.backbone != "features":
+        if config.backbone == "efficientnet":
+            backbone = self._efficientnet_top(config.representation_dim,
+                                              config.fine_tune_top_block)
+        elif config.backbone != "features":
             backbone = BACKBONES[config.backbone].from_preset(
                 config.backbone, output_dim=config.representation_dim,
                 image_shape=tuple(self.content.shape[1:]))
         customer_dim = 1 if self.customer_table is None else self.customer_table.shape[1]
+        tuned = ()
+        if config.backbone == "efficientnet" and config.fine_tune_top_block:
+            tuned = tuple(layer.name for layer in self.top_block.layers
+                          if layer.trainable_weights)
         return PSANet(self.dataset.n_items, len(self.dataset.users), customer_dim,
                       tuple(self.content.shape[1:]), backbone=backbone,
+                      pretrained_layers=tuned,
+                      pretrained_learning_rate_scale=config.fine_tune_learning_rate_scale,
                       item_content=self.content, customer_embeddings=self.customer_table,
                       name=config.name, **model_arguments(config))
+
+    def _efficientnet_top(self, output_dim: int, fine_tune: bool) -> tf.keras.Model:
+        """The trunk's maps -> X: EfficientNet's top block and pooling (its own layers, so a
+        tuned block is the whole network's), then a dense layer named "representation"."""
+        for layer in self.top_block.layers:  # batch norm keeps its ImageNet statistics
+            layer.trainable = fine_tune and not isinstance(
+                layer, tf.keras.layers.BatchNormalization)
+        maps = tf.keras.Input(self.content.shape[1:], name="trunk_maps")
+        x = tf.keras.layers.Dense(output_dim, name="representation")(self.top_block(maps))
+        return tf.keras.Model(maps, x, name="efficientnet_top")
+
+    def image_model(self, model: PSANet) -> tuple[tf.keras.Model, np.ndarray, float]:
+        """For attention maps: (images -> X with every convolution a top-level layer, the
+        items' images float32 [N, s, s, 3] in [0, 1], the factor the model wants them times);
+        ``ConfigError`` for the item-features backbone (no image on the path)."""
+        config = self.model_config
+        if config.backbone == "features":
+            raise ConfigError("model.backbone: features: PSA-Net reads item features, not "
+                              "images; attention maps need backbone gap_cnn, small_cnn or "
+                              "efficientnet")
+        if config.backbone == "efficientnet":
+            dense = model.backbone.get_layer("representation")
+            return (tf.keras.Model(self.efficientnet.inputs, dense(self.efficientnet.output),
+                                   name="efficientnet_representation"),
+                    np.asarray(self.images, np.float32), 255.0)
+        return model.backbone, np.asarray(self.content, np.float32), 1.0
 
     def customer_vectors(self, model: PSANet) -> np.ndarray:
         """What the scorer reads per customer: E_c [n_users, d], or [n_users, 0] when the model
