@@ -65,8 +65,9 @@ def test_chance_is_the_mean_accuracy_over_shuffled_customers():
     found = attention_subspace_accuracy(learned, planted, n_shuffles=20, seed=4)
     shuffles = np.random.default_rng(4)
     accuracies = []
+    relative = learned / learned.mean(axis=0)  # step 0
     for _ in range(20):
-        shuffled = learned[shuffles.permutation(200)]
+        shuffled = relative[shuffles.permutation(200)]
         matched = match_subspaces(shuffled, planted)
         accuracies.append(np.mean(matched[shuffled.argmax(1)] == planted.argmax(1)))
     assert found["chance"] == pytest.approx(np.mean(accuracies))
@@ -74,6 +75,21 @@ def test_chance_is_the_mean_accuracy_over_shuffled_customers():
     assert found["accuracy"] > 0.85
     # Three balanced subspaces: attention unrelated to the customer is right about 1 in 3.
     assert found["chance"] == pytest.approx(1 / 3, abs=0.06)
+
+
+def test_relative_weights_see_past_a_subspace_everyone_weighs_more():
+    """A model may trade a subspace's mask size for its weight: here everyone's first weight is
+    ten times as large (then renormalised), so the raw argmax names it far too often, while
+    each customer's weights still follow their planted ones."""
+    rng = np.random.default_rng(5)
+    planted = rng.dirichlet(np.full(3, 0.3), size=600)
+    learned = planted * [10.0, 1.0, 1.0] + 0.02
+    learned /= learned.sum(axis=1, keepdims=True)
+    raw = attention_subspace_accuracy(learned, planted, n_shuffles=20, relative=False)
+    found = attention_subspace_accuracy(learned, planted, n_shuffles=20)
+    assert found["accuracy"] > 0.8 and found["accuracy"] > raw["accuracy"] + 0.1, (raw, found)
+    with pytest.raises(ValueError, match="must be positive"):
+        attention_subspace_accuracy(learned - 1.0, planted)
 
 
 def test_attention_that_knows_nobody_scores_at_chance():

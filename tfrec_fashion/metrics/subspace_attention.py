@@ -5,6 +5,14 @@ A model with k learned subspaces gives each customer attention weights w [k]; th
 gives each customer weights v [s] over its s planted subspaces (``user_subspace_weights``). The
 learned subspaces have no names, so they are first matched to planted ones:
 
+0. **Relative weights** (``relative=True``, the default): each learned column is divided by its
+   mean over the customers, so a customer's largest weight is the subspace they weigh most
+   *compared with everyone else*. A subspace's weight and its mask's size are not identifiable
+   apart (a model may put a small mask under a large weight for every customer), so the raw
+   argmax can name the same subspace for everyone while the weights still track each
+   customer's taste (planted world seed 0: correlations 0.71, 0.86, 0.70 with the planted
+   columns, raw argmax 0.29 against chance 0.33, relative 0.80). The planted weights are left
+   as they are (symmetric Dirichlet: their columns' means are alike).
 1. **Matching**: the Pearson correlation over customers of every learned weight column with
    every planted one, C [k, s] (a column constant over customers correlates 0), and the
    one-to-one assignment of learned to planted subspaces that maximises the summed correlation
@@ -57,7 +65,8 @@ def _accuracy(learned: np.ndarray, planted: np.ndarray) -> float:
 
 
 def attention_subspace_accuracy(learned_weights: ArrayLike, planted_weights: ArrayLike,
-                                n_shuffles: int = 200, seed: int = 0) -> dict[str, object]:
+                                n_shuffles: int = 200, seed: int = 0,
+                                relative: bool = True) -> dict[str, object]:
     """How often a customer's largest learned attention weight lands on their planted dominant
     subspace, after matching, against chance (see the module docstring).
 
@@ -66,6 +75,8 @@ def attention_subspace_accuracy(learned_weights: ArrayLike, planted_weights: Arr
         planted_weights: float [n_customers, s], the planted ``user_subspace_weights``.
         n_shuffles: customer permutations the chance level is averaged over, a positive int.
         seed: the permutations' seed.
+        relative: divide each learned column by its mean over customers first (step 0); the
+            columns must then have positive means (attention weights do).
 
     Returns:
         ``{"accuracy": float, "chance": float, "chance_std": float, "matching": int [k]
@@ -78,6 +89,12 @@ def attention_subspace_accuracy(learned_weights: ArrayLike, planted_weights: Arr
                          f"customers, at least 2. Received: {learned.shape[0]} and "
                          f"{planted.shape[0]}")
     n_shuffles = _checks.check_positive_int(n_shuffles, "n_shuffles")
+    if relative:
+        means = learned.mean(axis=0)
+        if not (means > 0).all():
+            raise ValueError("`relative=True` divides each learned column by its mean over "
+                             f"customers, which must be positive. Received means: {means}")
+        learned = learned / means
     rng = np.random.default_rng(seed)
     shuffled = [_accuracy(learned[rng.permutation(len(learned))], planted)
                 for _ in range(n_shuffles)]
