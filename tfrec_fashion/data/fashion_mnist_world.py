@@ -69,6 +69,20 @@ part of each taste is a function of what the pixels really show, so an image mod
   large ones, class people T-shirts over coats), so ratings reveal them, as PSA-Net needs its
   customer embeddings to; at 0 (the default, the world of the earlier releases) they do not,
   and only a non-personalised model can use the votes.
+- **outfits** (PAN; only with ``outfits_per_user`` > 0, the default 0 keeping the earlier world
+  and its truth unchanged): per user, ``outfit_candidates`` (top, bottom, shoes) outfits drawn
+  slot by slot from the softmax of the user's item scores over the slot's classes (tops:
+  T-shirt/top, Pullover, Coat, Shirt; bottoms: Trouser; shoes: Sandal, Sneaker, Ankle boot;
+  Dress and Bag are in no outfit), of which ``outfits_per_user`` distinct ones are kept by a Gumbel top-k
+  of ``true_outfit_score / outfit_temperature``, exactly as the synthetic world keeps its
+  outfits (``synthetic_sampling._sample_outfits``). The outfit score is the planted one of the
+  synthetic world: the mean item score ``x_ui`` over the three items plus
+  ``outfit_compatibility_weight`` (``truth["outfit_compatibility_weight"]``) times the mean
+  personal pair score over the outfit's three pairs, by the same four pixel rules and the
+  customer's own weights. The intensity, texture and area rules read within-slot tertiles, so
+  they score (top, shoes) and (bottom, shoes) as they score (top, bottom); the class rule only
+  pairs tops with trousers and is 0 for pairs with shoes. ``synthetic.true_outfit_score``
+  answers for this world too, so the outfit protocol (``evaluation.outfits``) prints its oracle.
 
 Example:
 
@@ -77,6 +91,9 @@ Example:
     world.truth["user_item_score"].shape                # (300, 400)
     p = world.pair_ratings                              # 20 (top, bottom) votes per user
     true_pair_score(world, p.user, p.item_a, p.item_b)  # from tfrec_fashion.data.synthetic
+    dressed = FashionMnistWorld.tiny(seed=1, outfits_per_user=10).build()
+    o = dressed.outfits                                 # items [3000, 3]: top, bottom, shoes
+    true_outfit_score(dressed, o.user, o.items)         # the planted outfit score
 """
 
 from __future__ import annotations
@@ -85,11 +102,12 @@ import dataclasses
 
 import numpy as np
 
-from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Users
+from tfrec_fashion.data.dataset import FashionDataset, Interactions, Items, Outfits, Users
 from tfrec_fashion.data.fashion_mnist import CLASS_NAMES, IMAGE_SIZE, load_fashion_mnist
 from tfrec_fashion.data.sources import DATA_SOURCES
-from tfrec_fashion.data.synthetic_sampling import (_sample_ratings, sample_expert_pairs,
-                                                   sample_pair_votes)
+from tfrec_fashion.data.synthetic_planting import SLOTS
+from tfrec_fashion.data.synthetic_sampling import (_sample_outfits, _sample_ratings,
+                                                   sample_expert_pairs, sample_pair_votes)
 
 SLOT_OF_CLASS: dict[str, str] = {
     "T-shirt/top": "top", "Trouser": "bottom", "Pullover": "top", "Dress": "dress", "Coat": "top",
@@ -107,7 +125,7 @@ POOL = 2  # features: PCA of the 14x14 average-pooled pixels
 
 # Independent random streams, so e.g. changing n_users leaves the sampled items unchanged.
 (_ITEMS, _POPULARITY, _NEW_ITEMS, _TASTE, _CF_USERS, _CF_ITEMS, _INTERACTIONS, _PAIR_WEIGHTS,
- _PAIRS, _EXPERT, _RATINGS) = range(11)
+ _PAIRS, _EXPERT, _RATINGS, _OUTFITS) = range(12)
 
 
 @DATA_SOURCES.register("fashion_mnist_world")
@@ -137,6 +155,11 @@ class FashionMnistWorld:
         n_expert_pairs: pairs labelled by the global compatibility, no customer (0 = none).
         subspace_concentration: Dirichlet concentration of the customers' rule weights.
         persona_strength: how strongly the rule weights tilt the item taste (0 = not at all).
+        outfits_per_user: (top, bottom, shoes) outfits kept per user (0 = none: the world of the
+            earlier releases, every other table unchanged).
+        outfit_candidates: candidate outfits per user the kept ones are chosen from.
+        outfit_temperature: Gumbel temperature of that choice (small = the user's best ones).
+        outfit_compatibility_weight: weight of the mean pair score in ``true_outfit_score``.
         root: folder with the Fashion-MNIST IDX files (null: the loader's default places).
     """
 
@@ -162,6 +185,10 @@ class FashionMnistWorld:
     n_expert_pairs: int = 1000
     subspace_concentration: float = 0.3
     persona_strength: float = 0.0
+    outfits_per_user: int = 0
+    outfit_candidates: int = 64
+    outfit_temperature: float = 0.3
+    outfit_compatibility_weight: float = 1.0
     root: str | None = None
 
     def __post_init__(self) -> None:
@@ -184,7 +211,8 @@ class FashionMnistWorld:
                              f"Received: temperature={self.temperature}, "
                              f"popularity_scale={self.popularity_scale}")
         for field in ("ratings_per_user", "pair_ratings_per_user", "n_expert_pairs",
-                      "rating_noise", "pair_noise", "persona_strength"):
+                      "rating_noise", "pair_noise", "persona_strength", "outfits_per_user",
+                      "outfit_compatibility_weight"):
             if getattr(self, field) < 0:
                 raise ValueError(f"`{field}` must be >= 0. "
                                  f"Received: {field}={getattr(self, field)}")
@@ -193,6 +221,12 @@ class FashionMnistWorld:
                              f"at most n_items. Received: subspace_concentration="
                              f"{self.subspace_concentration}, ratings_per_user="
                              f"{self.ratings_per_user}, n_items={self.n_items}")
+        if self.outfit_candidates < max(self.outfits_per_user, 1) or self.outfit_temperature <= 0:
+            raise ValueError(f"`outfit_candidates` must be positive and at least "
+                             f"`outfits_per_user`, and `outfit_temperature` positive. Received: "
+                             f"outfit_candidates={self.outfit_candidates}, outfits_per_user="
+                             f"{self.outfits_per_user}, outfit_temperature="
+                             f"{self.outfit_temperature}")
         if self.trend_attribute not in VISUAL_ATTRIBUTES:
             raise ValueError(f"`trend_attribute` must be one of {list(VISUAL_ATTRIBUTES)}. "
                              f"Received: trend_attribute={self.trend_attribute!r}")
@@ -240,6 +274,9 @@ class FashionMnistWorld:
                      user_subspace_weights=weights.astype(np.float32),
                      **plant_pair_compatibility(labels, measured, category))
         user, item, timestamp = self._sample_interactions(truth)
+        if self.outfits_per_user > 0:  # only then, so the earlier world's truth is unchanged
+            truth["outfit_compatibility_weight"] = np.array(self.outfit_compatibility_weight,
+                                                            np.float32)
         tops, bottoms = np.flatnonzero(category == "top"), np.flatnonzero(category == "bottom")
 
         items = Items(
@@ -258,6 +295,7 @@ class FashionMnistWorld:
             pair_ratings=sample_pair_votes(truth, tops, bottoms, self.n_users,
                                            self.pair_ratings_per_user, self.pair_noise,
                                            self._rng(_PAIRS)),
+            outfits=self._sample_outfits(truth, category),
             metadata=self._metadata(thresholds),
             truth=truth,
             expert_pairs=sample_expert_pairs(truth, tops, bottoms, self.n_expert_pairs,
@@ -302,6 +340,15 @@ class FashionMnistWorld:
                 "cf_item": cf_item.astype(f32), "popularity": popularity.astype(f32),
                 "trend": trend.astype(f32), "trend_exposure": exposure.astype(f32),
                 "release_epoch": release}
+
+    def _sample_outfits(self, truth: dict[str, np.ndarray], category: np.ndarray
+                        ) -> Outfits | None:
+        """(top, bottom, shoes) outfits per user as the synthetic world keeps them: candidates
+        from the per-slot softmax of the user's item scores, kept by a Gumbel top-k over
+        ``true_outfit_score / outfit_temperature`` (module docstring); None when
+        ``outfits_per_user`` is 0."""
+        slot = np.array([SLOTS.index(c) if c in SLOTS else -1 for c in category])
+        return _sample_outfits(self, truth, slot, self._rng(_OUTFITS))
 
     def _sample_interactions(self, truth: dict[str, np.ndarray]
                              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -376,6 +423,10 @@ class FashionMnistWorld:
                               "balance and class pairing (within-slot tertiles)",
                 "expert_pairs": "labelled by the global pair score (mean customer weights)",
                 "persona_strength": self.persona_strength,
+                "outfits": "(top, bottom, shoes) per user: candidates from the per-slot softmax "
+                           "of user_item_score, kept by Gumbel top-k of true_outfit_score / "
+                           "outfit_temperature (mean item score + outfit_compatibility_weight "
+                           "x mean personal pair score over the outfit's 3 pairs)",
             },
         }
 

@@ -20,6 +20,9 @@ pairs       ``pairs.PairEvaluation`` (per-      ``rating_table.RatingTable``'s v
             customer 80/10/10 pair votes,       columns, beside the personal and the
             pooled and customer AUC, AUPRC,     global (average customer) oracle
             Recall@50%, Precision@10)
+outfits     ``outfits.OutfitEvaluation`` (per-  ``outfits.OutfitTable`` (PAN Tables
+            user 80/10/10 outfits, FITB, per-   1-2: FITB, AUC, NDCG, beside the
+            user AUC and NDCG)                  random and the oracle rows)
 ==========  ==================================  =====================================
 
 **Adding a protocol** (as "pairs" was: AUC of held-out +1/-1 pair votes):
@@ -109,6 +112,14 @@ def _pair_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
     return table
 
 
+def _outfit_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
+                  reference: str) -> Any:
+    # PAN's Tables 1-2 (FITB, AUC, NDCG), imported here so reading the registry stays light.
+    from tfrec_fashion.evaluation.outfits import OutfitTable
+
+    return OutfitTable.from_runs(label, runs)
+
+
 PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
     Protocol(
         name="implicit",
@@ -131,6 +142,13 @@ PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
         table=_pair_table,
         summary_columns=("test_auc", "test_customer_auc", "test_customer_auprc",
                          "global_oracle_test_auc", "oracle_test_auc"),
+        curve_references=baseline_test_aucs),
+    Protocol(
+        name="outfits",
+        evaluation="tfrec_fashion.evaluation.outfits:OutfitEvaluation",
+        table=_outfit_table,
+        summary_columns=("test_fitb", "test_auc", "test_ndcg", "oracle_test_fitb",
+                         "oracle_test_auc"),
         curve_references=baseline_test_aucs),
 )}
 
