@@ -17,9 +17,11 @@ import numpy as np
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from tfrec_fashion.training.serving_parts import CompatibilityParts, Parts, RetrievalParts
+from tfrec_fashion.training.serving_parts import (CompatibilityParts, OutfitParts, Parts,
+                                                  RetrievalParts)
 from tfrec_fashion_export.compatibility import CompatibilityModule
 from tfrec_fashion_export.module import RecommenderModule
+from tfrec_fashion_export.outfits import OutfitModule
 from tfrec_fashion_serving import contract
 
 
@@ -71,6 +73,21 @@ def _compatibility_description(parts: CompatibilityParts) -> dict[str, Any]:
             "cold_start": "unknown customers are scored with the mean customer's vector"}
 
 
+def _outfit_warmup(parts: OutfitParts) -> dict[str, dict[str, np.ndarray]]:
+    """An outfit of each slot's first item, its first slot blanked."""
+    slots = parts.item_slots()
+    outfit = [parts.item_ids[np.flatnonzero(slots == index)[0]]
+              for index in range(len(parts.slots))]
+    return contract.outfit_warmup_inputs(list(parts.user_ids), outfit, parts.slots[0],
+                                         int((slots == 0).sum()))
+
+
+def _outfit_description(parts: OutfitParts) -> dict[str, Any]:
+    return {"slots": parts.slots, "slot_categories": parts.slot_categories,
+            "personalised": parts.scorer.user_dim > 0,
+            "cold_start": "unknown customers are scored with the mean customer's vector"}
+
+
 HEADS: dict[str, ExportHead] = {
     RetrievalParts.HEAD: ExportHead(
         contract.RETRIEVAL, lambda parts, index, params: RecommenderModule(parts, index, params),
@@ -78,6 +95,9 @@ HEADS: dict[str, ExportHead] = {
     CompatibilityParts.HEAD: ExportHead(
         contract.COMPATIBILITY, lambda parts, index, params: CompatibilityModule(parts),
         _compatibility_warmup, _compatibility_description, ("brute_force",)),
+    OutfitParts.HEAD: ExportHead(
+        contract.OUTFIT, lambda parts, index, params: OutfitModule(parts),
+        _outfit_warmup, _outfit_description, ("brute_force",)),
 }
 
 

@@ -34,6 +34,16 @@ ratings)::
                   and, from models that weight subspaces per customer (PSA-Net), the optional
                   attention_weights float32 [B, S] (each customer's weights, rows sum to 1)
 
+:data:`OUTFIT` (a customer's score of a whole outfit, one item per slot; PAN and its kin)::
+
+    fill_in_the_blank (= serving_default)
+        user_id string [B]; item_ids string [B, S] (one column per slot of the model, in its
+        slot order; the blank's column is ignored, "" or anything); blank_slot string [B];
+        k int32 [B] = [10]; exclude_item_ids string [B, M] = shape [1, 0]
+        -> item_ids string [B, K] (padding ""), scores float32 [B, K] (padding -inf),
+           cold_start bool [B]          the best items of the blank's slot for that outfit
+    score_outfit  user_id [B], item_ids [B, S] -> scores float32 [B], cold_start [B]
+
 Unknown customers are scored with the mean customer's vector and flagged by ``cold_start``.
 
 Beside each version, in ``assets.extra/``: :data:`WARMUP_FILE` (TF Serving's warm-up records),
@@ -165,7 +175,19 @@ COMPLETE_PAIR = Signature(
     outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None)),
              Tensor("cold_start", tf.bool, (None,))))
 COMPATIBILITY = Head("compatibility", (SCORE_PAIRS, COMPLETE_PAIR), default=COMPLETE_PAIR.name)
-HEADS = {head.name: head for head in (RETRIEVAL, COMPATIBILITY)}
+
+SCORE_OUTFIT = Signature(
+    "score_outfit", inputs=(_ids("user_id"), _ids("item_ids", 2)),
+    outputs=(Tensor("scores", tf.float32, (None,)), Tensor("cold_start", tf.bool, (None,))))
+FILL_IN_THE_BLANK = Signature(
+    "fill_in_the_blank",
+    inputs=(_ids("user_id"), _ids("item_ids", 2), _ids("blank_slot"),
+            Tensor("k", tf.int32, (None,), [DEFAULT_K]),
+            Tensor("exclude_item_ids", tf.string, (None, None), np.zeros((1, 0), object))),
+    outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None)),
+             Tensor("cold_start", tf.bool, (None,))))
+OUTFIT = Head("outfit", (SCORE_OUTFIT, FILL_IN_THE_BLANK), default=FILL_IN_THE_BLANK.name)
+HEADS = {head.name: head for head in (RETRIEVAL, COMPATIBILITY, OUTFIT)}
 
 
 def embed_item(input_spec: tf.TensorSpec) -> Signature:
@@ -246,6 +268,22 @@ def pair_warmup_inputs(user_ids: Sequence[str], item_id: str, partner_id: str,
                              "k": np.full(batch, min(DEFAULT_K, n_partners), np.int32),
                              "category": string_array([""] * batch),
                              "exclude_item_ids": string_array([[partner_id]] * batch)},
+    }
+
+
+def outfit_warmup_inputs(user_ids: Sequence[str], outfit: Sequence[str], blank_slot: str,
+                         n_candidates: int) -> dict[str, dict[str, np.ndarray]]:
+    """One request per signature of :data:`OUTFIT`: two known customers and an unknown one, a
+    full outfit (one item per slot) and the slot to blank, k no larger than its items."""
+    users = [*user_ids[:2], UNKNOWN_USER]
+    batch = len(users)
+    outfits = string_array([list(outfit)] * batch)
+    return {
+        SCORE_OUTFIT.name: {"user_id": string_array(users), "item_ids": outfits},
+        FILL_IN_THE_BLANK.name: {"user_id": string_array(users), "item_ids": outfits,
+                                 "blank_slot": string_array([blank_slot] * batch),
+                                 "k": np.full(batch, min(DEFAULT_K, n_candidates), np.int32),
+                                 "exclude_item_ids": string_array([[""]] * batch)},
     }
 
 

@@ -14,6 +14,9 @@ of the dataclasses here, each naming its head in ``HEAD``:
 - :class:`CompatibilityParts` (head "compatibility": ``score_pairs`` / ``complete_pair``): each
   customer's conditioning vector, each item's input to the scorer, and a :class:`PairScorer`
   (a graph function of customer, item and partner). PSA-Net and its kin.
+- :class:`OutfitParts` (head "outfit": ``score_outfit`` / ``fill_in_the_blank``): the same
+  for whole outfits, one item per slot, scored by an :class:`OutfitScorer` (a graph function of
+  customer and the outfit's items). PAN and its kin.
 
 Layout (written atomically: ``serving.tmp-*`` then one rename)::
 
@@ -23,7 +26,7 @@ Layout (written atomically: ``serving.tmp-*`` then one rename)::
     <run_dir>/serving/embedder/    SavedModel: ``call(content)`` -> the item's row (retrieval
                                    models that see item content)
     <run_dir>/serving/scorer/      SavedModel: ``call(user, item, partner)`` -> scores
-                                   (compatibility)
+                                   (compatibility), ``call(user, items)`` (outfit)
     <run_dir>/serving/attention/   SavedModel: ``call(user)`` -> subspace weights (compatibility
                                    models that have them: PSA-Net)
     <run_dir>/serving/thumbnails.* every item's image on one sheet, for the browse page (runs
@@ -105,6 +108,31 @@ class PairScorer:
 
     def user_spec(self) -> tf.TensorSpec:
         return tf.TensorSpec([None, self.user_dim], tf.float32, "user")
+
+
+@dataclasses.dataclass
+class OutfitScorer:
+    """An outfit model's score of (customer, one item per slot), as a graph function.
+
+    Args:
+        user_dim: E, the size of a customer's conditioning vector (0: not personalised).
+        item_dim: F, the size of an item's input to the scorer (e.g. its flattened feature
+            map: the scorer may run the item encoder, user-aware, inside).
+        n_slots: S, the outfit's slots, in the parts' ``slots`` order.
+        score: graph-safe function (user float32 [B, E], items float32 [B, S, F]) ->
+            float32 [B], higher = a better outfit for that customer.
+        variables: every variable ``score`` reads.
+    """
+
+    user_dim: int
+    item_dim: int
+    n_slots: int
+    score: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    variables: Sequence[tf.Variable]
+
+    def input_signature(self) -> list[tf.TensorSpec]:
+        return [tf.TensorSpec([None, self.user_dim], tf.float32, "user"),
+                tf.TensorSpec([None, self.n_slots, self.item_dim], tf.float32, "items")]
 
 
 def _check_ids(name: str, ids: np.ndarray) -> None:
@@ -308,9 +336,103 @@ class CompatibilityParts:
                    scorer, info)
 
 
+@dataclasses.dataclass
+class OutfitParts:
+    """What an outfit model contributes to an export (head "outfit").
+
+    Args:
+        user_ids: str [U], the customers the model knows.
+        user_vectors: float32 [U, E], each customer's conditioning vector; an unknown customer
+            gets their mean, flagged.
+        item_ids: str [N], unique.
+        item_categories: str [N].
+        item_vectors: float32 [N, F], each item's input to the scorer (computed once).
+        slots: the outfit's slots in order (e.g. top, bottom, shoes); an item fills slot s
+            when its category is in ``slot_categories[s]``.
+        slot_categories: slot -> the item categories that fill it (default: its own name).
+        scorer: the model's score of (customer vector, the outfit's item rows).
+        info: JSON-able facts written to ``assets.extra/tfrec_fashion.json``.
+    """
+
+    HEAD: ClassVar[str] = "outfit"
+
+    user_ids: np.ndarray
+    user_vectors: np.ndarray
+    item_ids: np.ndarray
+    item_categories: np.ndarray
+    item_vectors: np.ndarray
+    slots: list[str]
+    scorer: OutfitScorer
+    slot_categories: dict[str, list[str]] | None = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.user_ids, self.item_ids, self.item_categories = _catalogue(
+            self.user_ids, self.item_ids, self.item_categories)
+        self.user_vectors = np.asarray(self.user_vectors, np.float32).reshape(
+            len(self.user_ids), -1)
+        self.item_vectors = np.asarray(self.item_vectors, np.float32)
+        self.slots = [str(slot) for slot in self.slots]
+        if len(self.slots) != self.scorer.n_slots or len(set(self.slots)) != len(self.slots):
+            raise ValueError(f"slots must be {self.scorer.n_slots} distinct names (the "
+                             f"scorer's S). Received: {self.slots}")
+        if self.item_vectors.shape != (len(self.item_ids), self.scorer.item_dim):
+            raise ValueError(f"item_vectors must be [{len(self.item_ids)}, "
+                             f"{self.scorer.item_dim}] (one row per item id, the scorer's F). "
+                             f"Received: shape={self.item_vectors.shape}")
+        if self.user_vectors.shape[1] != self.scorer.user_dim:
+            raise ValueError(f"user_vectors must be [{len(self.user_ids)}, "
+                             f"{self.scorer.user_dim}] (the scorer's E). Received: "
+                             f"shape={self.user_vectors.shape}")
+        self.slot_categories = {slot: [str(c) for c in (self.slot_categories or {}).get(
+            slot, [slot])] for slot in self.slots}
+        for slot, categories in self.slot_categories.items():
+            if not np.isin(categories, self.item_categories).any():
+                raise ValueError(f"no item fills slot {slot!r} (categories {categories})")
+        _check_finite(user_vectors=self.user_vectors, item_vectors=self.item_vectors)
+
+    @property
+    def cold_start_vector(self) -> np.ndarray:
+        """An unknown customer's conditioning vector: the mean customer's, float32 [E]."""
+        if len(self.user_vectors) == 0:
+            return np.zeros(self.scorer.user_dim, np.float32)
+        return self.user_vectors.mean(axis=0)
+
+    def item_slots(self) -> np.ndarray:
+        """Each item's slot index, int32 [N] (-1: fills no slot)."""
+        rows = np.full(len(self.item_ids), -1, np.int32)
+        for index, slot in enumerate(self.slots):
+            rows[np.isin(self.item_categories, self.slot_categories[slot])] = index
+        return rows
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_ids": self.user_ids, "user_vectors": self.user_vectors,
+                "item_ids": self.item_ids, "item_categories": self.item_categories,
+                "item_vectors": self.item_vectors}
+
+    def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
+        return {"scorer": (self.scorer.score, self.scorer.input_signature(),
+                           self.scorer.variables)}
+
+    def describe_functions(self) -> dict[str, Any]:
+        return {"slots": self.slots, "slot_categories": self.slot_categories,
+                "user_dim": self.scorer.user_dim, "item_dim": self.scorer.item_dim}
+
+    @classmethod
+    def restore(cls, arrays: dict[str, np.ndarray], functions: dict[str, Any],
+                described: dict[str, Any], info: dict) -> "OutfitParts":
+        call, variables = functions["scorer"]
+        scorer = OutfitScorer(described["user_dim"], described["item_dim"],
+                              len(described["slots"]), call, variables)
+        return cls(arrays["user_ids"], arrays["user_vectors"], arrays["item_ids"],
+                   arrays["item_categories"], arrays["item_vectors"], described["slots"],
+                   scorer, described["slot_categories"], info)
+
+
 PARTS_TYPES: dict[str, type] = {RetrievalParts.HEAD: RetrievalParts,
-                                CompatibilityParts.HEAD: CompatibilityParts}
-Parts = RetrievalParts | CompatibilityParts
+                                CompatibilityParts.HEAD: CompatibilityParts,
+                                OutfitParts.HEAD: OutfitParts}
+Parts = RetrievalParts | CompatibilityParts | OutfitParts
 
 
 # ----------------------------------------------------------------------------- from a recipe
