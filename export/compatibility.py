@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import CompatibilityParts
 from tfrec_fashion_export.module import (broadcast_rows, checked_k, known_rows, lookup_table,
-                                         vectors_or_default)
+                                         top_k_answer, vectors_or_default, without_rows)
 from tfrec_fashion_serving.contract import COMPLETE_PAIR, SCORE_PAIRS
 
 
@@ -125,14 +125,9 @@ class CompatibilityModule(tf.Module):
                                       tf.shape(self.partner_categories)[0], on_value=True,
                                       off_value=False))
         allowed = tf.gather(allowed, self.item_category_rows, axis=1)  # [B, N]
-        # The item itself and the excluded ids ("" and unknown ids: -1, ignored) are scattered
-        # into a [B, N] count: O(B (M + N)), whatever M is.
-        excluded = tf.concat([rows[:, None], self.item_table.lookup(exclude_item_ids)], axis=1)
-        where = tf.where(excluded >= 0)  # [P, 2] (row, position)
-        hits = tf.scatter_nd(
-            tf.stack([where[:, 0], tf.cast(tf.gather_nd(excluded, where), tf.int64)], axis=1),
-            tf.ones(tf.shape(where)[:1], tf.int32), tf.cast(tf.shape(allowed), tf.int64))
-        allowed = allowed & tf.equal(hits, 0)
+        # The item itself and the excluded ids ("" and unknown ids: -1, ignored).
+        allowed = without_rows(allowed, tf.concat(
+            [rows[:, None], self.item_table.lookup(exclude_item_ids)], axis=1))
 
         def score_row(row):
             user_row, item_row = row
@@ -142,11 +137,7 @@ class CompatibilityModule(tf.Module):
 
         scores = tf.map_fn(score_row, (user, tf.gather(self.item_vectors, rows)),
                            fn_output_signature=tf.TensorSpec([None], tf.float32))
-        scores = tf.where(allowed, scores, -np.inf)
-        top_scores, top_rows = tf.math.top_k(scores, tf.reduce_max(k))
-        valid = (tf.range(tf.shape(top_rows)[1])[None, :] < k[:, None]) & (top_scores > -np.inf)
-        return {"item_ids": tf.where(valid, tf.gather(self.item_ids, top_rows), ""),
-                "scores": tf.where(valid, top_scores, -np.inf), "cold_start": cold}
+        return top_k_answer(scores, allowed, k, self.item_ids, cold)
 
     def signatures(self) -> dict:
         """Signature name -> function; ``serving_default`` = ``complete_pair``."""

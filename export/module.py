@@ -60,6 +60,28 @@ def known_rows(table: tf.lookup.StaticHashTable, item_ids: tf.Tensor, what: str)
         return tf.identity(rows)
 
 
+def without_rows(allowed: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
+    """``allowed`` bool [B, N] with each row's ``excluded`` item rows int [B, M] (-1: none, as
+    unknown or empty ids look up) set False; a [B, N] count scattered from the rows, so
+    O(B (M + N)) whatever M is."""
+    where = tf.where(excluded >= 0)  # [P, 2] (row, position)
+    hits = tf.scatter_nd(
+        tf.stack([where[:, 0], tf.cast(tf.gather_nd(excluded, where), tf.int64)], axis=1),
+        tf.ones(tf.shape(where)[:1], tf.int32), tf.cast(tf.shape(allowed), tf.int64))
+    return allowed & tf.equal(hits, 0)
+
+
+def top_k_answer(scores: tf.Tensor, allowed: tf.Tensor, k: tf.Tensor, item_ids: tf.Variable,
+                 cold: tf.Tensor) -> dict[str, tf.Tensor]:
+    """The top ``k`` [B] allowed items of scores [B, N] as a signature's answer: item_ids
+    string [B, K] (padding ""), scores [B, K] (padding -inf), cold_start; K = max(k)."""
+    scores = tf.where(allowed, scores, -np.inf)
+    top_scores, top_rows = tf.math.top_k(scores, tf.reduce_max(k))
+    valid = (tf.range(tf.shape(top_rows)[1])[None, :] < k[:, None]) & (top_scores > -np.inf)
+    return {"item_ids": tf.where(valid, tf.gather(item_ids, top_rows), ""),
+            "scores": tf.where(valid, top_scores, -np.inf), "cold_start": cold}
+
+
 def checked_k(batch: tf.Tensor, k: tf.Tensor, category: tf.Tensor, category_rows: tf.Tensor,
               n_items: int, category_help: str) -> tf.Tensor:
     """``k``, available only once the request's top-k inputs are checked: at least one row,

@@ -22,8 +22,8 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import OutfitParts
-from tfrec_fashion_export.module import (broadcast_rows, known_rows, lookup_table,
-                                         vectors_or_default)
+from tfrec_fashion_export.module import (broadcast_rows, lookup_table, top_k_answer,
+                                         vectors_or_default, without_rows)
 from tfrec_fashion_serving.contract import FILL_IN_THE_BLANK, SCORE_OUTFIT
 
 
@@ -113,13 +113,8 @@ class OutfitModule(tf.Module):
         # Candidates: the blank's slot's items but the one the blank held (if a known id) and
         # the excluded ("" and unknown ids: -1, ignored), scattered into a [B, N] count.
         allowed = tf.equal(self.item_slots[None, :], blank[:, None])  # [B, N]
-        excluded = tf.concat([self.item_table.lookup(item_ids),
-                              self.item_table.lookup(exclude_item_ids)], axis=1)
-        where = tf.where(excluded >= 0)
-        hits = tf.scatter_nd(
-            tf.stack([where[:, 0], tf.cast(tf.gather_nd(excluded, where), tf.int64)], axis=1),
-            tf.ones(tf.shape(where)[:1], tf.int32), tf.cast(tf.shape(allowed), tf.int64))
-        allowed = allowed & tf.equal(hits, 0)
+        allowed = without_rows(allowed, tf.concat(
+            [self.item_table.lookup(item_ids), self.item_table.lookup(exclude_item_ids)], axis=1))
         outfits = tf.gather(self.item_vectors, tf.maximum(rows, 0))  # [B, S, F]
 
         def score_row(row):
@@ -133,11 +128,7 @@ class OutfitModule(tf.Module):
 
         scores = tf.map_fn(score_row, (user, outfits, blank),
                            fn_output_signature=tf.TensorSpec([None], tf.float32))
-        scores = tf.where(allowed, scores, -np.inf)
-        top_scores, top_rows = tf.math.top_k(scores, tf.reduce_max(k))
-        valid = (tf.range(tf.shape(top_rows)[1])[None, :] < k[:, None]) & (top_scores > -np.inf)
-        return {"item_ids": tf.where(valid, tf.gather(self.item_ids, top_rows), ""),
-                "scores": tf.where(valid, top_scores, -np.inf), "cold_start": cold}
+        return top_k_answer(scores, allowed, k, self.item_ids, cold)
 
     def signatures(self) -> dict:
         """Signature name -> function; ``serving_default`` = ``fill_in_the_blank``."""

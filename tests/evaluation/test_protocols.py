@@ -54,9 +54,9 @@ def test_runs_are_read_by_their_recorded_protocol():
     assert protocol_of({**RATING_RUN, "protocol": "ratings"}) is PROTOCOLS["ratings"]
     # The recorded name wins over any metric key.
     assert protocol_of({**RATING_RUN, "protocol": "implicit"}) is PROTOCOLS["implicit"]
-    with pytest.raises(ConfigError, match=r"unknown evaluation protocol 'outfits'; known: .*"
-                                          r"Received: protocol='outfits'"):
-        protocol_of({"protocol": "outfits"})
+    with pytest.raises(ConfigError, match=r"unknown evaluation protocol 'lookbook'; known: .*"
+                                          r"Received: protocol='lookbook'"):
+        protocol_of({"protocol": "lookbook"})
 
 
 def test_metrics_written_before_protocols_were_recorded_still_find_theirs():
