@@ -20,7 +20,9 @@ but are not tabulated (their protocol may differ), and a method's ``model.custom
 that is the name of an embedding run (or of an earlier method) is pointed at that run's folder.
 ``paper_deltas`` (method -> the paper's change in % relative to ``proposed``) adds the paper's
 layout above the table (PSA-Net's Table 1): each method's ``relative_metric`` and its change
-relative to ``proposed`` in % beside the paper's.
+relative to ``proposed`` in % beside the paper's. ``paper_values`` (method -> metric -> the
+paper's number) adds each method's metrics beside the paper's own numbers instead (PAN's
+Tables 1-2, whose datasets we do not have: the comparison is of orderings, not of values).
 """
 
 from __future__ import annotations
@@ -66,6 +68,9 @@ class TableConfig:
             ``proposed``, in %; when given, the table starts with the measured changes beside
             these.
         relative_metric: the metrics.json key those changes are of.
+        paper_values: method -> {metrics.json key: the paper's value}; when given, the table
+            starts with every method's values of those keys beside the paper's.
+        paper_label: where ``paper_values`` come from (e.g. "Table 2, Polyvore-630").
     """
 
     methods: dict[str, MethodConfig] = dataclasses.field(default_factory=dict)
@@ -79,15 +84,17 @@ class TableConfig:
     embedding_runs: dict[str, MethodConfig] = dataclasses.field(default_factory=dict)
     paper_deltas: dict[str, float] = dataclasses.field(default_factory=dict)
     relative_metric: str = "test_customer_auc"
+    paper_values: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict)
+    paper_label: str = "the paper"
 
     def __post_init__(self) -> None:
         if not self.methods:
             raise ValueError("the table config names no methods")
         clashes = set(self.embedding_runs) & set(self.methods)
-        unknown = set(self.paper_deltas) - set(self.methods)
+        unknown = (set(self.paper_deltas) | set(self.paper_values)) - set(self.methods)
         if clashes or unknown:
             raise ValueError(f"embedding_runs must not reuse a method's name and paper_deltas "
-                             f"must name methods. Received: both {sorted(clashes)}, unknown "
+                             f"and paper_values must name methods. Received: both {sorted(clashes)}, unknown "
                              f"{sorted(unknown)}")
 
     def run_config(self, method: str) -> RunConfig:
@@ -152,8 +159,62 @@ def run_table(config_path: str | Path, overrides: list[str] | tuple[str, ...] = 
     if config.paper_deltas:
         table = PaperDeltas(table, results, config.proposed, config.paper_deltas,
                             config.relative_metric)
+    if config.paper_values:
+        table = PaperValues(table, results, config.paper_values, config.paper_label)
     table.write(run_dir)
     return table
+
+
+@dataclasses.dataclass
+class PaperValues:
+    """A protocol's table with each method's metrics beside the paper's numbers above it.
+
+    Args:
+        table: the protocol's table of the same runs (``write``, ``format_markdown``).
+        runs: method -> metrics.json content.
+        paper: method -> {metrics.json key: the paper's value}; the columns are every key any
+            method names, in first-seen order; methods without paper values print "-".
+        label: where the paper's values come from.
+    """
+
+    table: object
+    runs: dict[str, dict]
+    paper: dict[str, dict[str, float]]
+    label: str
+
+    def metrics(self) -> list[str]:
+        return list(dict.fromkeys(key for values in self.paper.values() for key in values))
+
+    def rows(self) -> dict[str, dict[str, dict[str, float | None]]]:
+        """method -> metric -> {"ours", "paper"}."""
+        return {method: {key: {"ours": float(m[key]) if key in m else None,
+                               "paper": self.paper.get(method, {}).get(key)}
+                         for key in self.metrics()}
+                for method, m in self.runs.items()}
+
+    def format_markdown(self) -> str:
+        keys = self.metrics()
+        lines = [f"Ours beside {self.label} (other data: compare orderings, not values)", "",
+                 "| Method | " + " | ".join(f"{key} | paper" for key in keys) + " |",
+                 "|---|" + "---:|---:|" * len(keys)]
+        for method, row in self.rows().items():
+            cells = []
+            for key in keys:
+                ours, paper = row[key]["ours"], row[key]["paper"]
+                cells += ["-" if ours is None else f"{ours:.4f}",
+                          "-" if paper is None else f"{paper:.4f}"]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        return "\n".join(lines) + "\n\n" + self.table.format_markdown()
+
+    def write(self, directory: str | Path) -> tuple[Path, Path]:
+        """The protocol's ``table.md`` (with this layout above it) and ``table.json`` (with
+        ``"paper_values"``: these rows)."""
+        markdown, data = self.table.write(directory)
+        markdown.write_text(self.format_markdown())
+        content = json.loads(data.read_text())
+        data.write_text(json.dumps({**content, "paper_values": {
+            "label": self.label, "rows": self.rows()}}, indent=2))
+        return markdown, data
 
 
 @dataclasses.dataclass

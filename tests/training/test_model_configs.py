@@ -13,6 +13,7 @@ import pytest
 from tfrec_fashion.evaluation.protocols import PROTOCOLS
 from tfrec_fashion.models.dvbpr import DVBPR
 from tfrec_fashion.models.pair_compatibility import PairCompatibility
+from tfrec_fashion.models.pan import PAN
 from tfrec_fashion.models.partial_dual import PartialDual
 from tfrec_fashion.models.psa_net import PSANet
 from tfrec_fashion.models.stynet import StyNet
@@ -25,7 +26,7 @@ from tfrec_fashion.training.run_config import TrainConfig
 # The model class each registered config builds (its recipe's ``build_model``).
 MODELS = {"two_tower": TwoTowerRetrieval, "bpr_mf": VBPR, "vbpr": VBPR, "tvbpr": VBPR,
           "ivbpr": VBPR, "dvbpr": DVBPR, "stynet": StyNet, "partial_dual": PartialDual,
-          "pair_compatibility": PairCompatibility, "psa_net": PSANet}
+          "pair_compatibility": PairCompatibility, "psa_net": PSANet, "pan": PAN}
 
 
 def test_every_registered_config_is_checked_here():

@@ -435,6 +435,75 @@ class PsaNetConfig:
                              "set backbone: efficientnet, or leave it false. Received: "
                              f"backbone={self.backbone!r}")
 
+PAN_BACKBONES = ("attributes", "gap_cnn", "efficientnet")
+
+
+@MODEL_CONFIGS.register("pan")
+@dataclasses.dataclass
+class PanConfig:
+    """``models.pan.PAN`` (paper 001): personalised outfit scores from binary user and item codes,
+    the item codes through user-aware channel and spatial attention. Tables 1-2's variants are
+    switches: ``user_aware_attention: false`` (FHN, Table 2's "AN" off), ``lambda_user: 0``
+    (no user-specific loss, "UL"), ``hard_negative_ratio: 0`` (no hard negatives, "HN"),
+    ``personalised: false`` (the non-personalised compatibility model, g only).
+
+    Args:
+        code_bits, embedding_dim: K (binary code length) and D (user embedding size, the
+            type-aware layers' hidden width).
+        alpha: the weight of the user-item preference in y = g + alpha p (eq. 4).
+        lambda_user, lambda_vse: the user-specific loss's and the VSE loss's weights (eq. 9).
+        user_aware_attention, hard_negative_ratio, personalised: see above.
+        relaxation, slope_start, slope_growth: the training-time code (tanh with an annealed
+            slope, or "straight_through").
+        l2, channel_reduction, vse_margin: see ``models.pan.PAN``.
+        backbone: the item feature maps F. "attributes": each item's standardised one-hot
+            attributes as a 1x1 map (fast; no spatial attention to speak of); "gap_cnn": the
+            last convolution block of ``layers.gap_cnn`` on the item images (8x8x64 at 32
+            px), trained end to end; "efficientnet": EfficientNet-Lite0's stride-16 map (P4,
+            4x4x112 at 64 px) with its real ImageNet weights, frozen and computed once per
+            item (the paper's Table 2 freezes ResNet-50).
+        image_size: the images' side (default 32 for gap_cnn, 64 for efficientnet).
+        text: train the text branch and its VSE loss on the items' attribute words (one-hot
+            attributes; the paper's titles).
+    """
+
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.pan:PanRecipe"
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "image_size", "text")
+
+    name: str = "pan"
+    code_bits: int = 64
+    embedding_dim: int = 64
+    alpha: float = 1.0
+    lambda_user: float = 0.1
+    lambda_vse: float = 0.1
+    user_aware_attention: bool = True
+    hard_negative_ratio: float = 0.5
+    personalised: bool = True
+    relaxation: str = "tanh"
+    slope_start: float = 1.0
+    slope_growth: float = 0.005
+    l2: float = 0.0
+    channel_reduction: int = 4
+    vse_margin: float = 0.2
+    backbone: str = "attributes"
+    image_size: Optional[int] = None
+    text: bool = False
+
+    def __post_init__(self) -> None:
+        _one_of(self, "backbone", PAN_BACKBONES)
+        _one_of(self, "relaxation", ("tanh", "straight_through"))
+        _non_negative(self, "alpha", "lambda_user", "lambda_vse", "l2", "slope_growth")
+        if not 0 <= self.hard_negative_ratio <= 1:
+            raise ValueError("model.hard_negative_ratio must be in [0, 1]. Received: "
+                             f"{self.hard_negative_ratio}")
+        for field in ("code_bits", "embedding_dim", "channel_reduction"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"model.{field} must be positive. Received: "
+                                 f"{field}={getattr(self, field)}")
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"model.image_size must be positive. Received: {self.image_size}")
+
+
 def _non_negative(config: object, *fields: str) -> None:
     for field in fields:
         if getattr(config, field) < 0:
