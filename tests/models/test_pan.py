@@ -115,6 +115,17 @@ def test_eq4_against_numpy(data, assert_close):
     assert_close(general.preference_scores(b_u, b).numpy(), g, ulps=64, scale=np.abs(w_i).sum())
 
 
+def test_attention_is_personal_and_the_global_variant_ignores_the_user(data):
+    tf.keras.utils.set_random_seed(5)
+    model = make_model(data)
+    maps = model.spatial_attention([0, 1], [6, 6]).numpy()
+    assert np.abs(maps[0] - maps[1]).max() > 1e-3  # the same item, two users: two heatmaps
+    general = make_model(data, user_aware_attention=False, personalised=False)
+    outfits = np.tile(data["batch"]["outfit"][:1], (4, 1))
+    scores = general({"user": np.array([0, 5, 29, -1]), "outfit": outfits}).numpy()
+    np.testing.assert_array_equal(scores, scores[0])
+
+
 def test_codes_are_exact_signs_at_inference_and_relaxed_in_training(data):
     x = tf.constant([[-2.0, -0.1, 0.0, 0.3, 5.0]])
     np.testing.assert_array_equal(sign_code(x).numpy(), [[-1, -1, 1, 1, 1]])
