@@ -61,6 +61,11 @@ def test_distances_equal_numpy_and_give_the_inner_product_of_the_codes(word_bits
     np.testing.assert_array_equal(distances, (queries[:, None] != items[None]).sum(-1))
     # For ±1 codes of B bits: <q, x> = B - 2 hamming(q, x), exactly (integers).
     np.testing.assert_array_equal(bits - 2 * distances.numpy(), queries @ items.T)
+    # A graph that does not know the number of words takes one [Q, N, W] broadcast instead.
+    words = tf.TensorSpec([None, None], pack_codes(queries, word_bits).dtype)
+    unknown_words = tf.function(hamming_distances, input_signature=[words, words])
+    np.testing.assert_array_equal(
+        unknown_words(pack_codes(queries, word_bits), pack_codes(items, word_bits)), distances)
 
 
 # (chunk_size, k, items per group of the chunk's grouped top-k): every group size is exercised.

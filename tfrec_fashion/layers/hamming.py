@@ -114,7 +114,7 @@ def hamming_distances(query_packed, items_packed) -> tf.Tensor:
         items_packed: [N, W] words of the same ``word_bits``.
 
     For ±1 codes of B bits, ``B - 2 * hamming_distances(q, x)`` is the inner product of the codes.
-    Memory is O(Q * N * W): for large N use ``HammingTopK``, which works a chunk at a time.
+    Memory is O(Q * N): for large N use ``HammingTopK``, which works a chunk at a time.
     """
     query_packed = tf.convert_to_tensor(query_packed)
     items_packed = tf.convert_to_tensor(items_packed, query_packed.dtype)
