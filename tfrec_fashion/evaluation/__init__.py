@@ -10,6 +10,10 @@ baselines beside them.
   VisRank and the planted oracle (``ImplicitEvaluation``).
 - ``ratings``: per-customer 80/10/10 split of explicit ratings, RMSE / MAE and vote AUCs, beside
   global mean, user + item biases and ALS matrix factorisation (``RatingEvaluation``).
+- ``pairs``: per-customer split of (top, bottom) pair votes, AUC / AUPRC / Recall@50% /
+  Precision@10 pooled and per customer, beside the personal and the global oracle (PSA-Net).
+- ``outfits``: per-user split of outfits, FITB / AUC / NDCG beside random, the global and the
+  personal oracle (PAN's Tables 1-2, ``OutfitTable``).
 - ``ranking_table`` (DVBPR's Table III) and ``rating_table``: the tables; ``baselines`` and
   ``rating_baselines``: the rows beside the model.
 

@@ -10,6 +10,9 @@ models, ``BprRanking`` here for the pairwise ranking models).
              (PSA-Net's, paper 000 section 3) and its pair accuracy; used by PairCompatibility
              and PSANet. TripletPairs: the triplet loss against a random third image (the
              paper's ablation, section 7.2.2); PSANet with ``loss="triplet"``.
+    outfits.py OutfitRanking: PAN's losses (paper 001): BPR over (user, positive outfit,
+             negative outfit), the user-specific loss over (outfit, its user, another user) and
+             the visual-semantic embedding loss (``visual_semantic_loss``), eq. 6-9.
 
 May import: tensorflow, losses, metrics. Never imports data, models or later stages.
 """
