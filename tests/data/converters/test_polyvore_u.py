@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -103,9 +104,35 @@ def test_missing_files_say_what_is_missing(copy_fixture, tmp_path):
     (release / "tuples_630" / "image_list_shoe").unlink()
     with pytest.raises(MissingDataError, match="image_list_shoe does not exist"):
         polyvore_u.convert(release / "tuples_630", tmp_path / "out")
-    name = (release / "tuples_519" / "image_list_top").read_text().split()[0]
-    (release / "images" / "291x291" / name).unlink()
-    with pytest.raises(MissingDataError, match=f"image .*{name} does not exist"):
-        polyvore_u.convert(release / "tuples_519", tmp_path / "out")
     polyvore_u.convert(release / "tuples_519", tmp_path / "out", images="none")
     assert FashionDataset.load(tmp_path / "out").items.image_paths is None
+
+
+def test_images_missing_from_the_folder_are_counted_and_the_first_named(copy_fixture, tmp_path):
+    release = copy_fixture("polyvore_u") / "polyvore"
+    tops = (release / "tuples_630" / "image_list_top").read_text().split()
+    shoes = (release / "tuples_630" / "image_list_shoe").read_text().split()
+    for name in (tops[1], shoes[0]):
+        (release / "images" / "291x291" / name).unlink()
+    with pytest.raises(DataError) as raised:
+        polyvore_u.convert(release / "tuples_630", tmp_path / "out")
+    assert str(raised.value) == (
+        f"{release}: 2 of 7 images named in the image lists are missing, first "
+        f"images/291x291/{tops[1]} (image_list_top, line 2); restore them or pass images='none'")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:len(data) // 2],  # truncated JPEG: opens, fails to decode
+    lambda data: b"not an image at all",
+])
+def test_a_corrupt_image_is_named(copy_fixture, tmp_path, damage):
+    release = copy_fixture("polyvore_u") / "polyvore"
+    name = (release / "tuples_630" / "image_list_bottom").read_text().split()[1]
+    image = release / "images" / "291x291" / name
+    image.write_bytes(damage(image.read_bytes()))
+    with pytest.raises(DataError, match=re.escape(
+            f"{release}: image images/291x291/{name} (image_list_bottom, line 2) is corrupt or "
+            "not an image (")):
+        polyvore_u.convert(release / "tuples_630", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

@@ -74,8 +74,10 @@ def convert(*paths: PathLike, output_dir: PathLike | None = None, subset: str | 
 
     Raises:
         DataError: a malformed line, a bad header, an index outside its image list or a -1
-            outside a repeated column (each naming the file and line), non-empty output folder.
-        MissingDataError: a required file or an image is missing.
+            outside a repeated column (each naming the file and line), an image list naming
+            files absent from ``image_dir`` or not decodable (naming the first, relative to the
+            release folder, and counting them), non-empty output folder.
+        MissingDataError: a required file or the image folder is missing.
     """
     _tables.check_image_mode(images)
     sources, output_dir = split_sources(paths, output_dir, "polyvore_u")
@@ -120,6 +122,7 @@ def convert(*paths: PathLike, output_dir: PathLike | None = None, subset: str | 
             if not source_dir.is_dir():
                 raise MissingDataError(f"image folder {source_dir} does not exist; pass "
                                        "image_dir=... or images='none'")
+            _check_images(source_dir, root, lists)
             image_paths = np.array([f"images/{n}" for n in image_names])
             for name_, relative in zip(image_names, image_paths):
                 _tables.place_image(source_dir / name_, staging, relative, images)
@@ -178,6 +181,36 @@ def _read_image_list(path: Path) -> list[str]:
                             "k - 1")
         names.append(name)
     return names
+
+
+def _check_images(source_dir: Path, root: Path, lists: dict[str, list[str]]) -> None:
+    """Raises DataError on the first image file of the lists that is absent or not decodable.
+
+    Every image is decoded (JPEGs in draft mode, at 1/8 scale: the whole entropy stream is still
+    read, so a truncated file is caught) before anything is copied, so a bad release fails in
+    seconds with every absent file counted rather than after copying part of it.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    def shown(path: Path) -> str:
+        return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+    listed = [(source_dir / name, c, line) for c, names in lists.items()
+              for line, name in enumerate(names, start=1)]
+    missing = [entry for entry in listed if not entry[0].is_file()]
+    if missing:
+        path, category, line = missing[0]
+        raise DataError(f"{root}: {len(missing)} of {len(listed)} images named in the image lists "
+                        f"are missing, first {shown(path)} (image_list_{category}, line {line}); "
+                        "restore them or pass images='none'")
+    for path, category, line in listed:
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (1, 1))
+                image.load()
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+            raise DataError(f"{root}: image {shown(path)} (image_list_{category}, line {line}) is "
+                            f"corrupt or not an image ({error})") from None
 
 
 class _TupleReader:
