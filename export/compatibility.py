@@ -21,9 +21,10 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import CompatibilityParts
-from tfrec_fashion_export.module import (broadcast_rows, checked_k, known_rows, lookup_table,
-                                         top_k_answer, vectors_or_default, without_rows)
-from tfrec_fashion_serving.contract import COMPLETE_PAIR, SCORE_PAIRS
+from tfrec_fashion_export.module import (broadcast_rows, checked_k, head_signatures, known_rows,
+                                         lookup_table, top_k_answer, vectors_or_default,
+                                         without_rows)
+from tfrec_fashion_serving.contract import COMPATIBILITY, COMPLETE_PAIR, SCORE_PAIRS
 
 
 class CompatibilityModule(tf.Module):
@@ -140,10 +141,6 @@ class CompatibilityModule(tf.Module):
         return top_k_answer(scores, allowed, k, self.item_ids, cold)
 
     def signatures(self) -> dict:
-        """Signature name -> function; ``serving_default`` = ``complete_pair``."""
-        from tfrec_fashion_serving import contract
-
-        signatures = {signature.name: getattr(self, signature.name)
-                      for signature in contract.COMPATIBILITY.signatures}
-        signatures[contract.SERVING_DEFAULT] = signatures[contract.COMPATIBILITY.default]
-        return signatures
+        """Signature name -> function (``head_signatures``); ``serving_default`` =
+        ``complete_pair``."""
+        return head_signatures(self, COMPATIBILITY)

@@ -82,6 +82,17 @@ def top_k_answer(scores: tf.Tensor, allowed: tf.Tensor, k: tf.Tensor, item_ids: 
             "scores": tf.where(valid, top_scores, -np.inf), "cold_start": cold}
 
 
+def head_signatures(module: tf.Module, head: "contract.Head") -> dict:
+    """Signature name -> the module's tf.function of that name, for every signature of
+    ``head``, and ``serving_default`` -> the head's default. The tf.functions themselves, not
+    concrete functions: only they carry the default argument values into
+    ``SignatureDef.defaults``, which TF Serving fills missing inputs from."""
+    signatures = {signature.name: getattr(module, signature.name)
+                  for signature in head.signatures}
+    signatures[contract.SERVING_DEFAULT] = signatures[head.default]
+    return signatures
+
+
 def checked_k(batch: tf.Tensor, k: tf.Tensor, category: tf.Tensor, category_rows: tf.Tensor,
               n_items: int, category_help: str) -> tf.Tensor:
     """``k``, available only once the request's top-k inputs are checked: at least one row,
@@ -203,12 +214,9 @@ class RecommenderModule(tf.Module):
         return {"embedding": self.embedder.embed(content)}
 
     def signatures(self) -> dict:
-        """Signature name -> function, ``serving_default`` = ``recommend``. The tf.functions
-        themselves, not concrete functions: only they carry the default argument values into
-        ``SignatureDef.defaults``, which TF Serving fills missing inputs from."""
-        signatures = {signature.name: getattr(self, signature.name)
-                      for signature in contract.RETRIEVAL.signatures}
-        signatures[contract.SERVING_DEFAULT] = signatures[contract.RETRIEVAL.default]
+        """Signature name -> function (``head_signatures``), ``serving_default`` =
+        ``recommend``, and ``embed_item`` for models that see item content."""
+        signatures = head_signatures(self, contract.RETRIEVAL)
         if self.embedder is not None:
             signatures["embed_item"] = self.embed_item
         return signatures

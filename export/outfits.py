@@ -9,10 +9,10 @@ with the categories that fill each, and the model's ``OutfitScorer``, a graph fu
 slot order (``slots`` in the export's description). ``fill_in_the_blank`` puts every candidate
 item in the blank's column with the same function, one request row at a time (``tf.map_fn``;
 [N] scorer rows per request row), masks what may not fill it (items of other slots, the item
-the blank held if the request names one, exclusions) and keeps the top k. Unknown customers get the mean customer's vector,
-flagged by ``cold_start``; an unknown item id, an item in a slot its category does not fill, an
-unknown blank slot and a bad k fail inside the graph with ``InvalidArgumentError``
-(INVALID_ARGUMENT when served), each naming the problem.
+the blank held if the request names one, exclusions) and keeps the top k. Unknown customers get
+the mean customer's vector, flagged by ``cold_start``; an unknown item id, an item in a slot
+its category does not fill, an unknown blank slot and a bad k fail inside the graph with
+``InvalidArgumentError`` (INVALID_ARGUMENT when served), each naming the problem.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import OutfitParts
-from tfrec_fashion_export.module import (broadcast_rows, lookup_table, top_k_answer,
-                                         vectors_or_default, without_rows)
-from tfrec_fashion_serving.contract import FILL_IN_THE_BLANK, SCORE_OUTFIT
+from tfrec_fashion_export.module import (broadcast_rows, head_signatures, lookup_table,
+                                         top_k_answer, vectors_or_default, without_rows)
+from tfrec_fashion_serving.contract import FILL_IN_THE_BLANK, OUTFIT, SCORE_OUTFIT
 
 
 class OutfitModule(tf.Module):
@@ -131,10 +131,6 @@ class OutfitModule(tf.Module):
         return top_k_answer(scores, allowed, k, self.item_ids, cold)
 
     def signatures(self) -> dict:
-        """Signature name -> function; ``serving_default`` = ``fill_in_the_blank``."""
-        from tfrec_fashion_serving import contract
-
-        signatures = {signature.name: getattr(self, signature.name)
-                      for signature in contract.OUTFIT.signatures}
-        signatures[contract.SERVING_DEFAULT] = signatures[contract.OUTFIT.default]
-        return signatures
+        """Signature name -> function (``head_signatures``); ``serving_default`` =
+        ``fill_in_the_blank``."""
+        return head_signatures(self, OUTFIT)

@@ -247,8 +247,43 @@ class RetrievalParts:
                    arrays["user_vectors"], arrays["item_vectors"], embedder, seen, info)
 
 
+class _ScoredByCustomer:
+    """What the compatibility and outfit parts share: customers' conditioning vectors and items'
+    inputs to a scorer with ``user_dim`` and ``item_dim``, checked against it; the mean
+    customer's vector for an unknown one."""
+
+    def _check_vectors(self) -> None:
+        self.user_ids, self.item_ids, self.item_categories = _catalogue(
+            self.user_ids, self.item_ids, self.item_categories)
+        self.user_vectors = np.asarray(self.user_vectors, np.float32).reshape(
+            len(self.user_ids), -1)
+        self.item_vectors = np.asarray(self.item_vectors, np.float32)
+        n_items = len(self.item_ids)
+        if self.item_vectors.shape != (n_items, self.scorer.item_dim):
+            raise ValueError(f"item_vectors must be [{n_items}, {self.scorer.item_dim}] (one row "
+                             f"per item id, the scorer's F). Received: "
+                             f"shape={self.item_vectors.shape}")
+        if self.user_vectors.shape[1] != self.scorer.user_dim:
+            raise ValueError(f"user_vectors must be [{len(self.user_ids)}, "
+                             f"{self.scorer.user_dim}] (the scorer's E). Received: "
+                             f"shape={self.user_vectors.shape}")
+        _check_finite(user_vectors=self.user_vectors, item_vectors=self.item_vectors)
+
+    @property
+    def cold_start_vector(self) -> np.ndarray:
+        """An unknown customer's conditioning vector: the mean customer's, float32 [E]."""
+        if len(self.user_vectors) == 0:
+            return np.zeros(self.scorer.user_dim, np.float32)
+        return self.user_vectors.mean(axis=0)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_ids": self.user_ids, "user_vectors": self.user_vectors,
+                "item_ids": self.item_ids, "item_categories": self.item_categories,
+                "item_vectors": self.item_vectors}
+
+
 @dataclasses.dataclass
-class CompatibilityParts:
+class CompatibilityParts(_ScoredByCustomer):
     """What a pair-compatibility model contributes to an export (head "compatibility").
 
     Args:
@@ -277,20 +312,7 @@ class CompatibilityParts:
     info: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.user_ids, self.item_ids, self.item_categories = _catalogue(
-            self.user_ids, self.item_ids, self.item_categories)
-        self.user_vectors = np.asarray(self.user_vectors, np.float32).reshape(
-            len(self.user_ids), -1)
-        self.item_vectors = np.asarray(self.item_vectors, np.float32)
-        n_items = len(self.item_ids)
-        if self.item_vectors.shape != (n_items, self.scorer.item_dim):
-            raise ValueError(f"item_vectors must be [{n_items}, {self.scorer.item_dim}] (one row "
-                             f"per item id, the scorer's F). Received: "
-                             f"shape={self.item_vectors.shape}")
-        if self.user_vectors.shape[1] != self.scorer.user_dim:
-            raise ValueError(f"user_vectors must be [{len(self.user_ids)}, "
-                             f"{self.scorer.user_dim}] (the scorer's E). Received: "
-                             f"shape={self.user_vectors.shape}")
+        self._check_vectors()
         known = set(self.item_categories)
         self.complements = {str(c): [str(p) for p in partners]
                             for c, partners in self.complements.items()}
@@ -298,19 +320,6 @@ class CompatibilityParts:
             unknown = sorted({category, *partners} - known)
             if unknown:
                 raise ValueError(f"complements name categories no item has: {unknown}")
-        _check_finite(user_vectors=self.user_vectors, item_vectors=self.item_vectors)
-
-    @property
-    def cold_start_vector(self) -> np.ndarray:
-        """An unknown customer's conditioning vector: the mean customer's, float32 [E]."""
-        if len(self.user_vectors) == 0:
-            return np.zeros(self.scorer.user_dim, np.float32)
-        return self.user_vectors.mean(axis=0)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"user_ids": self.user_ids, "user_vectors": self.user_vectors,
-                "item_ids": self.item_ids, "item_categories": self.item_categories,
-                "item_vectors": self.item_vectors}
 
     def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
         functions = {"scorer": (self.scorer.score, self.scorer.input_signature(),
@@ -337,7 +346,7 @@ class CompatibilityParts:
 
 
 @dataclasses.dataclass
-class OutfitParts:
+class OutfitParts(_ScoredByCustomer):
     """What an outfit model contributes to an export (head "outfit").
 
     Args:
@@ -367,36 +376,16 @@ class OutfitParts:
     info: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.user_ids, self.item_ids, self.item_categories = _catalogue(
-            self.user_ids, self.item_ids, self.item_categories)
-        self.user_vectors = np.asarray(self.user_vectors, np.float32).reshape(
-            len(self.user_ids), -1)
-        self.item_vectors = np.asarray(self.item_vectors, np.float32)
+        self._check_vectors()
         self.slots = [str(slot) for slot in self.slots]
         if len(self.slots) != self.scorer.n_slots or len(set(self.slots)) != len(self.slots):
             raise ValueError(f"slots must be {self.scorer.n_slots} distinct names (the "
                              f"scorer's S). Received: {self.slots}")
-        if self.item_vectors.shape != (len(self.item_ids), self.scorer.item_dim):
-            raise ValueError(f"item_vectors must be [{len(self.item_ids)}, "
-                             f"{self.scorer.item_dim}] (one row per item id, the scorer's F). "
-                             f"Received: shape={self.item_vectors.shape}")
-        if self.user_vectors.shape[1] != self.scorer.user_dim:
-            raise ValueError(f"user_vectors must be [{len(self.user_ids)}, "
-                             f"{self.scorer.user_dim}] (the scorer's E). Received: "
-                             f"shape={self.user_vectors.shape}")
         self.slot_categories = {slot: [str(c) for c in (self.slot_categories or {}).get(
             slot, [slot])] for slot in self.slots}
         for slot, categories in self.slot_categories.items():
             if not np.isin(categories, self.item_categories).any():
                 raise ValueError(f"no item fills slot {slot!r} (categories {categories})")
-        _check_finite(user_vectors=self.user_vectors, item_vectors=self.item_vectors)
-
-    @property
-    def cold_start_vector(self) -> np.ndarray:
-        """An unknown customer's conditioning vector: the mean customer's, float32 [E]."""
-        if len(self.user_vectors) == 0:
-            return np.zeros(self.scorer.user_dim, np.float32)
-        return self.user_vectors.mean(axis=0)
 
     def item_slots(self) -> np.ndarray:
         """Each item's slot index, int32 [N] (-1: fills no slot)."""
@@ -404,11 +393,6 @@ class OutfitParts:
         for index, slot in enumerate(self.slots):
             rows[np.isin(self.item_categories, self.slot_categories[slot])] = index
         return rows
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"user_ids": self.user_ids, "user_vectors": self.user_vectors,
-                "item_ids": self.item_ids, "item_categories": self.item_categories,
-                "item_vectors": self.item_vectors}
 
     def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
         return {"scorer": (self.scorer.score, self.scorer.input_signature(),
