@@ -296,6 +296,8 @@ def _visualize(args: argparse.Namespace) -> int:
     if written.attention_weights is not None:  # a pair model's (PSA-Net) subspace weights
         for user, weights in zip(request.user_ids, written.attention_weights):
             print(f"    {user}: attention weights over the subspaces {weights_text(weights)}")
+    if written.spatial_png is not None:  # PAN's own user-aware spatial attention (Fig. 3)
+        print(f"PAN's spatial attention of the same customers: {written.spatial_png}")
     if written.sanity_line is not None:
         print(written.sanity_line)
     return 0
@@ -446,8 +448,10 @@ COMMANDS: tuple[Command, ...] = (
         "visualize", "write attention maps of customers' scores of item images", _visualize,
         description="Writes <out>/attention_<method>.png (a row per item, a column per "
         "customer: the image with the map of that customer's score overlaid, and the score) "
-        "and .npz (the maps) with tf-keras-vis, for runs with an image path: DVBPR and VBPR / "
-        "TVBPR on EfficientNet-Lite0 features.",
+        "and .npz (the maps) with tf-keras-vis, for runs with an image path: DVBPR, VBPR / "
+        "TVBPR on EfficientNet-Lite0 features, PSA-Net and PAN with an image backbone (PAN: "
+        "the outfit score, each item in the customer's held-out outfit, and "
+        "pan_spatial_attention.png, its own spatial attention).",
         args=(RUN_DIR,
               arg("--user", action="append", required=True, dest="users", metavar="USER",
                   help="customer id; repeat for several customers side by side"),

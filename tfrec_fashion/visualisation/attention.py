@@ -21,6 +21,11 @@ builds it; adding an image model is one entry there.
   only). For the unchanged image it is the model's own score of that pair. The customers'
   weights (``ScoreOfImage.attention_weights``) and each map's partner (``partners``) go beside
   the maps. The mapped items share one category (a top's partners are not a bottom's).
+- PAN with an image backbone (``models.pan``; ``backbone: gap_cnn`` or ``efficientnet``, see
+  ``pan_attention``): the *outfit* score y of eq. 4, the image completed into the customer's
+  first held-out outfit at its slot (the other items' codes fixed), gradients through the codes
+  straight-through. The mapped items share one slot; each map's partners (the outfit's other
+  items) go beside it, and PAN's own spatial attention (Fig. 3) is drawn beside the maps.
 
 GradCAM needs the convolution it weighs to be a layer of the model it is given: every entry
 build a functional model on the backbone's own input tensor (``tf.keras.Model(backbone.inputs,
@@ -62,47 +67,17 @@ import numpy as np
 
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow, and before tf_keras_vis)
 from tfrec_fashion.config import read_yaml
-from tfrec_fashion.errors import TfrecFashionError
 from tfrec_fashion.visualisation.figures import save_figure
+from tfrec_fashion.visualisation.pan_attention import check_spatial, pan_score_of_image, pan_slot
+# AttentionError and ScoreOfImage live in score_of_image (pan_attention builds on them too) and
+# are imported from here as before.
+from tfrec_fashion.visualisation.score_of_image import (  # noqa: F401
+    MIN_CAM_SIDE, AttentionError, ScoreOfImage, cam_layer)
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad")
 DEFAULT_METHOD = "gradcam++"
-MIN_CAM_SIDE = 4
 SMOOTH_SAMPLES = 20  # SmoothGrad: noisy copies per image
 SMOOTH_NOISE = 0.2  # their noise, as a share of the image's value range
-
-
-class AttentionError(TfrecFashionError, ValueError):
-    """A request for attention maps names something the run cannot map: a model without an
-    image path, an unknown method, customer or item."""
-
-
-@dataclass(frozen=True)
-class ScoreOfImage:
-    """A differentiable user-conditioned score of item images.
-
-    Args:
-        model: images * ``input_scale`` [B, H, W, 3] -> scores [B, C] of the C customers.
-        cam_layer: the name of the convolution GradCAM and ScoreCAM weigh (a layer of
-            ``model``).
-        input_scale: the model's input is the image in [0, 1] times this.
-        item_images: every item's image, float32 [n_items, H, W, 3] in [0, 1].
-        attention_weights: a pair model's customers' weights over its subspaces [C, k], shown
-            beside the maps (PSA-Net); None for the others.
-        partners: images -> the item index [C, B] each customer's score pairs each image with
-            (PSA-Net); None for a model scoring an image alone.
-    """
-
-    model: "tf.keras.Model"  # noqa: F821
-    cam_layer: str
-    input_scale: float
-    item_images: np.ndarray
-    attention_weights: np.ndarray | None = None
-    partners: Callable[[np.ndarray], np.ndarray] | None = None
-
-    def scores(self, images: np.ndarray) -> np.ndarray:
-        """The C customers' scores of images [B, H, W, 3] in [0, 1]: [C, B]."""
-        return self.model(images * self.input_scale, training=False).numpy().T
 
 
 # ----------------------------------------------------------------------------- the registry
@@ -112,7 +87,7 @@ def _dvbpr(recipe, model, user_vectors: np.ndarray, items=None) -> ScoreOfImage:
     backbone = model.backbone
     head = _customer_scores(user_vectors)  # theta_u . Phi(X), eq. 6 of DVBPR
     score_model = tf.keras.Model(backbone.inputs, head(backbone.output), name="dvbpr_score")
-    return ScoreOfImage(score_model, _cam_layer(score_model), 1.0,
+    return ScoreOfImage(score_model, cam_layer(score_model), 1.0,
                         np.asarray(model.item_images.numpy(), np.float32))
 
 
@@ -140,7 +115,7 @@ def _vbpr_efficientnet(recipe, model, user_vectors: np.ndarray, items=None) -> S
 
     head = CustomerScores()
     score_model = tf.keras.Model(backbone.inputs, head(backbone.output), name="vbpr_score")
-    return ScoreOfImage(score_model, _cam_layer(score_model), 255.0,
+    return ScoreOfImage(score_model, cam_layer(score_model), 255.0,
                         item_images(recipe.dataset, size).numpy())
 
 
@@ -179,7 +154,7 @@ def _psa_net(recipe, model, user_vectors: np.ndarray,
         x = backbone(tf.convert_to_tensor(images * input_scale, tf.float32), training=False)
         return partner_rows[np.argmin(pair_distances(x).numpy(), axis=-1)].T  # [C, B]
 
-    return ScoreOfImage(score_model, _cam_layer(score_model), input_scale, images,
+    return ScoreOfImage(score_model, cam_layer(score_model), input_scale, images,
                         attention_weights=weights.numpy(), partners=best_partners)
 
 
@@ -206,6 +181,7 @@ SCORE_OF_IMAGE: dict[str, Callable[..., ScoreOfImage]] = {
     "dvbpr": _dvbpr,
     "vbpr_efficientnet": _vbpr_efficientnet,
     "psa_net": _psa_net,
+    "pan": pan_score_of_image,  # the outfit score of an image in a held-out outfit
 }
 
 
@@ -218,21 +194,26 @@ def image_path(model_section: dict) -> str:
         key = "vbpr_efficientnet"
     if name == "psa_net" and model_section.get("backbone", "features") == "features":
         key = None  # the item-features backbone: no image on the path
+    if name == "pan":
+        check_spatial(model_section.get("backbone", "attributes"))  # 1 x 1 maps: refused
     if key not in SCORE_OF_IMAGE:
         raise AttentionError(
             f"model {name!r} has no image path to map attention on (its scores do not go "
             "through an item image); models with one: dvbpr, vbpr / tvbpr with "
             "feature_source: efficientnet, psa_net with backbone: gap_cnn, small_cnn or "
-            "efficientnet")
+            "efficientnet, pan with backbone: gap_cnn or efficientnet")
     return key
 
 
 def user_vectors(recipe, model) -> np.ndarray:
     """What the run's score reads per customer: ``recipe.user_vectors(model)``, or a pair
-    model's ``customer_vectors(model)`` (PSA-Net: E_c, the attention's input)."""
+    model's ``customer_vectors(model)`` (PSA-Net: E_c, the attention's input), else the model's
+    own ``user_vectors()`` (PAN: f_u)."""
     if hasattr(recipe, "customer_vectors"):
         return np.asarray(recipe.customer_vectors(model), np.float32)
-    return np.asarray(recipe.user_vectors(model), np.float32)
+    if hasattr(recipe, "user_vectors"):
+        return np.asarray(recipe.user_vectors(model), np.float32)
+    return np.asarray(model.user_vectors(), np.float32)
 
 
 def _customer_scores(user_vectors: np.ndarray) -> "tf.keras.layers.Dense":  # noqa: F821
@@ -243,19 +224,6 @@ def _customer_scores(user_vectors: np.ndarray) -> "tf.keras.layers.Dense":  # no
     dense.build((None, user_vectors.shape[1]))
     dense.set_weights([np.asarray(user_vectors, np.float32).T])
     return dense
-
-
-def _cam_layer(model: "tf.keras.Model") -> str:  # noqa: F821
-    """The last convolution of ``model`` whose map is at least ``MIN_CAM_SIDE`` wide."""
-    import tensorflow as tf
-
-    convolutions = [layer for layer in model.layers
-                    if isinstance(layer, (tf.keras.layers.Conv2D, tf.keras.layers.DepthwiseConv2D))
-                    and min(layer.output_shape[1:3]) >= MIN_CAM_SIDE]
-    if not convolutions:
-        raise AttentionError(f"{model.name} has no convolution with a map of at least "
-                             f"{MIN_CAM_SIDE} x {MIN_CAM_SIDE}: GradCAM has nothing to weigh")
-    return convolutions[-1].name
 
 
 # ----------------------------------------------------------------------------- the request
@@ -285,8 +253,9 @@ def check_request(run_dir: str | Path, users: Sequence[str], items: Sequence[str
 
     Without ``items``: the first customer's ``n_default_items`` top-scored items; for a pair
     model (PSA-Net, whose score needs the model), the first ``n_default_items`` items of the
-    first category by name that has partners (the planted world's bottoms). A pair model's
-    items share one category.
+    first category by name that has partners (the planted world's bottoms); for PAN, the
+    first ``n_default_items`` items of the outfits' first slot (the planted world's tops). A pair
+    model's items share one category, PAN's one slot.
     """
     run_dir = Path(run_dir)
     if method not in METHODS:
@@ -314,6 +283,12 @@ def check_request(run_dir: str | Path, users: Sequence[str], items: Sequence[str
         if item_index is None:
             item_index = [int(i) for i in np.flatnonzero(categories == category)[
                 :n_default_items]]
+    elif key == "pan":
+        described = json.loads((arrays.parent / "parts.json").read_text())["described"]
+        item_slots = _outfit_slots(described, stored["item_categories"])
+        item_index = (_indices(items, item_ids, "item") if items else
+                      [int(i) for i in np.flatnonzero(item_slots == 0)[:n_default_items]])
+        pan_slot(item_slots, described["slots"], item_index)
     elif items:
         item_index = _indices(items, item_ids, "item")
     else:
@@ -321,6 +296,15 @@ def check_request(run_dir: str | Path, users: Sequence[str], items: Sequence[str
         item_index = [int(i) for i in np.argsort(-scores, kind="stable")[:n_default_items]]
     return AttentionRequest(run_dir, key, method, user_index, [user_ids[u] for u in user_index],
                             item_index, [item_ids[i] for i in item_index])
+
+
+def _outfit_slots(described: dict, categories: np.ndarray) -> np.ndarray:
+    """Each item's outfit slot index from an outfit model's parts.json ``described`` (its slots
+    and their categories), int [N] (-1: none)."""
+    categories, slots = np.asarray(categories).astype(str), np.full(len(categories), -1)
+    for index, slot in enumerate(described["slots"]):
+        slots[np.isin(categories, described["slot_categories"][slot])] = index
+    return slots
 
 
 def _indices(wanted: Sequence[str], known: list[str], what: str) -> list[int]:

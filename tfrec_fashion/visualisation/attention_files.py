@@ -5,7 +5,12 @@
 - ``attention_<method>.npz``: maps [C, B, H, W], scores [C, B], images [B, H, W, 3], user_ids
   [C], item_ids [B] (``gradcam++`` is written ``gradcampp``); for a pair model (PSA-Net) also
   partner_ids [C, B] (each map's pair is the item and that partner) and attention_weights
-  [C, k] (the customers' weights over its subspaces, also on the grid's first row);
+  [C, k] (the customers' weights over its subspaces, also on the grid's first row); for PAN
+  partner_ids [C, B, S - 1] (each map's outfit is the item and those partners: the customer's
+  first held-out outfit);
+- for PAN, ``pan_spatial_attention.png`` and ``.npz``: its own user-aware spatial attention
+  (Fig. 3, ``pan_attention.pan_attention_figure``) of the same customers over the mapped items
+  and the first customer's held-out outfit; spatial_attention [C, I, h, w], user_ids, item_ids;
 - with ``--sanity``, ``sanity_<method>.json``: ``sanity.sanity_checks`` on the same items, with
   the ``line`` a person reads.
 
@@ -34,12 +39,14 @@ class WrittenMaps:
         png, arrays: the grid and the maps' ``.npz``.
         attention_weights: a pair model's customers' subspace weights [C, k], else None.
         sanity_line: the sanity checks' line (``sanity=True``), else None.
+        spatial_png: PAN's spatial attention figure (Fig. 3), else None.
     """
 
     png: Path
     arrays: Path
     attention_weights: np.ndarray | None = None
     sanity_line: str | None = None
+    spatial_png: Path | None = None
 
 
 def write_attention_maps(request: AttentionRequest, out: str | Path,
@@ -60,10 +67,12 @@ def write_attention_maps(request: AttentionRequest, out: str | Path,
     stem = f"attention_{_file_name(request.method)}"
     extra, captions, what = _pair_extras(score, images, recipe.dataset.items.ids), None, "score"
     if extra:
-        captions = [[f"with {partner}" for partner in row] for row in extra["partner_ids"]]
-        for row, weights in zip(captions, extra["attention_weights"]):
+        captions = [[f"with {' + '.join(np.atleast_1d(partner))}" for partner in row]
+                    for row in extra["partner_ids"]]
+        for row, weights in zip(captions, extra.get("attention_weights", ())):
             row[0] += f"\nw {weights_text(weights)}"
-        what = "pair score"  # each map's partner is in its caption
+        # each map's partner (PSA-Net) or outfit (PAN) is in its caption
+        what = "pair score" if "attention_weights" in extra else "outfit score"
     png = plot_attention_grid(images, maps, scores, request.item_ids, request.user_ids,
                               out / f"{stem}.png",
                               f"{request.method} attention of each customer's {what}", captions)
@@ -71,21 +80,43 @@ def write_attention_maps(request: AttentionRequest, out: str | Path,
     np.savez_compressed(arrays, maps=maps, scores=scores, images=images,
                         user_ids=np.array(request.user_ids), item_ids=np.array(request.item_ids),
                         **extra)
+    spatial_png = (_pan_spatial_figure(recipe, model, request, out)
+                   if request.image_path == "pan" else None)
     line = None
     if sanity:
         checks = sanity_checks(request.image_path, recipe, model, request.users, images,
                                request.method, request.items)
         checks["line"] = line = sanity_line(checks)
         sanity_file(out, request.method).write_text(json.dumps(checks, indent=2))
-    return WrittenMaps(png, arrays, extra.get("attention_weights"), line)
+    return WrittenMaps(png, arrays, extra.get("attention_weights"), line, spatial_png)
 
 
 def _pair_extras(score: ScoreOfImage, images: np.ndarray, item_ids: np.ndarray) -> dict:
-    """A pair model's partner_ids [C, B] and attention_weights [C, k]; {} for the others."""
+    """A pair model's partner_ids [C, B] and attention_weights [C, k], PAN's partner_ids
+    [C, B, S - 1]; {} for the others."""
     if score.partners is None:
         return {}
-    return {"partner_ids": np.asarray(item_ids).astype(str)[score.partners(images)],
-            "attention_weights": np.asarray(score.attention_weights, np.float32)}
+    extra = {"partner_ids": np.asarray(item_ids).astype(str)[score.partners(images)]}
+    if score.attention_weights is not None:
+        extra["attention_weights"] = np.asarray(score.attention_weights, np.float32)
+    return extra
+
+
+def _pan_spatial_figure(recipe, model, request: AttentionRequest, out: Path) -> Path:
+    """PAN's Fig. 3 beside the maps: the request's customers over the mapped items and the
+    first customer's held-out outfit (one item per slot); ``pan_spatial_attention.png`` and its
+    maps in ``.npz``."""
+    from tfrec_fashion.visualisation.attention import user_vectors
+    from tfrec_fashion.visualisation.pan_attention import customer_outfits, pan_attention_figure
+
+    _, outfits = customer_outfits(recipe, model, user_vectors(recipe, model)[request.users[:1]])
+    items = list(dict.fromkeys([*request.items, *(int(i) for i in outfits[0])]))
+    png = out / "pan_spatial_attention.png"
+    maps = pan_attention_figure(recipe, model, request.users, items, png)
+    np.savez_compressed(png.with_suffix(".npz"), spatial_attention=maps,
+                        user_ids=np.array(request.user_ids),
+                        item_ids=np.asarray(recipe.dataset.items.ids).astype(str)[items])
+    return png
 
 
 def weights_text(weights: np.ndarray) -> str:
