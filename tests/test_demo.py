@@ -11,6 +11,9 @@ from tfrec_fashion.demo import run_demo, top_k_matches
 
 TINY_WORLD = {"name": "synthetic", "seed": 0, "n_users": 60, "n_items": 120,
               "mean_interactions_per_user": 12.0, "image_size": 32}
+# PAN's runs need each customer's outfits (5 or more: one held out for test, one for validation).
+OUTFIT_WORLD = {**TINY_WORLD, "n_time_epochs": 1, "outfits_per_user": 10,
+                "outfit_compatibility_weight": 3.0}
 TRAIN = {"epochs": 2, "batch_size": 64, "steps_per_epoch": 8, "learning_rate": 0.02,
          "verbose": 0}
 
@@ -32,17 +35,25 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
         "psa_net_tiny": {"seed": 0, "data": TINY_WORLD, "train": {**TRAIN, "steps_per_epoch": None},
                          "model": {"name": "psa_net", "customer_embeddings": "partial_dual_tiny",
                                    "representation_dim": 4}},
+        # PAN and FHN (PAN without its user-aware attention, user loss and hard negatives).
+        "pan_tiny": {"seed": 0, "data": OUTFIT_WORLD, "train": {**TRAIN, "steps_per_epoch": None},
+                     "model": {"name": "pan", "code_bits": 8, "embedding_dim": 8}},
+        "fhn_tiny": {"seed": 0, "data": OUTFIT_WORLD, "train": {**TRAIN, "steps_per_epoch": None},
+                     "model": {"name": "pan", "code_bits": 8, "embedding_dim": 8,
+                               "user_aware_attention": False, "lambda_user": 0.0,
+                               "hard_negative_ratio": 0.0}},
     }}
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(config))
     results = run_demo(tmp_path / "work", config_path=path)
     assert {name: r["served_matches_keras"] for name, r in results.items()} == {
         "bpr_mf_tiny": True, "dvbpr_tiny": True, "partial_dual_tiny": True, "stynet_tiny": True,
-        "pairs_tiny": True, "psa_net_tiny": True}
+        "pairs_tiny": True, "psa_net_tiny": True, "pan_tiny": True, "fhn_tiny": True}
     # What the demo prints says the same: one check per run, none False.
-    printed = [line for line in capsys.readouterr().out.splitlines()
-               if line.lstrip().startswith("served top-10 == ")]
-    assert len(printed) == 6 and all(line.endswith(": True") for line in printed), printed
+    out = capsys.readouterr().out
+    printed = [line for line in out.splitlines() if line.lstrip().startswith("served top-10 == ")]
+    assert len(printed) == 8 and all(line.endswith(": True") for line in printed), printed
+    assert "Pending stages (not built yet): complete the look" in out  # PAN is built
     work = tmp_path / "work"
     assert (work / "exports" / "models.config").is_file()
     assert (work / "exports" / "dvbpr_tiny" / "1" / "saved_model.pb").is_file()
@@ -64,6 +75,20 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
     assert np.isfinite(summary["psa_net_tiny"]["test_auc"])  # too few votes per customer here
     psa = yaml.safe_load((work / "psa_net_tiny" / "config.yaml").read_text())["model"]
     assert psa["customer_embeddings"] == str(work / "partial_dual_tiny")  # the demo's own run
+    # PAN and FHN: the outfit protocol's FITB and AUC beside the oracle and random in the
+    # summary, served through the outfit head.
+    for name in ("pan_tiny", "fhn_tiny"):
+        assert summary[name]["protocol"] == "outfits"
+        assert summary[name]["oracle_test_fitb"] > summary[name]["random_test_fitb"] + 0.2
+        assert 0.0 <= summary[name]["test_fitb"] <= 1.0 and 0.0 <= summary[name]["test_auc"] <= 1.0
+        info = json.loads((work / "exports" / name / "1" / "assets.extra" /
+                           "tfrec_fashion.json").read_text())
+        assert info["head"] == "outfit" and {"score_outfit", "fill_in_the_blank"} <= set(
+            info["signatures"])
+    pan_row = next(line for line in (work / "summary.md").read_text().splitlines()
+                   if line.startswith("| pan_tiny |"))
+    assert f"{summary['pan_tiny']['test_fitb']:.4f}" in pan_row
+    assert f"{summary['pan_tiny']['oracle_test_fitb']:.4f}" in pan_row
     # The image run gets attention maps of three customers, with the sanity line, before export
     # (so the browse page gets them); the report gathers the workdir in one file.
     maps = np.load(work / "dvbpr_tiny" / "attention" / "attention_gradcam.npz")

@@ -8,11 +8,13 @@ for worlds with images, a grid of their items; then it prints one table and writ
 gRPC server, and queried with the official TF Serving stubs, for a known customer and an unknown
 one (cold start); the served top-10 is checked against the top-10 the trained model itself
 gives by the function the export serves (``_served_function_scores``; order may differ only
-within float32 ties, ``top_k_matches``) and drawn as ``<workdir>/recommendations.png``. Runs
-with an image path (DVBPR) get attention maps first (``<run>/attention/``: GradCAM of three
-customers' scores, with the sanity line), so their exports carry them to the browse page. Last,
-``<workdir>/report.html`` gathers it all in one file. Stages still to come are listed as
-pending.
+within float32 ties, ``top_k_matches``) and drawn as ``<workdir>/recommendations.png``. Pair
+models answer through the compatibility head (best partners of a top) and outfit models (PAN,
+FHN) through the outfit head (a held-out outfit's score, the best items for its blank slot),
+each checked against the Keras model's own scores. Runs with an image path (DVBPR) get
+attention maps first (``<run>/attention/``: GradCAM of three customers' scores, with the sanity
+line), so their exports carry them to the browse page. Last, ``<workdir>/report.html`` gathers
+it all in one file. Stages still to come are listed as pending.
 
 Like ``cli``, this module is a composition root: it may wire every stage, export and serving
 included.
@@ -33,7 +35,7 @@ from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.run_config import RunConfig
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
-PENDING_STAGES = ("PAN", "complete the look", "the GAN's designs")
+PENDING_STAGES = ("complete the look", "the GAN's designs")
 ATTENTION_METHOD = "gradcam"  # the one that follows the customer (README "Attention maps")
 SERVED_K = 10
 
@@ -185,6 +187,9 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
             if parts[name].HEAD == "compatibility":
                 checks[name] = _query_pair_model(result, target, name)
                 continue
+            if parts[name].HEAD == "outfit":
+                checks[name] = _query_outfit_model(result, target, name)
+                continue
             users = [str(result.dataset.users.ids[0]), "new-customer"]
             answer = client.recommend(target, name, users, k=SERVED_K)
             ids = np.asarray(answer["item_ids"]).astype(str)
@@ -251,6 +256,51 @@ def _query_pair_model(result, target: str, name: str) -> dict[str, bool]:
     print(f"    served top-{SERVED_K} == the trained model's top-{SERVED_K} by its pair score "
           f"(order free only within float32 ties): {matches}")
     return {"served_matches_keras": matches}
+
+
+def _query_outfit_model(result, target: str, name: str) -> dict[str, bool]:
+    """Asks an outfit model (the outfit head) for customer 0's score of their first held-out
+    outfit (``score_outfit``) and for the best bottoms to fill that outfit's blanked bottom
+    (``fill_in_the_blank``, its serving_default), for them and for an unknown customer, and
+    checks both against the trained Keras model's own scores: the served outfit score within
+    float32 rounding, the served top-10 bottoms its top-10 of every bottom."""
+    import numpy as np
+
+    from tfrec_fashion_serving import client, contract
+
+    dataset, test = result.dataset, result.recipe.evaluation.split.test
+    outfit = test.items[np.flatnonzero(test.user == 0)[0]]  # top, bottom, shoes rows
+    ids = dataset.items.ids
+    users = [str(dataset.users.ids[0]), "new-customer"]
+    score = result.recipe.outfit_score(result.model)  # the protocol's score: the Keras model
+    served = client.predict(target, name, {"user_id": contract.string_array(users),
+                                           "item_ids": contract.string_array([ids[outfit]] * 2)},
+                            signature="score_outfit")
+    expected = score(np.array([0, -1]), np.stack([outfit, outfit]))  # -1: the cold-start vector
+    scores_match = bool(np.allclose(served["scores"], expected, rtol=1e-5, atol=1e-6))
+    blank = list(result.recipe.slots).index("bottom")
+    blanked = ids[outfit].astype(object)
+    blanked[blank] = ""
+    answer = client.predict(target, name, {
+        "user_id": contract.string_array(users), "item_ids": contract.string_array([blanked] * 2),
+        "blank_slot": contract.string_array(["bottom"] * 2),
+        "k": np.full(2, SERVED_K, np.int32),
+        "exclude_item_ids": contract.string_array([[""]] * 2)}, signature="fill_in_the_blank")
+    filled = np.asarray(answer["item_ids"]).astype(str)
+    every = np.repeat(outfit[None], dataset.n_items, axis=0)  # customer 0's outfit, each item
+    every[:, blank] = np.arange(dataset.n_items)  # in the bottom's place
+    keras = score(np.zeros(dataset.n_items, np.int64), every)
+    keras[dataset.items.category != "bottom"] = -np.inf
+    rows = {str(item_id): row for row, item_id in enumerate(ids)}
+    top_matches = top_k_matches([rows.get(i, -1) for i in filled[0]], keras, SERVED_K)
+    print(f"=== query {name} (score_outfit, fill_in_the_blank; official PredictionServiceStub): "
+          f"{users[0]}'s held-out outfit {' '.join(ids[outfit])} scores "
+          f"{float(served['scores'][0]):.4f} (Keras {float(expected[0]):.4f}), "
+          f"{float(served['scores'][1]):.4f} for an unknown customer (cold start: "
+          f"{bool(served['cold_start'][1])}); its best bottoms {' '.join(filled[0][:5])} ...")
+    print(f"    served top-{SERVED_K} == the trained model's top-{SERVED_K} by its outfit score, "
+          f"and the served outfit scores are the Keras model's: {scores_match and top_matches}")
+    return {"served_matches_keras": scores_match and top_matches}
 
 
 def _served_function_scores(result) -> tuple[np.ndarray, str]:
