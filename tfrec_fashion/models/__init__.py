@@ -1,7 +1,8 @@
 """Models: one file per model family, read top to bottom as its paper's section.
 
-Each model is a Keras (usually ``tfrs.Model``) subclass trained with ``model.fit``; towers are built
-in ``__init__``, the loss in ``compute_loss``. Every ranking model scores by an inner product of
+Each model is a Keras subclass trained with ``model.fit``, usually of ``base.RecommenderModel``
+(``tfrs.Model`` with its regularisation scaled for the replicas); towers are built in
+``__init__``, the loss in ``compute_loss``. Every ranking model scores by an inner product of
 its ``user_vectors()`` and ``item_vectors()``, so one retrieval index serves them all.
 ``interactive.py`` (I-VBPR's affinity, refinement and trends) is NumPy over a trained model's
 ``parameters()``, so it runs without TensorFlow. ``partial_dual/`` (PSA-Net's customer
@@ -10,7 +11,8 @@ solvers, the one model not trained with ``fit``; ``stynet.py`` is its neural alt
 ``pair_compatibility.py`` scores pairs of items (a distance between item embeddings, contrastive
 loss): the compatibility serving head's minimal model, PSA-Net without the customer;
 ``psa_net.py`` is PSA-Net itself (subspace masks mixed by attention on a customer's fixed
-embedding).
+embedding); ``pan.py`` scores whole outfits for a customer from binary codes (PAN, with
+user-aware attention, and FHN as its switch).
 
 May import: layers, losses, metrics, tasks, tensorflow, tensorflow_recommenders. Never imports data
 loaders, training, export or serving.

@@ -35,13 +35,14 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.models.base import RecommenderModel
 from tfrec_fashion.tasks.bpr import BprRanking
 from tfrec_fashion.models.item_table import ItemTable
 from tfrec_fashion.serialization import register_serializable
 
 
 @register_serializable
-class DVBPR(tfrs.Model):
+class DVBPR(RecommenderModel):
     """Deep visually-aware BPR: user vectors theta_u against a CNN's item vectors Phi(X_i).
 
     Args:

@@ -19,8 +19,8 @@ from typing import Any
 
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.models.base import RecommenderModel
 from tfrec_fashion.models.item_table import ItemTable
 from tfrec_fashion.serialization import register_serializable
 from tfrec_fashion.tasks.pairs import ContrastivePairs
@@ -48,7 +48,7 @@ def item_feature_network(feature_dim: int, hidden_dim: int, output_dim: int, l2:
 
 
 @register_serializable
-class PairCompatibility(tfrs.Model):
+class PairCompatibility(RecommenderModel):
     """Contrastive pair compatibility of items from their features (see the module docstring).
 
     Args:

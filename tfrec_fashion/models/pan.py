@@ -81,8 +81,8 @@ import numpy as np
 
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.models.base import RecommenderModel
 from tfrec_fashion.models.item_table import ItemTable
 from tfrec_fashion.serialization import register_serializable
 from tfrec_fashion.tasks.outfits import OutfitRanking, visual_semantic_loss
@@ -186,7 +186,7 @@ class TypeAwareEmbedding(tf.keras.layers.Layer):
 
 
 @register_serializable
-class PAN(tfrs.Model):
+class PAN(RecommenderModel):
     """Personalised attention network for outfit recommendation (see the module docstring).
 
     Args:

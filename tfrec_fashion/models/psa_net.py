@@ -54,8 +54,8 @@ from typing import Any
 
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.models.base import RecommenderModel
 from tfrec_fashion.models.item_table import ItemTable
 from tfrec_fashion.models.pair_compatibility import embedding_distance, item_feature_network
 from tfrec_fashion.serialization import register_serializable
@@ -68,7 +68,7 @@ _MASK_INITIALIZER = {"class_name": "RandomNormal", "config": {"mean": 1.0, "stdd
 
 
 @register_serializable
-class PSANet(tfrs.Model):
+class PSANet(RecommenderModel):
     """Personalised subspace attention network for pair compatibility (see the module docstring).
 
     Args:
@@ -320,25 +320,17 @@ class PSANet(tfrs.Model):
                 and layer.name in self.pretrained_layers
                 for variable in layer.trainable_variables]
 
-    def train_step(self, inputs):
-        """TFRS's train step, the pretrained layers' gradients applied by their own optimizer."""
+    def apply_gradients(self, gradients: list[tf.Tensor]) -> None:
+        """The pretrained layers' gradients applied by their own optimizer (when compiled with
+        one), the others' by the model's."""
         if self.pretrained_optimizer is None:
-            return super().train_step(inputs)
-        with tf.GradientTape() as tape:
-            loss = self.compute_loss(inputs, training=True)
-            regularization_loss = tf.reduce_sum([tf.reduce_sum(term) for term in self.losses])
-            total_loss = loss + regularization_loss
+            return super().apply_gradients(gradients)
         pretrained = {id(variable) for variable in self._pretrained_variables()}
-        gradients = tape.gradient(total_loss, self.trainable_variables)
         for optimizer, slow in ((self.optimizer, False), (self.pretrained_optimizer, True)):
             optimizer.apply_gradients(
                 [(gradient, variable) for gradient, variable
                  in zip(gradients, self.trainable_variables)
                  if (id(variable) in pretrained) == slow])
-        metrics = {metric.name: metric.result() for metric in self.metrics}
-        metrics.update(loss=loss, regularization_loss=regularization_loss,
-                       total_loss=total_loss)
-        return metrics
 
     def call(self, inputs) -> tf.Tensor:
         """Scores of {"user", "item_a", "item_b"} index triples: float32 [B]."""

@@ -34,6 +34,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.models.base import RecommenderModel
 from tfrec_fashion.serialization import register_serializable
 
 #: a rating scaled to [0, 1] above this is a "love it": a positive of the retrieval head, and
@@ -42,7 +43,7 @@ MIDPOINT = 0.5
 
 
 @register_serializable
-class StyNet(tfrs.Model):
+class StyNet(RecommenderModel):
     """StyNet: customer and item towers, an MLP rating head and a dot-product retrieval head.
 
     Args:

@@ -12,11 +12,12 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.models.base import RecommenderModel
 from tfrec_fashion.serialization import register_serializable
 
 
 @register_serializable
-class TwoTowerRetrieval(tfrs.Model):
+class TwoTowerRetrieval(RecommenderModel):
     """User-id and item-id towers scored by inner product, trained with in-batch softmax.
 
     Args:

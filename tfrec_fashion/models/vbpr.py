@@ -55,15 +55,15 @@ from typing import Any
 import numpy as np
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
-import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.models.base import RecommenderModel
 from tfrec_fashion.tasks.bpr import BprRanking
 from tfrec_fashion.models.item_table import ItemTable
 from tfrec_fashion.serialization import register_serializable
 
 
 @register_serializable
-class VBPR(tfrs.Model):
+class VBPR(RecommenderModel):
     """Visual BPR: BPR-MF plus a visual term on item features, optionally drifting over time.
 
     Args:
