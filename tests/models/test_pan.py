@@ -1,9 +1,10 @@
 """PAN (paper 001): the attention blocks' shapes, eq. 2, 3 and 4 against NumPy with the layers' own
 weights, the codes (exact signs at inference, the relaxation's gradient in training), the loss
 terms on hand-computed values (``tasks.outfits``), the in-graph triplets (hard-negative count,
-nearest-user outfits, slot-consistent random negatives, S2's other user), the unknown user's
-mean vector, the serving scorer equal to ``call``, the config and checkpoint round trip (maps and
-a CNN backbone), fit lowering the loss, and learning on fresh planted worlds.
+nearest-user outfits or the highest-scoring candidates, slot-consistent random negatives, S2's
+other user), the unknown user's mean vector, the serving scorer equal to ``call``, the config
+and checkpoint round trip (maps and a CNN backbone), fit lowering the loss, and learning on
+fresh planted worlds.
 """
 
 import json
@@ -179,7 +180,7 @@ def test_the_loss_terms_on_hand_computed_values(assert_close):
 @pytest.mark.parametrize("ratio, batch, expected", [(0.5, 10, 5), (0.3, 10, 3), (1.0, 7, 7),
                                                     (0.0, 8, 0), (0.5, 5, 2)])
 def test_the_hard_negative_share_is_round_ratio_times_batch(data, ratio, batch, expected):
-    model = make_model(data, hard_negative_ratio=ratio)
+    model = make_model(data, hard_negative_ratio=ratio, hard_negatives="nearest_user")
     tf.random.set_seed(0)
     users = tf.range(batch)
     outfits = tf.constant(data["batch"]["outfit"][:batch])
@@ -196,8 +197,30 @@ def test_the_hard_negative_share_is_round_ratio_times_batch(data, ratio, batch, 
         assert any((negatives[row] == outfits.numpy()[p]).all() for p in partners)
 
 
+def test_loss_hard_negatives_are_the_highest_scoring_candidates(data):
+    """hard_negatives="loss": of hard_candidates random outfits per row, the one the row's user
+    scores highest now (its largest BPR loss); the share of hard rows as for any mining."""
+    model = make_model(data, hard_negative_ratio=0.5, hard_candidates=3)
+    users = tf.range(6)
+    outfits = tf.constant(data["batch"]["outfit"][:6])
+    drawn = [model.random_outfits(outfits) for _ in range(4)]  # 3 candidates, then the rest
+    queue = list(drawn)
+    model.random_outfits = lambda _: queue.pop(0)
+    codes = model.code(model.user_hash(model.user_vectors_for(users)), training=True)
+    negatives, hard = model.negative_outfits(users, outfits, codes)
+    negatives, hard = negatives.numpy(), hard.numpy()
+    assert hard.sum() == 3
+    scores = np.stack([model({"user": users, "outfit": candidates}).numpy()
+                       for candidates in drawn[:3]], axis=1)  # [B, 3]
+    for row in range(6):
+        expected = drawn[int(np.argmax(scores[row]))][row] if hard[row] else drawn[3][row]
+        np.testing.assert_array_equal(negatives[row], expected.numpy(), err_msg=str(row))
+    with pytest.raises(ValueError, match="hard_negatives must be one of"):
+        make_model(data, hard_negatives="farthest")
+
+
 def test_hard_negatives_and_other_users_skip_the_same_user(data):
-    model = make_model(data, hard_negative_ratio=1.0)
+    model = make_model(data, hard_negative_ratio=1.0, hard_negatives="nearest_user")
     users = tf.constant([3, 3, 3, 3])
     outfits = tf.constant(data["batch"]["outfit"][:4])
     codes = model.code(model.user_hash(model.user_vectors_for(users)), training=True)

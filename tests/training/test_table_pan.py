@@ -2,8 +2,7 @@
 non-personalised model, FHN, the paper's ablation and UL + AN, and prints them beside the
 paper's Polyvore-630 numbers above the outfit protocol's table. The tiny test runs the shipped
 config on a tiny world for an epoch; the slow one checks, over 3 seeds of the shipped world, that
-the user-aware attention pays: UL + AN (PAN without its hard negatives) beats FHN and the
-non-personalised model on FITB and AUC."""
+PAN beats FHN and the non-personalised model on FITB and AUC."""
 
 import json
 from pathlib import Path
@@ -39,20 +38,19 @@ def test_cli_table_prints_every_method_beside_the_papers_numbers(tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_user_aware_attention_beats_fhn_and_the_non_personalised_model(tmp_path):
-    """The shipped world, world and run seeds 1-3, looked at only after the config was fixed
-    (on seed 0); about 2 minutes a seed. UL + AN's margins measured on them: FITB over FHN
-    0.016, 0.097, 0.072 and over the non-personalised model 0.040, 0.080, 0.067; AUC over FHN
-    0.018, 0.051, 0.029 and over the non-personalised model 0.045, 0.068, 0.038. Each bound is
-    half the smallest. PAN itself (with hard negatives) is not asserted: against FHN it was
-    -0.012, +0.048, +0.008 on FITB and +0.001, +0.031, -0.004 on AUC (README, PAN)."""
+def test_pan_beats_fhn_and_the_non_personalised_model(tmp_path):
+    """The shipped world, world and run seeds 2-4 (the hard-negative mining was chosen on seeds
+    0 and 1); about a minute a seed. PAN's margins measured on them: FITB over FHN 0.125,
+    0.073, 0.135 and over the non-personalised model 0.123, 0.051, 0.135; AUC over FHN 0.063,
+    0.036, 0.026 and over the non-personalised model 0.088, 0.041, 0.054. Each bound is about
+    half the smallest."""
     rivals = ("FHN (None)", "Non-personalised")
-    bounds = {("FHN (None)", "fitb"): 0.008, ("FHN (None)", "auc"): 0.009,
-              ("Non-personalised", "fitb"): 0.02, ("Non-personalised", "auc"): 0.019}
-    for seed in (1, 2, 3):
+    bounds = {("FHN (None)", "fitb"): 0.035, ("FHN (None)", "auc"): 0.013,
+              ("Non-personalised", "fitb"): 0.025, ("Non-personalised", "auc"): 0.02}
+    for seed in (2, 3, 4):
         table = run_table(CONFIG, [f"run_dir={tmp_path / str(seed)}", f"seed={seed}",
-                                   f"data.seed={seed}"], methods=["UL + AN", *rivals])
+                                   f"data.seed={seed}"], methods=["PAN", *rivals])
         rows = table.table.rows
         for (rival, metric), bound in bounds.items():
-            margin = rows["UL + AN"][f"test_{metric}"] - rows[rival][f"test_{metric}"]
+            margin = rows["PAN"][f"test_{metric}"] - rows[rival][f"test_{metric}"]
             assert margin > bound, (seed, rival, metric, rows)

@@ -76,7 +76,9 @@ def test_visualize_maps_the_outfit_score_and_draws_fig3_beside(run, loaded, tmp_
     maps, scores = stored["maps"], stored["scores"]
     assert list(stored["user_ids"]) == ids
     assert maps.shape == (2, 6, 32, 32) and np.isfinite(maps).all()
-    assert maps.min() >= 0.0 and maps.max() <= 1.0 and maps.reshape(12, -1).std(axis=1).all()
+    # GradCAM keeps only positive evidence (ReLU): an image that only lowers its outfit's score
+    # gets a blank map, so blank maps are allowed but not all of them.
+    assert maps.min() >= 0.0 and maps.max() <= 1.0 and maps.reshape(12, -1).std(axis=1).any()
     # Default items: the first 6 tops, each completed into the customer's first test outfit.
     items = recipe.dataset.items
     rows = {item_id: row for row, item_id in enumerate(items.ids)}

@@ -453,6 +453,10 @@ class PanConfig:
         alpha: the weight of the user-item preference in y = g + alpha p (eq. 4).
         lambda_user, lambda_vse: the user-specific loss's and the VSE loss's weights (eq. 9).
         user_aware_attention, hard_negative_ratio, personalised: see above.
+        hard_negatives, hard_candidates: how hard negatives are mined: "loss" (the
+            highest-scoring of ``hard_candidates`` random outfits for the user) or
+            "nearest_user" (the outfit of the batch user nearest by code; it hurts on the
+            planted world, see ``models.pan``).
         relaxation, slope_start, slope_growth: the training-time code (tanh with an annealed
             slope, or "straight_through").
         l2, channel_reduction, vse_margin: see ``models.pan.PAN``.
@@ -478,6 +482,8 @@ class PanConfig:
     lambda_vse: float = 0.1
     user_aware_attention: bool = True
     hard_negative_ratio: float = 0.5
+    hard_negatives: str = "loss"
+    hard_candidates: int = 8
     personalised: bool = True
     relaxation: str = "tanh"
     slope_start: float = 1.0
@@ -492,11 +498,12 @@ class PanConfig:
     def __post_init__(self) -> None:
         _one_of(self, "backbone", PAN_BACKBONES)
         _one_of(self, "relaxation", ("tanh", "straight_through"))
+        _one_of(self, "hard_negatives", ("loss", "nearest_user"))
         _non_negative(self, "alpha", "lambda_user", "lambda_vse", "l2", "slope_growth")
         if not 0 <= self.hard_negative_ratio <= 1:
             raise ValueError("model.hard_negative_ratio must be in [0, 1]. Received: "
                              f"{self.hard_negative_ratio}")
-        for field in ("code_bits", "embedding_dim", "channel_reduction"):
+        for field in ("code_bits", "embedding_dim", "channel_reduction", "hard_candidates"):
             if getattr(self, field) < 1:
                 raise ValueError(f"model.{field} must be positive. Received: "
                                  f"{field}={getattr(self, field)}")
