@@ -25,7 +25,8 @@ class ItemTable:
     Example:
 
         self._item_features = ItemTable("item_features", setter="set_item_features")
-        self._item_features.assign(features, self.distribute_strategy)  # in the setter
+        self._item_features.set(features, (n_items, n_features),  # in the setter
+                                self.distribute_strategy)
         table = self._item_features.get(self.name)                      # where it is read
     """
 
@@ -37,6 +38,16 @@ class ItemTable:
     @property
     def is_set(self) -> bool:
         return self._variable is not None
+
+    def set(self, values, shape, strategy: tf.distribute.Strategy, note: str = "") -> None:
+        """Sets the table to ``values`` as float32 after checking they have ``shape``;
+        ``ValueError`` "<name> must be [<shape>]<note>. Received: shape=..." otherwise."""
+        values = tf.convert_to_tensor(values, tf.float32)
+        shape = tuple(int(size) for size in shape)
+        if tuple(values.shape) != shape:
+            raise ValueError(f"{self.name} must be {list(shape)}{note}. Received: "
+                             f"shape={tuple(values.shape)}")
+        self.assign(values, strategy)
 
     def assign(self, values: tf.Tensor, strategy: tf.distribute.Strategy) -> None:
         """Sets the table to ``values`` (already checked by the owner).

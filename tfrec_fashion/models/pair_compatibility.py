@@ -91,11 +91,8 @@ class PairCompatibility(RecommenderModel):
             self.set_item_features(item_features)
 
     def set_item_features(self, features: Any) -> None:
-        features = tf.convert_to_tensor(features, tf.float32)
-        if features.shape != (self.n_items, self.feature_dim):
-            raise ValueError(f"item_features must be [{self.n_items}, {self.feature_dim}]. "
-                             f"Received: shape={features.shape}")
-        self._item_features.assign(features, self.distribute_strategy)
+        self._item_features.set(features, (self.n_items, self.feature_dim),
+                                self.distribute_strategy)
 
     def distances(self, features_a: tf.Tensor, features_b: tf.Tensor) -> tf.Tensor:
         """||g(f_a) - g(f_b)||: float [B] of features [B, F] each."""

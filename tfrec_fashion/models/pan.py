@@ -347,19 +347,16 @@ class PAN(RecommenderModel):
     # ------------------------------------------------------------------ data tables
     def set_item_content(self, content: Any) -> None:
         """Sets the content table, float [n_items, *content_shape], rows in item order."""
-        content = tf.convert_to_tensor(content, tf.float32)
-        if tuple(content.shape) != (self.n_items, *self.content_shape):
-            raise ValueError(f"item_content must be {[self.n_items, *self.content_shape]}. "
-                             f"Received: shape={tuple(content.shape)}")
-        self._item_content.assign(content, self.distribute_strategy)
+        self._item_content.set(content, (self.n_items, *self.content_shape),
+                               self.distribute_strategy)
 
     def set_item_text(self, text: Any) -> None:
         """Sets the text table, float [n_items, text_dim] (only with text_dim > 0)."""
-        text = tf.convert_to_tensor(text, tf.float32)
-        if not self.text_dim or tuple(text.shape) != (self.n_items, self.text_dim):
+        if not self.text_dim:
             raise ValueError(f"item_text must be [{self.n_items}, {self.text_dim}] (text_dim "
-                             f"> 0). Received: shape={tuple(text.shape)}")
-        self._item_text.assign(text, self.distribute_strategy)
+                             f"> 0). Received: shape={tuple(np.shape(text))}")
+        self._item_text.set(text, (self.n_items, self.text_dim), self.distribute_strategy,
+                            note=" (text_dim > 0)")
 
     # ------------------------------------------------------------------ user encoder
     def user_vectors(self) -> tf.Tensor:

@@ -195,19 +195,13 @@ class PSANet(RecommenderModel):
     # ------------------------------------------------------------------ data tables
     def set_item_content(self, content: Any) -> None:
         """Sets the content table, float [n_items, *content_shape], rows in item order."""
-        content = tf.convert_to_tensor(content, tf.float32)
-        if tuple(content.shape) != (self.n_items, *self.content_shape):
-            raise ValueError(f"item_content must be {[self.n_items, *self.content_shape]}. "
-                             f"Received: shape={tuple(content.shape)}")
-        self._item_content.assign(content, self.distribute_strategy)
+        self._item_content.set(content, (self.n_items, *self.content_shape),
+                               self.distribute_strategy)
 
     def set_customer_embeddings(self, embeddings: Any) -> None:
         """Sets the fixed customer embeddings E, float [n_customers, customer_dim]."""
-        embeddings = tf.convert_to_tensor(embeddings, tf.float32)
-        if tuple(embeddings.shape) != (self.n_customers, self.customer_dim):
-            raise ValueError(f"customer_embeddings must be [{self.n_customers}, "
-                             f"{self.customer_dim}]. Received: shape={tuple(embeddings.shape)}")
-        self._customer_embeddings.assign(embeddings, self.distribute_strategy)
+        self._customer_embeddings.set(embeddings, (self.n_customers, self.customer_dim),
+                                      self.distribute_strategy)
 
     @property
     def customer_embeddings(self) -> tf.Variable:
