@@ -230,6 +230,20 @@ def write_warmup(path: str, requests: list[predict_pb2.PredictRequest]) -> None:
             writer.write(log.SerializeToString())
 
 
+def replay_warmup(version: str) -> list[str]:
+    """Loads the SavedModel at ``version`` and replays its warm-up records through its
+    signatures, as TF Serving does at load time; returns the signature names replayed, in the
+    file's order (an error in a request propagates)."""
+    model = tf.saved_model.load(str(version))
+    replayed = []
+    for record in tf.data.TFRecordDataset(os.path.join(str(version), WARMUP_FILE)):
+        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
+        model.signatures[request.model_spec.signature_name](**inputs)
+        replayed.append(request.model_spec.signature_name)
+    return replayed
+
+
 def write_ann_assets(catalogue: ToyCatalogue, directory: str) -> None:
     """Writes the item vectors as ``items.npz`` (what the tests' stand-in AnnIndex reads)."""
     os.makedirs(directory, exist_ok=True)

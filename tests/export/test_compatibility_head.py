@@ -9,7 +9,6 @@ import json
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
 
 from tfrec_fashion.config import from_dict
 from tfrec_fashion.training.harness import train
@@ -140,13 +139,7 @@ def test_a_category_names_the_partners_and_bad_requests_fail_in_the_graph(run, v
 def test_warmup_records_replay_and_our_server_answers_over_grpc(run, version):
     from tfrec_fashion_serving.server import start_server
 
-    model = tf.saved_model.load(str(version))
-    replayed = []
-    for record in tf.data.TFRecordDataset(str(version / contract.WARMUP_FILE)):
-        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-        inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
-        model.signatures[request.model_spec.signature_name](**inputs)
-        replayed.append(request.model_spec.signature_name)
+    replayed = testing.replay_warmup(version)
     assert sorted(replayed) == ["complete_pair", "score_pairs"]
     ids = run.dataset.items.ids
     top = np.flatnonzero(run.dataset.items.category == "top")[0]

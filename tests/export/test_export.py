@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
-from tensorflow_serving.apis import prediction_log_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from tfrec_fashion.cli import main as cli_main
@@ -26,7 +25,7 @@ from tfrec_fashion.training.serving_parts import load_parts
 from tfrec_fashion_export.runs import export_run
 from tfrec_fashion_export.tf_serving_config import versions
 from tfrec_fashion_export.writer import export_parts
-from tfrec_fashion_serving import contract
+from tfrec_fashion_serving import contract, testing
 from tfrec_fashion_serving.servable import read_signature_defs
 
 TINY = {"name": "synthetic", "seed": 0, "n_users": 60, "n_items": 120, "n_time_epochs": 3,
@@ -214,15 +213,8 @@ def test_rows_ask_for_their_own_k_and_short_categories_are_padded(base, runs):
 
 
 def test_warmup_records_are_prediction_logs_that_replay(base):
-    path = base / "dvbpr" / "1" / "assets.extra" / writer.WARMUP_FILE
+    replayed = testing.replay_warmup(base / "dvbpr" / "1")
     model = tf.saved_model.load(str(base / "dvbpr" / "1"))
-    replayed = []
-    for record in tf.data.TFRecordDataset(str(path)):
-        log = prediction_log_pb2.PredictionLog.FromString(record.numpy())
-        request = log.predict_log.request
-        inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
-        model.signatures[request.model_spec.signature_name](**inputs)
-        replayed.append(request.model_spec.signature_name)
     assert sorted(replayed) == ["embed_item", "recommend", "score", "user_query"]
     seen = model.signatures["user_query"](user_id=tf.constant(["nobody"]))["seen_item_ids"]
     assert seen.shape[0] == 1 and (seen.numpy() == b"").all()

@@ -10,7 +10,6 @@ import grpc
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
 
 from tfrec_fashion.training.serving_parts import (OutfitParts, OutfitScorer, load_parts,
                                                   save_parts)
@@ -156,13 +155,7 @@ def test_bad_requests_fail_in_the_graph_naming_the_problem(version):
 def test_warmup_replays_and_our_server_answers_the_official_client(version):
     from tfrec_fashion_serving.server import start_server
 
-    model = tf.saved_model.load(str(version))
-    replayed = []
-    for record in tf.data.TFRecordDataset(str(version / contract.WARMUP_FILE)):
-        request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-        inputs = {key: tf.constant(tf.make_ndarray(value)) for key, value in request.inputs.items()}
-        model.signatures[request.model_spec.signature_name](**inputs)
-        replayed.append(request.model_spec.signature_name)
+    replayed = testing.replay_warmup(version)
     assert sorted(replayed) == ["fill_in_the_blank", "score_outfit"]
     with start_server(str(version.parent.parent / "models.config"), port=0) as server:
         server.wait_until_available("toy_outfits", timeout=120)
