@@ -93,15 +93,21 @@ def head_signatures(module: tf.Module, head: "contract.Head") -> dict:
     return signatures
 
 
-def checked_k(batch: tf.Tensor, k: tf.Tensor, category: tf.Tensor, category_rows: tf.Tensor,
-              n_items: int, category_help: str) -> tf.Tensor:
-    """``k``, available only once the request's top-k inputs are checked: at least one row,
-    1 <= k <= n_items, a known category or "" (``category_help`` says what "" means and lists
-    the categories)."""
-    checks = [
+def top_k_checks(batch: tf.Tensor, k: tf.Tensor, n_items: int) -> list[tf.Operation]:
+    """The checks every top-k request takes: at least one row, 1 <= k <= n_items."""
+    return [
         tf.debugging.assert_greater(batch, 0, message="user_id must hold at least one id"),
         tf.debugging.assert_greater_equal(k, 1, message=f"k must be in [1, {n_items}]"),
         tf.debugging.assert_less_equal(k, n_items, message=f"k must be in [1, {n_items}]"),
+    ]
+
+
+def checked_k(batch: tf.Tensor, k: tf.Tensor, category: tf.Tensor, category_rows: tf.Tensor,
+              n_items: int, category_help: str) -> tf.Tensor:
+    """``k``, available only once the request's top-k inputs are checked: ``top_k_checks`` and
+    a known category or "" (``category_help`` says what "" means and lists the categories)."""
+    checks = [
+        *top_k_checks(batch, k, n_items),
         tf.debugging.assert_equal(tf.logical_or(tf.equal(category, ""), category_rows >= 0),
                                   True, message=f"unknown category; {category_help}"),
     ]

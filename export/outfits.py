@@ -23,7 +23,8 @@ import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import OutfitParts
 from tfrec_fashion_export.module import (broadcast_rows, head_signatures, lookup_table,
-                                         top_k_answer, vectors_or_default, without_rows)
+                                         top_k_answer, top_k_checks, vectors_or_default,
+                                         without_rows)
 from tfrec_fashion_serving.contract import FILL_IN_THE_BLANK, OUTFIT, SCORE_OUTFIT
 
 
@@ -97,13 +98,10 @@ class OutfitModule(tf.Module):
         exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids")
         blank = self.slot_table.lookup(blank_slot)
         checks = [
-            tf.debugging.assert_greater(batch, 0, message="user_id must hold at least one id"),
+            *top_k_checks(batch, k, self.n_items),
             tf.debugging.assert_non_negative(
                 blank, message=f"fill_in_the_blank: unknown blank_slot; the slots are "
                                f"{self.slot_names}"),
-            tf.debugging.assert_greater_equal(k, 1, message=f"k must be in [1, {self.n_items}]"),
-            tf.debugging.assert_less_equal(k, self.n_items,
-                                           message=f"k must be in [1, {self.n_items}]"),
         ]
         with tf.control_dependencies(checks):
             blank = tf.identity(blank)
