@@ -72,11 +72,14 @@ def without_rows(allowed: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
 
 
 def top_k_answer(scores: tf.Tensor, allowed: tf.Tensor, k: tf.Tensor, item_ids: tf.Variable,
-                 cold: tf.Tensor) -> dict[str, tf.Tensor]:
+                 cold: tf.Tensor, rows: tf.Tensor | None = None) -> dict[str, tf.Tensor]:
     """The top ``k`` [B] allowed items of scores [B, N] as a signature's answer: item_ids
-    string [B, K] (padding ""), scores [B, K] (padding -inf), cold_start; K = max(k)."""
+    string [B, K] (padding ""), scores [B, K] (padding -inf), cold_start; K = max(k). Column j
+    of ``scores`` is item row j, or ``rows[:, j]`` (int [B, N]) when given."""
     scores = tf.where(allowed, scores, -np.inf)
     top_scores, top_rows = tf.math.top_k(scores, tf.reduce_max(k))
+    if rows is not None:
+        top_rows = tf.maximum(tf.gather(rows, top_rows, batch_dims=1), 0)
     valid = (tf.range(tf.shape(top_rows)[1])[None, :] < k[:, None]) & (top_scores > -np.inf)
     return {"item_ids": tf.where(valid, tf.gather(item_ids, top_rows), ""),
             "scores": tf.where(valid, top_scores, -np.inf), "cold_start": cold}
