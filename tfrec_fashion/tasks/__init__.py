@@ -13,6 +13,9 @@ models, ``BprRanking`` here for the pairwise ranking models).
     outfits.py OutfitRanking: PAN's losses (paper 001): BPR over (user, positive outfit,
              negative outfit), the user-specific loss over (outfit, its user, another user) and
              the visual-semantic embedding loss (``visual_semantic_loss``), eq. 6-9.
+    triplets.py StyleTriplets: complete the look's triplet loss (``losses.triplet``, paper 004)
+             on (anchor, positive, negative) style embeddings and its triplet accuracy; used by
+             CompleteTheLook.
 
 May import: tensorflow, losses, metrics. Never imports data, models or later stages.
 """
