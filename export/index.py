@@ -16,11 +16,12 @@ index holds each item as [v_i, -BIG * onehot(c_i)] and a query for category c is
 
 so items of the category keep their exact score (the extra products are exact zeros) and the
 others drop by BIG, below every real score; they come back only when the category has fewer than
-k items, and are then cut as padding. Exclusions (items the caller already showed, or the user
-already bought) are applied after retrieval: the index returns k + M candidates for M excluded
-items, the excluded ones are removed (``layers.row_sets.in_row_sets``: a sorted search, not a
-[B, k + M, M] comparison, so wide exclusions cost memory linear in M), and the first k of the
-rest are kept in rank order.
+k items, and are then cut as padding. A query for a set of categories, a bool mask m of them,
+is [q, 1 - m] (the complete-the-look head asks for an item's complementary categories so).
+Exclusions (items the caller already showed, or the user already bought) are applied after
+retrieval: the index returns k + M candidates for M excluded items, the excluded ones are
+removed (``layers.row_sets.in_row_sets``: a sorted search, not a [B, k + M, M] comparison, so
+wide exclusions cost memory linear in M), and the first k of the rest are kept in rank order.
 
 Rows are padded to K = max(k) with id -1 / score -inf where a row asks for fewer items or fewer
 items qualify.
@@ -76,7 +77,8 @@ class FilteredBruteForce(tf.Module):
         Args:
             queries: float32 [B, D].
             k: int32 [B], each in [1, N] (checked by the caller).
-            categories: int32 [B], a category index or -1 for any.
+            categories: int32 [B], a category index or -1 for any; or bool [B, C], the
+                categories each row may return.
             excluded: int32 [B, M] item indices never to return (-1 entries ignored).
 
         Returns:
@@ -86,8 +88,11 @@ class FilteredBruteForce(tf.Module):
         top = tf.reduce_max(k)
         n_excluded = tf.shape(excluded)[1]
         fetch = tf.minimum(top + n_excluded, self.n_items)
-        wanted = tf.one_hot(categories, self.n_categories)  # all zeros for -1 (any)
-        filter_columns = tf.where(categories[:, None] >= 0, 1.0 - wanted, 0.0)
+        if categories.dtype == tf.bool:  # a mask of the allowed categories
+            filter_columns = 1.0 - tf.cast(categories, tf.float32)
+        else:
+            wanted = tf.one_hot(categories, self.n_categories)  # all zeros for -1 (any)
+            filter_columns = tf.where(categories[:, None] >= 0, 1.0 - wanted, 0.0)
         scores, indices = self.brute_force(tf.concat([queries, filter_columns], axis=1), k=fetch)
         hit = in_row_sets(indices, excluded)
         usable = tf.logical_and(tf.logical_not(hit), scores > -BIG / 2)

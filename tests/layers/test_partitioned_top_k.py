@@ -95,6 +95,23 @@ def test_category_filters_and_exclusions_match_exact_filtered_search():
     np.testing.assert_allclose(scores.numpy(), exact_scores, rtol=1e-6, atol=1e-5)
 
 
+def test_a_category_mask_allows_several_categories_per_row_as_exact_search_does():
+    items, queries, categories = clustered(n_items=4_000, dim=16, n_queries=60, seed=3)
+    index = PartitionedTopK(k=K, n_partitions=40, n_probe=1_000, rerank=4_000)
+    index.index(items, categories=categories)
+    mask = np.random.default_rng(1).random((len(queries), 5)) < 0.4
+    mask[0] = False  # a row that allows nothing is all padding
+    excluded = exact_top_k(items, queries, k=2)[0].astype(np.int32)
+    allowed = mask[:, categories]
+    allowed[np.arange(len(queries))[:, None], excluded] = False
+    exact, exact_scores = exact_top_k(items, queries, allowed=allowed)
+    scores, ids = index.search(queries, K, categories=mask, exclusions=excluded)
+    found = np.isfinite(exact_scores)
+    np.testing.assert_array_equal(np.where(found, ids.numpy(), -1), np.where(found, exact, -1))
+    np.testing.assert_allclose(scores.numpy(), exact_scores, rtol=1e-6, atol=1e-5)
+    assert (ids.numpy()[0] == -1).all()
+
+
 def test_partitions_never_mix_categories_and_a_filter_probes_only_its_own():
     items, queries, categories = clustered(n_items=5_000, dim=16, n_queries=40, seed=3)
     centroids, partition_categories, assignment = partition(items, 50, categories, seed=0)

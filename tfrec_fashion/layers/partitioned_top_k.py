@@ -240,7 +240,9 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         Args:
             queries: float32 [B, D] query vectors (raw features with a ``query_model``).
             k: how many (default the constructor's); a Python int or int32 scalar tensor.
-            categories: optional int32 [B]: a category index per row, or -1 for any.
+            categories: optional int32 [B]: a category index per row, or -1 for any; or a
+                bool mask [B, C]: the categories each row may return (several at once, e.g. an
+                item's complementary categories).
             exclusions: optional [B, M] identifiers never to return (e.g. seen items).
 
         Returns:
@@ -256,7 +258,10 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         queries = tf.convert_to_tensor(queries, tf.float32)
         batch = tf.shape(queries)[0]
         categories = (tf.fill([batch], -1) if categories is None
-                      else tf.convert_to_tensor(categories, tf.int32))
+                      else tf.convert_to_tensor(categories))
+        masked = categories.dtype == tf.bool
+        if not masked:
+            categories = tf.cast(categories, tf.int32)
         padding = self._identifiers[-1]
         exclusions = (tf.fill([batch, 0], padding) if exclusions is None
                       else tf.convert_to_tensor(exclusions, padding.dtype))
@@ -274,19 +279,24 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
 
         scores, identifiers = tf.map_fn(
             lambda block: self._search_block(*block, k),
-            (blocked(queries, 0.0), blocked(categories, -1), blocked(exclusions, padding)),
+            (blocked(queries, 0.0), blocked(categories, False if masked else -1),
+             blocked(exclusions, padding)),
             fn_output_signature=(tf.float32, padding.dtype), parallel_iterations=2)
         width = tf.shape(scores)[-1]
         return (tf.reshape(scores, [-1, width])[:batch],
                 tf.reshape(identifiers, [-1, width])[:batch])
 
     def _search_block(self, queries, categories, exclusions, k):
-        """``search`` for one block of queries [C, D], categories [C], exclusions [C, M]."""
+        """``search`` for one block of queries [C, D], categories [C] (or a mask [C, n]),
+        exclusions [C, M]."""
         rows_in_block = tf.shape(queries)[0]
         fetch = k + tf.shape(exclusions)[1]
         centroid_scores = tf.matmul(queries, self._centroids, transpose_b=True)  # [C, P]
-        allowed = tf.logical_or(categories[:, None] < 0,
-                                self._partition_categories[None, :] == categories[:, None])
+        if categories.dtype == tf.bool:  # a mask: the partitions of any allowed category
+            allowed = tf.gather(categories, self._partition_categories, axis=1)
+        else:
+            allowed = tf.logical_or(categories[:, None] < 0,
+                                    self._partition_categories[None, :] == categories[:, None])
         centroid_scores = tf.where(allowed, centroid_scores, -np.inf)
         probe_scores, probes = tf.math.top_k(centroid_scores, self.built_n_probe)
         # A probe of a filtered-out partition (the category has fewer than n_probe) adds no rows.
