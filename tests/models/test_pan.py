@@ -116,6 +116,38 @@ def test_eq4_against_numpy(data, assert_close):
     assert_close(general.preference_scores(b_u, b).numpy(), g, ulps=64, scale=np.abs(w_i).sum())
 
 
+@pytest.mark.parametrize("variant", [{}, {"user_aware_attention": False},
+                                     {"personalised": False}])
+def test_the_blank_query_gives_the_score_change_of_any_item_in_the_blank(data, variant,
+                                                                          assert_close):
+    """y(outfit with c') - y(outfit with c) = <q, b_c' - b_c> exactly: what lets Hamming ranking
+    to sign(q) choose ``fill_in_the_blank``'s candidates."""
+    rng = np.random.default_rng(4)
+    model = make_model(data, alpha=0.7, **variant)
+    model.compatibility_weights.assign(rng.normal(size=(16, 16)).astype(np.float32))
+    if model.personalised:
+        model.preference_weights.assign(rng.normal(size=(16, 16)).astype(np.float32))
+    users, blank = np.array([0, 1, 2, 3], np.int32), np.array([1, 0, 2, 1])
+    outfits = np.array([[0, 1, 2], [3, 4, 5], [6, 7, 8], [9, 10, 11]], np.int32)
+    swapped = outfits.copy()
+    swapped[np.arange(4), blank] += 3 * rng.integers(1, 9, 4)  # another item of the same slot
+    vectors, slots = model.user_vectors_for(users), np.tile(np.arange(3), (4, 1))
+
+    def codes(rows):
+        return model.codes_from(vectors, tf.gather(data["content"], rows), slots)
+
+    user_codes, item_codes = codes(outfits)
+    query = model.blank_query(user_codes, item_codes, blank).numpy()
+    np.testing.assert_array_equal(user_codes.numpy(), model.user_codes(users).numpy())
+    np.testing.assert_array_equal(item_codes.numpy()[:, 0],
+                                  model.item_codes(users, outfits[:, 0]).numpy())
+    change = np.einsum("bk,bk->b", query, codes(swapped)[1].numpy()[np.arange(4), blank]
+                       - item_codes.numpy()[np.arange(4), blank])
+    scores = [model({"user": users, "outfit": rows}).numpy() for rows in (outfits, swapped)]
+    assert np.abs(change).max() > 0.01
+    assert_close(scores[1] - scores[0], change, ulps=256, scale=np.abs(scores).max())
+
+
 def test_attention_is_personal_and_the_global_variant_ignores_the_user(data):
     tf.keras.utils.set_random_seed(5)
     model = make_model(data)

@@ -437,6 +437,38 @@ class PAN(RecommenderModel):
                       item_codes) / (s * k)
         return g + self.alpha * p
 
+    def blank_query(self, user_codes: tf.Tensor, item_codes: tf.Tensor,
+                    blank: tf.Tensor) -> tf.Tensor:
+        """q with y(outfit, c in the blank) = const + <q, b_c> (eq. 4 is linear in each item's
+        code): float32 [B, K] of b_u [B, K], the outfit's codes [B, S, K] (the blank's row is not
+        read) and the blank's slot int [B]. With o the sum of the other items' codes,
+        q = (W(i) + W(i)^T) o / z2 + alpha W(u)^T b_u / z1; sign(q) is the code whose Hamming
+        ranking approximates the exact one (``fill_in_the_blank`` by Hamming, then re-ranked)."""
+        s, k = self.n_slots, float(self.code_bits)
+        others = tf.cast(tf.not_equal(tf.range(s)[None, :], tf.cast(blank, tf.int32)[:, None]),
+                         tf.float32)
+        rest = tf.einsum("bsk,bs->bk", item_codes, others)
+        weights = self.compatibility_weights
+        query = tf.matmul(rest, weights + tf.transpose(weights)) / (s * (s - 1) * k)
+        if self.personalised:
+            query += self.alpha * tf.matmul(user_codes, self.preference_weights) / (s * k)
+        return query
+
+    def codes_from(self, user_vectors: Any, item_content: Any, item_slot: Any
+                   ) -> tuple[tf.Tensor, tf.Tensor]:
+        """(b_u float32 [B, K], b float32 [B, S, K]) in {-1, +1} of f_u [B, D], content
+        [B, S, *content_shape] and slots int [B, S]; graph-safe (the export's codes)."""
+        user_vectors = tf.convert_to_tensor(user_vectors, tf.float32)
+        content = tf.reshape(tf.convert_to_tensor(item_content, tf.float32),
+                             [-1, *self.content_shape])
+        slots = tf.reshape(tf.cast(item_slot, tf.int32), [-1])
+        maps = self.feature_maps(content)
+        n_slots = tf.shape(slots)[0] // tf.shape(user_vectors)[0]
+        precodes = self.item_precodes(tf.repeat(user_vectors, n_slots, axis=0), maps, slots)
+        return (sign_code(self.user_hash(user_vectors)),
+                tf.reshape(sign_code(precodes), [tf.shape(user_vectors)[0], -1,
+                                                 self.code_bits]))
+
     def _scores(self, user_vectors: tf.Tensor, maps: tf.Tensor, slots: tf.Tensor,
                 training: bool) -> tuple[tf.Tensor, tf.Tensor]:
         """(y [B], v [B * S, K]) of f_u [B, D], F [B * S, h, w, c] and slots [B * S]."""
