@@ -30,12 +30,14 @@ def lookup_table(keys: np.ndarray, name: str) -> tf.lookup.StaticHashTable:
     return tf.lookup.StaticHashTable(initializer, default_value=-1, name=name)
 
 
-def broadcast_rows(values: tf.Tensor, batch: tf.Tensor, name: str) -> tf.Tensor:
-    """An input of batch size 1 repeated over ``batch`` rows; else it must have ``batch``."""
+def broadcast_rows(values: tf.Tensor, batch: tf.Tensor, name: str,
+                   batch_of: str = "user_id") -> tf.Tensor:
+    """An input of batch size 1 repeated over ``batch`` rows (the size of the request's
+    ``batch_of`` input); else it must have ``batch``."""
     size = tf.shape(values)[0]
     tf.debugging.assert_equal(
         tf.logical_or(tf.equal(size, 1), tf.equal(size, batch)), True,
-        message=f"{name} must have batch size 1 or that of user_id")
+        message=f"{name} must have batch size 1 or that of {batch_of}")
     multiples = tf.concat([[tf.where(tf.equal(size, 1), batch, 1)],
                            tf.ones([tf.rank(values) - 1], tf.int32)], axis=0)
     return tf.tile(values, multiples)
@@ -96,10 +98,12 @@ def head_signatures(module: tf.Module, head: "contract.Head") -> dict:
     return signatures
 
 
-def top_k_checks(batch: tf.Tensor, k: tf.Tensor, n_items: int) -> list[tf.Operation]:
-    """The checks every top-k request takes: at least one row, 1 <= k <= n_items."""
+def top_k_checks(batch: tf.Tensor, k: tf.Tensor, n_items: int,
+                 batch_of: str = "user_id") -> list[tf.Operation]:
+    """The checks every top-k request takes: at least one row (of the ``batch_of`` input),
+    1 <= k <= n_items."""
     return [
-        tf.debugging.assert_greater(batch, 0, message="user_id must hold at least one id"),
+        tf.debugging.assert_greater(batch, 0, message=f"{batch_of} must hold at least one id"),
         tf.debugging.assert_greater_equal(k, 1, message=f"k must be in [1, {n_items}]"),
         tf.debugging.assert_less_equal(k, n_items, message=f"k must be in [1, {n_items}]"),
     ]
