@@ -46,6 +46,26 @@ ratings)::
 
 Unknown customers are scored with the mean customer's vector and flagged by ``cold_start``.
 
+:data:`LOOK` (item-to-item, no customer: complete the look for a shopper we know nothing about,
+from the product they look at; scores are cosines, the index ranks L2-normalised vectors)::
+
+    complementary (= serving_default)
+        item_id string [B] = [""]; image float32 [B, H, W, 3] = shape [1, 0, 0, 3] (none);
+        k int32 [B] = [10]; category string [B] = [""] (the anchor's complementary categories);
+        item_category string [B] = [""] (the anchor's category: only for an image anchor);
+        exclude_item_ids string [B, M] = shape [1, 0]
+        -> item_ids string [B, K] (padding ""), scores float32 [B, K] (padding -inf)
+                                        items that complete the anchor, by its style vector
+    similar
+        item_id [B] = [""]; image = none; k = [10]; category [B] = [""] (the item's own; an
+        image query must name it); exclude_item_ids = shape [1, 0]
+        -> item_ids, scores             items like the query, of its category, by similar vector
+
+A row's anchor is its ``item_id``, or where that is "" the row's ``image`` (a new product not in
+the catalogue, values in [0, 1], H x W the model's): an image of 0 x 0 pixels (the default) is
+no image (a model without an image path refuses any other). ``category`` is always the
+category searched. The query item itself is never returned.
+
 Beside each version, in ``assets.extra/``: :data:`WARMUP_FILE` (TF Serving's warm-up records),
 :data:`DESCRIPTION_FILE` (what was exported), :data:`ANN_DIRECTORY` (the optional ScaNN
 index that our server answers as :data:`RECOMMEND_APPROXIMATE`) and what the browse page shows:
@@ -187,7 +207,23 @@ FILL_IN_THE_BLANK = Signature(
     outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None)),
              Tensor("cold_start", tf.bool, (None,))))
 OUTFIT = Head("outfit", (SCORE_OUTFIT, FILL_IN_THE_BLANK), default=FILL_IN_THE_BLANK.name)
-HEADS = {head.name: head for head in (RETRIEVAL, COMPATIBILITY, OUTFIT)}
+
+NO_IMAGE = np.zeros((1, 0, 0, 3), np.float32)  # the image input's default: "no image"
+_LOOK_QUERY = (Tensor("item_id", tf.string, (None,), [""]),
+               Tensor("image", tf.float32, (None, None, None, None), NO_IMAGE),
+               Tensor("k", tf.int32, (None,), [DEFAULT_K]),
+               Tensor("category", tf.string, (None,), [""]))
+_EXCLUDE = Tensor("exclude_item_ids", tf.string, (None, None), np.zeros((1, 0), object))
+SIMILAR = Signature("similar", inputs=(*_LOOK_QUERY, _EXCLUDE),
+                    outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None))))
+COMPLEMENTARY = Signature(
+    "complementary",
+    inputs=(*_LOOK_QUERY, Tensor("item_category", tf.string, (None,), [""]), _EXCLUDE),
+    outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None))))
+# The image's height, width and channels are any size in the SignatureDef and checked in the
+# graph against the model's, so a wrong shape is INVALID_ARGUMENT naming the expected one.
+LOOK = Head("look", (SIMILAR, COMPLEMENTARY), default=COMPLEMENTARY.name)
+HEADS = {head.name: head for head in (RETRIEVAL, COMPATIBILITY, OUTFIT, LOOK)}
 
 
 def embed_item(input_spec: tf.TensorSpec) -> Signature:
@@ -220,17 +256,63 @@ def recommend_inputs(user_ids: Sequence[str], k: int = DEFAULT_K, category: str 
     inputs = {"user_id": string_array(user_ids), "k": np.full(batch, k, dtype=np.int32),
               "category": string_array([category or ""] * batch)}
     if exclude or exclude_width:
-        rows = [list(exclude or [])] if not exclude or isinstance(exclude[0], (str, bytes)) \
-            else [list(row) for row in exclude]
-        rows = rows * batch if len(rows) == 1 else rows
-        if len(rows) != batch:
-            raise ValueError(f"exclude has {len(rows)} rows for {batch} users; give one list "
-                             "for all users or one per user")
-        width = max(exclude_width, *(len(row) for row in rows))
-        inputs["exclude_item_ids"] = string_array([row + [""] * (width - len(row))
-                                                   for row in rows])
+        inputs["exclude_item_ids"] = exclusion_rows(exclude, batch, exclude_width, "users")
     if exclude_seen is not None:
         inputs["exclude_seen"] = np.full(batch, bool(exclude_seen))
+    return inputs
+
+
+def exclusion_rows(exclude: Sequence[str] | Sequence[Sequence[str]] | None, batch: int,
+                   width: int = 0, rows_are: str = "rows") -> np.ndarray:
+    """``exclude_item_ids`` string [B, M]: one list of ids for every row or one list per row,
+    padded with "" to the widest row and at least ``width``."""
+    rows = [list(exclude or [])] if not exclude or isinstance(exclude[0], (str, bytes)) \
+        else [list(row) for row in exclude]
+    rows = rows * batch if len(rows) == 1 else rows
+    if len(rows) != batch:
+        raise ValueError(f"exclude has {len(rows)} rows for {batch} {rows_are}; give one list "
+                         f"for all {rows_are} or one per row")
+    width = max(width, *(len(row) for row in rows))
+    return string_array([row + [""] * (width - len(row)) for row in rows])
+
+
+def look_inputs(item_ids: Sequence[str] | None = None, images: np.ndarray | None = None,
+                k: int = DEFAULT_K, category: str | Sequence[str] | None = None,
+                item_category: str | Sequence[str] | None = None,
+                exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
+                exclude_width: int = 0) -> dict[str, np.ndarray]:
+    """``similar`` / ``complementary`` inputs for B anchors (:data:`LOOK`), batch size B each.
+
+    Args:
+        item_ids: B catalogue ids; "" where the row's anchor is its image. None: all images.
+        images: float32 [B, H, W, 3] in [0, 1], read where the row's item id is ""; None: no
+            image input (the signature's default, no image; under TF Serving's batching send
+            it with batch B, e.g. ``np.zeros([B, 0, 0, 3])``, or one row per request).
+        k: how many items per anchor.
+        category: the category searched, one for all rows or one per row (None: "", the
+            query item's own for ``similar``, its complementary ones for ``complementary``).
+        item_category: ``complementary`` only: an image anchor's category, one or per row.
+        exclude: item ids to leave out, for every row or per row; ``exclude_width`` pads them.
+    """
+    if item_ids is None and images is None:
+        raise ValueError("give item_ids, images, or both (images are read where the id is \"\")")
+    batch = len(item_ids) if item_ids is not None else len(images)
+    inputs = {"item_id": string_array(item_ids if item_ids is not None else [""] * batch),
+              "k": np.full(batch, k, np.int32)}
+    if images is not None:
+        images = np.asarray(images, np.float32)
+        if len(images) != batch:
+            raise ValueError(f"images has {len(images)} rows for {batch} item ids")
+        inputs["image"] = images
+    for name, value in (("category", category), ("item_category", item_category)):
+        if name == "category" or value is not None:
+            values = [value or ""] * batch if value is None or isinstance(value, (str, bytes)) \
+                else list(value)
+            if len(values) != batch:
+                raise ValueError(f"{name} has {len(values)} entries for {batch} rows")
+            inputs[name] = string_array(values)
+    if exclude or exclude_width:
+        inputs["exclude_item_ids"] = exclusion_rows(exclude, batch, exclude_width)
     return inputs
 
 
@@ -284,6 +366,23 @@ def outfit_warmup_inputs(user_ids: Sequence[str], outfit: Sequence[str], blank_s
                                  "blank_slot": string_array([blank_slot] * batch),
                                  "k": np.full(batch, min(DEFAULT_K, n_candidates), np.int32),
                                  "exclude_item_ids": string_array([[""]] * batch)},
+    }
+
+
+def look_warmup_inputs(item_id: str, category: str, image_shape: Sequence[int] | None,
+                       n_items: int, complements: bool = True
+                       ) -> dict[str, dict[str, np.ndarray]]:
+    """One request per signature of :data:`LOOK`: a catalogue item and, for a model with an
+    image path, a new product's (black) image of ``image_shape`` [H, W, 3] and ``category``;
+    ``complements=False``: the item's category has none, so the request names ``category``."""
+    images = None if image_shape is None else np.zeros([2, *image_shape], np.float32)
+    ids = [item_id, ""] if images is not None else [item_id]
+    k = min(DEFAULT_K, n_items)
+    return {
+        SIMILAR.name: look_inputs(ids, images, k, ["", category][:len(ids)], exclude=[""]),
+        COMPLEMENTARY.name: look_inputs(
+            ids, images, k, "" if complements else category,
+            None if images is None else ["", category], exclude=[""]),
     }
 
 
