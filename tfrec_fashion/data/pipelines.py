@@ -1,7 +1,7 @@
 """tf.data builders that models train on: sampled triplets, pair votes, fixed triplets, item images.
 
-Sampled datasets (:func:`bpr_dataset`, :func:`outfit_ranking_dataset`) draw every batch afresh
-with the NumPy samplers of ``samplers.py``::
+Sampled datasets (:func:`bpr_dataset`, :func:`outfit_ranking_dataset`,
+:func:`ctl_triplet_dataset`) draw every batch afresh with the NumPy samplers of ``samplers.py``::
 
     Dataset.random(seed, rerandomize_each_iteration=True)   one 64-bit key per batch
       .map(tf.numpy_function(draw a batch with default_rng(key)), parallel, deterministic)
@@ -31,9 +31,10 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tfrec_fashion.data.dataset import Items, PairRatings, Triplets
+from tfrec_fashion.data.dataset import Items, Outfits, PairRatings, Triplets
 from tfrec_fashion.data.images import read_image
-from tfrec_fashion.data.samplers import BprTripletSampler, OutfitRankingSampler, pair_rating_arrays
+from tfrec_fashion.data.samplers import (BprTripletSampler, OutfitRankingSampler, ctl_triplets,
+                                        pair_rating_arrays)
 from tfrec_fashion.errors import ConfigError, DataError
 
 _DECODE_BATCH = 256
@@ -83,6 +84,29 @@ def outfit_ranking_dataset(sampler: OutfitRankingSampler, batch_size: int,
     return _sampled_dataset(draw, ("user", "positive", "negative"), ((), slots, slots), batch_size,
                             _epoch_sizes(batch_size, steps_per_epoch, epoch_size, len(sampler)),
                             seed, pure=False)
+
+
+def ctl_triplet_dataset(outfits: Outfits, item_category: np.ndarray, batch_size: int,
+                        steps_per_epoch: int | None = None, epoch_size: int | None = None,
+                        seed: int = 0) -> tf.data.Dataset:
+    """Complete-the-look triplets of ``outfits`` (:func:`ctl_triplets`: anchor, a positive of
+    another category from its outfit, a negative of the positive's category from another
+    outfit), redrawn every batch like :func:`bpr_dataset`: {"anchor", "positive", "negative"},
+    each int32 [batch].
+
+    Each batch is a uniform draw (with replacement) from a fresh ``ctl_triplets`` table, one
+    triplet per usable outfit, so anchors, positives and negatives are new every epoch while
+    negatives always come from the whole ``outfits`` table. Default epoch: one triplet per
+    outfit. Only the outfits given are read: pass the training outfits, never held-out ones.
+    """
+    def draw(size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        triplets = ctl_triplets(outfits, item_category, seed=int(rng.integers(1 << 62)))
+        rows = rng.integers(0, len(triplets), size)
+        return [triplets.anchor[rows], triplets.positive[rows], triplets.negative[rows]]
+
+    return _sampled_dataset(draw, ("anchor", "positive", "negative"), ((),) * 3, batch_size,
+                            _epoch_sizes(batch_size, steps_per_epoch, epoch_size, len(outfits)),
+                            seed)
 
 
 def _sampled_dataset(draw: Callable[[int, np.random.Generator], list[np.ndarray]],

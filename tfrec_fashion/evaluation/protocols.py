@@ -23,6 +23,11 @@ pairs       ``pairs.PairEvaluation`` (per-      ``rating_table.RatingTable``'s v
 outfits     ``outfits.OutfitEvaluation`` (per-  ``outfits.OutfitTable`` (PAN Tables
             user 80/10/10 outfits, FITB, per-   1-2: FITB, AUC, NDCG, beside the
             user AUC and NDCG)                  random and the oracle rows)
+complete_   ``complete_the_look.CompleteThe-    ``complete_the_look.CompleteTheLook-
+the_look    LookEvaluation`` (the outfit        Table`` (triplet accuracy, FITB,
+            split; triplet accuracy, FITB,      outfit AUC, embedding spread beside
+            similar-item precision@10)          random, similar as complementary,
+                                                the oracles; similar-item P@10)
 ==========  ==================================  =====================================
 
 **Adding a protocol** (as "pairs" was: AUC of held-out +1/-1 pair votes):
@@ -120,6 +125,20 @@ def _outfit_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
     return OutfitTable.from_runs(label, runs)
 
 
+def _complete_the_look_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
+                             reference: str) -> Any:
+    # Imported here so reading the registry stays light.
+    from tfrec_fashion.evaluation.complete_the_look import CompleteTheLookTable
+
+    return CompleteTheLookTable.from_runs(label, runs)
+
+
+def _triplet_accuracies(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The complete-the-look rows beside the model by their test triplet accuracy."""
+    return {key.replace("_test_triplet_accuracy", ""): value for key, value in metrics.items()
+            if key.endswith("_test_triplet_accuracy") and isinstance(value, float)}
+
+
 PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
     Protocol(
         name="implicit",
@@ -150,6 +169,14 @@ PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
         summary_columns=("test_fitb", "test_auc", "test_ndcg", "oracle_test_fitb",
                          "oracle_test_auc"),
         curve_references=baseline_test_aucs),
+    Protocol(
+        name="complete_the_look",
+        evaluation="tfrec_fashion.evaluation.complete_the_look:CompleteTheLookEvaluation",
+        table=_complete_the_look_table,
+        summary_columns=("test_triplet_accuracy", "test_fitb",
+                         "similar_as_complementary_test_triplet_accuracy",
+                         "oracle_test_triplet_accuracy", "similar_precision_at_10"),
+        curve_references=_triplet_accuracies),
 )}
 
 

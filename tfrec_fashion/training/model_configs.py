@@ -511,6 +511,56 @@ class PanConfig:
             raise ValueError(f"model.image_size must be positive. Received: {self.image_size}")
 
 
+@MODEL_CONFIGS.register("complete_the_look")
+@dataclasses.dataclass
+class CompleteTheLookConfig:
+    """``models.complete_the_look.CompleteTheLook`` (paper 004): item content -> backbone -> fc ->
+    batch norm -> dropout -> fc -> unit 128-d style embedding, trained with the triplet loss on
+    complete-the-look triplets of the training outfits; ``batch_norm: false`` is the paper's
+    ablation.
+
+    Args:
+        hidden_dim, embedding_dim: the two fc layers' widths (the paper: 128-d embedding).
+        batch_norm, dropout_rate, margin, l2: see ``models.complete_the_look``.
+        backbone: the item content. "attributes": each item's standardised one-hot attributes
+            (the planted world; fast); "gap_cnn": ``layers.gap_cnn``'s conv blocks and global
+            average pooling on the item images, trained end to end (the paper fine-tunes
+            ResNet-18); "efficientnet": EfficientNet-Lite0's pooled 1280-d features with its
+            real ImageNet weights, frozen and computed once per item.
+        image_size: the images' side (default 32 for gap_cnn, 64 for efficientnet).
+        similar_image_size: the side of the images EfficientNet-Lite0 embeds for the similar
+            items (and the "similar as complementary" row).
+    """
+
+    RECIPE: ClassVar[str] = ("tfrec_fashion.training.recipes.complete_the_look:"
+                             "CompleteTheLookRecipe")
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "image_size", "similar_image_size")
+
+    name: str = "complete_the_look"
+    hidden_dim: int = 256
+    embedding_dim: int = 128
+    batch_norm: bool = True
+    dropout_rate: float = 0.3
+    margin: float = 0.2
+    l2: float = 0.0
+    backbone: str = "attributes"
+    image_size: Optional[int] = None
+    similar_image_size: int = 64
+
+    def __post_init__(self) -> None:
+        _one_of(self, "backbone", PAN_BACKBONES)
+        _non_negative(self, "l2")
+        if not 0 <= self.dropout_rate < 1 or not self.margin > 0:
+            raise ValueError(f"model.dropout_rate must be in [0, 1) and model.margin positive. "
+                             f"Received: dropout_rate={self.dropout_rate}, margin={self.margin}")
+        for field in ("hidden_dim", "embedding_dim", "similar_image_size"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"model.{field} must be positive. Received: "
+                                 f"{field}={getattr(self, field)}")
+        if self.image_size is not None and self.image_size < 1:
+            raise ValueError(f"model.image_size must be positive. Received: {self.image_size}")
+
+
 def _non_negative(config: object, *fields: str) -> None:
     for field in fields:
         if getattr(config, field) < 0:
