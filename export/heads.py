@@ -96,8 +96,8 @@ HEADS: dict[str, ExportHead] = {
         contract.COMPATIBILITY, lambda parts, index, params: CompatibilityModule(parts),
         _compatibility_warmup, _compatibility_description, ("brute_force",)),
     OutfitParts.HEAD: ExportHead(
-        contract.OUTFIT, lambda parts, index, params: OutfitModule(parts),
-        _outfit_warmup, _outfit_description, ("brute_force",)),
+        contract.OUTFIT, lambda parts, index, params: OutfitModule(parts, index, params),
+        _outfit_warmup, _outfit_description, ("brute_force", "hamming")),
 }
 
 

@@ -40,9 +40,9 @@ def export_run(run_dir: str | Path, base: str | Path, name: str | None = None,
         name: serving name (default: the run's model name, e.g. "vbpr").
         version: default the next one.
         label: optional version label.
-        index: "brute_force", "partitioned" or "scann" (``writer.export_parts``).
-        index_params: the partitioned index's parameters.
-        min_recall: refuse a partitioned export whose recall@10 is lower.
+        index: "brute_force", "partitioned", "scann" or "hamming" (``writer.export_parts``).
+        index_params: the partitioned or Hamming index's parameters.
+        min_recall: refuse a partitioned or Hamming export whose recall@10 is lower.
 
     Returns:
         The new version folder.

@@ -56,11 +56,16 @@ def export_parts(parts: Parts, base: str | Path, name: str, version: int | None 
             serves in stock TF Serving); its recall@10 against BruteForce on 1,000 users'
             queries is printed and written to the description;
             "scann": exact inside, plus a ScaNN index in ``assets.extra/ann/`` that only our
-            server answers ``recommend_approximate`` with (``pip install tfrec-fashion[ann]``).
+            server answers ``recommend_approximate`` with (``pip install tfrec-fashion[ann]``);
+            "hamming" (the outfit head, models with binary codes such as PAN / FHN):
+            ``fill_in_the_blank`` ranks the blank slot's items by Hamming distance of their
+            packed codes to the outfit's query code and re-scores the nearest ``rerank``
+            exactly; its recall@10 against exact scores is printed and described.
         index_params: the partitioned index's ``PartitionedTopK`` arguments (n_partitions,
-            n_probe, rerank, quantization, seed); default the layer's.
-        min_recall: with "partitioned", refuse the export (nothing written) if any measured
-            recall@10 is below this.
+            n_probe, rerank, quantization, seed); default the layer's; the Hamming index's
+            ``rerank`` (default 100, at least the default k).
+        min_recall: with "partitioned" or "hamming", refuse the export (nothing written) if
+            any measured recall@10 is below this.
         run_dir: the run the parts come from (default ``parts.info["run_dir"]``, which
             ``runs.run_parts`` sets): its thumbnails and attention maps, when it has them, go
             into ``assets.extra/`` for the browse page (``browse.py``).
@@ -100,12 +105,15 @@ def _write_version(parts: Parts, directory: Path, name: str, version: int,
                    index: str, index_params: dict | None, min_recall: float | None) -> None:
     head = head_of(parts)
     # "scann" keeps the exact index inside; index_params on an exact index are refused there.
-    module = head.build(parts, "partitioned" if index == "partitioned" else "brute_force",
-                        index_params)
+    module = head.build(parts, "brute_force" if index == "scann" else index, index_params)
     index_info = {"kind": "brute_force"}
     if index == "partitioned":
         index_info = module.index.describe()
         index_info["recall_at_10"] = _check_recall(module, parts, index_info, min_recall)
+    elif index == "hamming":
+        index_info = module.describe_index()
+        index_info["recall_at_10"] = _check_hamming_recall(module, parts, index_info,
+                                                           min_recall)
     signatures = module.signatures()
     tf.saved_model.save(module, str(directory), signatures=signatures)
     ops = assert_stock_ops(directory)  # a graph stock TF Serving cannot load is never published
@@ -147,6 +155,20 @@ def _check_recall(module: RecommenderModule, parts: RetrievalParts, described: d
         raise ValueError(f"the partitioned index's recall@{recall['k']} {worst:.3f} is below "
                          f"min_recall={min_recall}; probe more partitions (n_probe) or lower "
                          "min_recall. Nothing was exported.")
+    return recall
+
+
+def _check_hamming_recall(module, parts, described: dict, min_recall: float | None) -> dict:
+    """Prints (and returns) the outfit head's Hamming ``fill_in_the_blank`` recall@10 against
+    its exact scores on random outfits of known customers; raises if below ``min_recall``."""
+    recall = module.recall_against_exact(parts)
+    print(f"hamming index: {described['bits']}-bit codes ({described['codes']}), the nearest "
+          f"{described['rerank']} re-scored exactly: fill_in_the_blank recall@{recall['k']} "
+          f"against exact scores {recall['recall']:.3f} on {recall['queries']} random outfits")
+    if min_recall is not None and recall["recall"] < min_recall:
+        raise ValueError(f"the Hamming index's recall@{recall['k']} {recall['recall']:.3f} is "
+                         f"below min_recall={min_recall}; re-rank more candidates (rerank) or "
+                         "lower min_recall. Nothing was exported.")
     return recall
 
 

@@ -228,7 +228,8 @@ INDEX_OPTIONS: tuple[Arg, ...] = (
     arg("--n-probe", type=int,
         help="partitioned: partitions scored per query (default: 1.5 sqrt(partitions), and at "
         "least 4,096 items' worth); more = higher recall, slower"),
-    arg("--rerank", type=int, help="partitioned: candidates re-scored exactly (default 100)"),
+    arg("--rerank", type=int, help="partitioned, hamming: candidates re-scored exactly "
+        "(default 100)"),
     arg("--quantization", choices=("none", "bfloat16", "int8"),
         help="partitioned: how the partitions are scanned (default bfloat16)"),
 )
@@ -240,9 +241,10 @@ def _export(args: argparse.Namespace) -> int:
     try:
         params = {option.dest: getattr(args, option.dest) for option in INDEX_OPTIONS
                   if getattr(args, option.dest) is not None}
-        if params and args.index != "partitioned":
+        hamming = set(params) <= {"rerank"} and args.index == "hamming"
+        if params and args.index != "partitioned" and not hamming:
             raise ValueError(f"--{', --'.join(params).replace('_', '-')} apply to "
-                             f"--index partitioned only")
+                             f"--index partitioned only (--rerank to hamming too)")
         path = export_run(args.run_dir, args.base, name=args.name, version=args.version,
                           label=args.label, index=args.index, index_params=params,
                           min_recall=args.min_recall)
@@ -421,16 +423,18 @@ COMMANDS: tuple[Command, ...] = (
               arg("--name", help="serving name (default: the run's model name)"),
               arg("--version", type=int, help="version number (default: the next one)"),
               arg("--label", help="also point this version label (e.g. stable) at it"),
-              arg("--index", choices=("brute_force", "partitioned", "scann"),
+              arg("--index", choices=("brute_force", "partitioned", "scann", "hamming"),
                   default="brute_force",
                   help="brute_force: exact. partitioned: approximate k-means index inside the "
                   "SavedModel, stock TensorFlow ops only (serves in stock TF Serving); prints "
                   "its recall@10 against brute force. scann: exact inside, plus a ScaNN index "
                   "beside the SavedModel that only our server answers (recommend_approximate; "
-                  "`pip install tfrec-fashion[ann]`)"),
+                  "`pip install tfrec-fashion[ann]`). hamming (outfit models with binary codes: "
+                  "PAN, FHN): fill_in_the_blank ranks by Hamming distance of packed codes, then "
+                  "re-scores the nearest --rerank exactly; prints its recall@10"),
               *INDEX_OPTIONS,
               arg("--min-recall", type=float,
-                  help="partitioned: refuse the export if recall@10 is below this"))),
+                  help="partitioned, hamming: refuse the export if recall@10 is below this"))),
     Command(
         "check-ops", "list a SavedModel's ops and check stock TF Serving registers them all",
         _check_ops,

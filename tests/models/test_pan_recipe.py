@@ -91,6 +91,39 @@ def test_the_export_answers_in_a_fresh_process_as_the_keras_model(run, version, 
     assert set(run.dataset.items.category[rows]) == {"bottom"}
 
 
+def test_fill_in_the_blank_by_hamming_ranking_rescores_the_nearest_codes(run, tmp_path, capsys,
+                                                                        assert_close):
+    """index="hamming": the customer's codes of the blank slot's items nearest to sign(q) (ties
+    by lower row) are the candidates, scored exactly as the Keras model scores them."""
+    version = export_run(run.run_dir, tmp_path, index="hamming", index_params={"rerank": 10})
+    index = json.loads((version / contract.DESCRIPTION_FILE).read_text())["index"]
+    assert index["kind"] == "hamming" and "per request" in index["codes"]
+    assert "fill_in_the_blank recall@10 against exact scores" in capsys.readouterr().out
+    model, ids = run.model, run.dataset.items.ids
+    outfit = run.recipe.evaluation.split.test.items[0]
+    answers, _ = testing.answers_in_fresh_process(str(version), {"fill_in_the_blank": {
+        "user_id": contract.string_array(run.dataset.users.ids[:1]),
+        "item_ids": contract.string_array([ids[outfit]]),
+        "blank_slot": contract.string_array(["bottom"]), "k": np.array([10], np.int32),
+        "exclude_item_ids": contract.string_array([[""]])}})
+    bottoms = np.flatnonzero(run.dataset.items.category == "bottom")
+    bottoms = bottoms[bottoms != outfit[1]]
+    users = np.zeros(len(bottoms), np.int32)
+    user_codes, outfit_codes = model.codes_from(
+        model.user_vectors_for([0]), tf.gather(model._item_content.get(model.name), [outfit]),
+        [[0, 1, 2]])
+    query = model.blank_query(user_codes, outfit_codes, [1]).numpy()[0]
+    distances = (model.item_codes(users, bottoms).numpy() > 0).astype(int) != (query > 0)
+    nearest = bottoms[np.argsort(distances.sum(1), kind="stable")[:10]]
+    candidates = np.repeat(outfit[None], len(nearest), axis=0)
+    candidates[:, 1] = nearest
+    scores = _keras_scores(run, users[:len(nearest)], candidates)
+    order = np.argsort(-scores, kind="stable")
+    filled = answers["fill_in_the_blank"]
+    assert_close(filled["scores"][0], scores[order], ulps=64, scale=np.abs(scores).max())
+    assert set(filled["item_ids"][0].astype(str)) == set(ids[nearest])
+
+
 def test_our_server_answers_the_official_client_and_names_bad_outfits(run, version):
     from tfrec_fashion_serving.server import start_server
 

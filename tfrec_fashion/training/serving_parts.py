@@ -17,6 +17,10 @@ of the dataclasses here, each naming its head in ``HEAD``:
 - :class:`OutfitParts` (head "outfit": ``score_outfit`` / ``fill_in_the_blank``): the same
   for whole outfits, one item per slot, scored by an :class:`OutfitScorer` (a graph function of
   customer and the outfit's items). PAN and its kin.
+- :class:`LookParts` (head "look": ``similar`` / ``complementary``, item to item, no
+  customer): each item's vector in a space of alike items and in a style space of items that
+  complete each other, and optionally two :class:`ItemEmbedder` of a new product's image into
+  them. The complete-the-look models.
 
 Layout (written atomically: ``serving.tmp-*`` then one rename)::
 
@@ -29,6 +33,9 @@ Layout (written atomically: ``serving.tmp-*`` then one rename)::
                                    (compatibility), ``call(user, items)`` (outfit)
     <run_dir>/serving/attention/   SavedModel: ``call(user)`` -> subspace weights (compatibility
                                    models that have them: PSA-Net)
+    <run_dir>/serving/similar_embedder/, style_embedder/
+                                   SavedModels: ``call(image)`` -> a new product's similar /
+                                   style vector (look models with an image path)
     <run_dir>/serving/thumbnails.* every item's image on one sheet, for the browse page (runs
                                    whose dataset has images; ``thumbnails.py``)
 
@@ -122,6 +129,8 @@ class OutfitScorer:
         score: graph-safe function (user float32 [B, E], items float32 [B, S, F]) ->
             float32 [B], higher = a better outfit for that customer.
         variables: every variable ``score`` reads.
+        codes: the model's binary codes (``OutfitCodes``), for Hamming ranking; None for a
+            model without them.
     """
 
     user_dim: int
@@ -129,10 +138,43 @@ class OutfitScorer:
     n_slots: int
     score: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
     variables: Sequence[tf.Variable]
+    codes: "OutfitCodes | None" = None
 
     def input_signature(self) -> list[tf.TensorSpec]:
         return [tf.TensorSpec([None, self.user_dim], tf.float32, "user"),
                 tf.TensorSpec([None, self.n_slots, self.item_dim], tf.float32, "items")]
+
+
+@dataclasses.dataclass
+class OutfitCodes:
+    """A binary-code outfit model's codes, for ``fill_in_the_blank`` by Hamming ranking (the
+    export's ``index="hamming"``): the score of an outfit is linear in the code of the item in
+    its blank slot, y = const + <q, b_c>, so the items nearest to sign(q) in Hamming distance
+    are the candidates the exact scorer re-ranks.
+
+    Args:
+        bits: K, the code length.
+        item_codes: graph-safe (user float32 [B, E], items float32 [B, F], slot int32 [B]) ->
+            float32 [B, K] in {-1, +1}, each item's code in its slot for that customer.
+        query: graph-safe (user [B, E], items [B, S, F], blank int32 [B]) -> q float32 [B, K]
+            (the blank's item is not read).
+        user_free: whether ``item_codes`` ignores the customer (FHN, no user-aware attention):
+            then the export computes every item's code once and keeps them packed.
+        variables: every variable the two functions read.
+    """
+
+    bits: int
+    item_codes: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+    query: Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]
+    user_free: bool
+    variables: Sequence[tf.Variable]
+
+    def signatures(self, scorer: OutfitScorer) -> dict[str, list[tf.TensorSpec]]:
+        """Input signatures of ``item_codes`` and ``query`` for ``scorer``'s shapes."""
+        user = tf.TensorSpec([None, scorer.user_dim], tf.float32, "user")
+        return {"item_codes": [user, tf.TensorSpec([None, scorer.item_dim], tf.float32, "items"),
+                               tf.TensorSpec([None], tf.int32, "slot")],
+                "query": [*scorer.input_signature(), tf.TensorSpec([None], tf.int32, "blank")]}
 
 
 def _check_ids(name: str, ids: np.ndarray) -> None:
@@ -395,28 +437,165 @@ class OutfitParts(_ScoredByCustomer):
         return rows
 
     def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
-        return {"scorer": (self.scorer.score, self.scorer.input_signature(),
-                           self.scorer.variables)}
+        functions = {"scorer": (self.scorer.score, self.scorer.input_signature(),
+                                self.scorer.variables)}
+        codes = self.scorer.codes
+        if codes is not None:
+            signatures = codes.signatures(self.scorer)
+            functions["item_codes"] = (codes.item_codes, signatures["item_codes"],
+                                       codes.variables)
+            functions["code_query"] = (codes.query, signatures["query"], codes.variables)
+        return functions
 
     def describe_functions(self) -> dict[str, Any]:
+        codes = self.scorer.codes
         return {"slots": self.slots, "slot_categories": self.slot_categories,
-                "user_dim": self.scorer.user_dim, "item_dim": self.scorer.item_dim}
+                "user_dim": self.scorer.user_dim, "item_dim": self.scorer.item_dim,
+                "codes": None if codes is None else {"bits": codes.bits,
+                                                     "user_free": codes.user_free}}
 
     @classmethod
     def restore(cls, arrays: dict[str, np.ndarray], functions: dict[str, Any],
                 described: dict[str, Any], info: dict) -> "OutfitParts":
         call, variables = functions["scorer"]
+        codes = None
+        if described.get("codes"):
+            (item_codes, code_variables), (query, query_variables) = (
+                functions["item_codes"], functions["code_query"])
+            # Both loaded functions' variables: a loaded function whose variables nothing
+            # references any more cannot run.
+            codes = OutfitCodes(described["codes"]["bits"], item_codes, query,
+                                described["codes"]["user_free"],
+                                [*code_variables, *query_variables])
         scorer = OutfitScorer(described["user_dim"], described["item_dim"],
-                              len(described["slots"]), call, variables)
+                              len(described["slots"]), call, variables, codes)
         return cls(arrays["user_ids"], arrays["user_vectors"], arrays["item_ids"],
                    arrays["item_categories"], arrays["item_vectors"], described["slots"],
                    scorer, described["slot_categories"], info)
 
 
+@dataclasses.dataclass
+class LookParts:
+    """What a complete-the-look model contributes to an export (head "look": ``similar`` and
+    ``complementary``; item to item, no customer, so a shopper we know nothing about is served
+    from the product they look at).
+
+    Args:
+        item_ids: str [N], unique.
+        item_categories: str [N].
+        similar_vectors: float32 [N, Ds], each item where alike items lie close (e.g. a CNN's
+            pooled features); the head L2-normalises them, so ``similar`` ranks by cosine.
+        style_vectors: float32 [N, Dc], each item's style embedding, where items that complete
+            each other lie close (the compatibility model's, trained with a triplet loss);
+            ``complementary`` ranks them by cosine too.
+        similar_embedder: how a new product's image gets its similar vector: an
+            ``ItemEmbedder`` with input "image" float32 [None, H, W, 3] in [0, 1] -> [B, Ds];
+            None (with ``style_embedder`` None): queries by item id only.
+        style_embedder: the same for its style vector, [B, Dc], on the same input spec.
+        complements: category -> the categories that complete it (e.g. top -> [bottom,
+            shoes]), what ``complementary`` searches when the request names no category;
+            default every other category of the catalogue.
+        info: JSON-able facts written to ``assets.extra/tfrec_fashion.json``.
+    """
+
+    HEAD: ClassVar[str] = "look"
+
+    item_ids: np.ndarray
+    item_categories: np.ndarray
+    similar_vectors: np.ndarray
+    style_vectors: np.ndarray
+    similar_embedder: ItemEmbedder | None = None
+    style_embedder: ItemEmbedder | None = None
+    complements: dict[str, list[str]] | None = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _, self.item_ids, self.item_categories = _catalogue([], self.item_ids,
+                                                            self.item_categories)
+        for name in ("similar_vectors", "style_vectors"):
+            vectors = np.asarray(getattr(self, name), np.float32)
+            if vectors.ndim != 2 or len(vectors) != len(self.item_ids):
+                raise ValueError(f"{name} must be [{len(self.item_ids)}, D] (one row per item "
+                                 f"id). Received: shape={vectors.shape}")
+            _check_finite(**{name: vectors})
+            if (np.linalg.norm(vectors, axis=1) == 0).any():
+                raise ValueError(f"{name} has zero rows: a cosine needs a direction")
+            setattr(self, name, vectors)
+        categories = sorted(set(self.item_categories))
+        complements = self.complements if self.complements is not None else {
+            category: [other for other in categories if other != category]
+            for category in categories}
+        self.complements = {str(c): [str(p) for p in partners]
+                            for c, partners in complements.items()}
+        unknown = sorted({c for c, partners in self.complements.items()
+                          for c in (c, *partners)} - set(categories))
+        if unknown:
+            raise ValueError(f"complements name categories no item has: {unknown}")
+        self._check_embedders()
+
+    def _check_embedders(self) -> None:
+        embedders = (self.similar_embedder, self.style_embedder)
+        if (embedders[0] is None) != (embedders[1] is None):
+            raise ValueError("give both similar_embedder and style_embedder (a new product's "
+                             "image in both spaces) or neither")
+        if embedders[0] is None:
+            return
+        for embedder in embedders:
+            shape = embedder.input_spec.shape
+            if embedder.input_name != "image" or shape.rank != 4 or shape[3] != 3 or \
+                    None in shape[1:3]:
+                raise ValueError(f"the look embedders take an image float32 [None, H, W, 3] "
+                                 f"with H and W known. Received: {embedder.input_name} "
+                                 f"{shape}")
+        if embedders[0].input_spec.shape != embedders[1].input_spec.shape:
+            raise ValueError(f"similar_embedder and style_embedder must take the same image. "
+                             f"Received: {embedders[0].input_spec.shape} and "
+                             f"{embedders[1].input_spec.shape}")
+
+    @property
+    def user_ids(self) -> np.ndarray:
+        """No customers: the head is item to item (the browse page's catalogue lists none)."""
+        return np.array([], str)
+
+    @property
+    def image_shape(self) -> list[int] | None:
+        """[H, W, 3] of a query image, None without an image path."""
+        if self.similar_embedder is None:
+            return None
+        return self.similar_embedder.input_spec.shape.as_list()[1:]
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"item_ids": self.item_ids, "item_categories": self.item_categories,
+                "similar_vectors": self.similar_vectors, "style_vectors": self.style_vectors}
+
+    def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
+        if self.similar_embedder is None:
+            return {}
+        return {name: (embedder.embed, [embedder.input_spec], embedder.variables)
+                for name, embedder in (("similar_embedder", self.similar_embedder),
+                                       ("style_embedder", self.style_embedder))}
+
+    def describe_functions(self) -> dict[str, Any]:
+        return {"complements": self.complements, "image_shape": self.image_shape}
+
+    @classmethod
+    def restore(cls, arrays: dict[str, np.ndarray], functions: dict[str, Any],
+                described: dict[str, Any], info: dict) -> "LookParts":
+        embedders = {}
+        for name in ("similar_embedder", "style_embedder"):
+            if name in functions:
+                call, variables = functions[name]
+                spec = tf.TensorSpec([None, *described["image_shape"]], tf.float32, "image")
+                embedders[name] = ItemEmbedder("image", spec, call, variables)
+        return cls(arrays["item_ids"], arrays["item_categories"], arrays["similar_vectors"],
+                   arrays["style_vectors"], complements=described["complements"], info=info,
+                   **embedders)
+
+
 PARTS_TYPES: dict[str, type] = {RetrievalParts.HEAD: RetrievalParts,
                                 CompatibilityParts.HEAD: CompatibilityParts,
-                                OutfitParts.HEAD: OutfitParts}
-Parts = RetrievalParts | CompatibilityParts | OutfitParts
+                                OutfitParts.HEAD: OutfitParts, LookParts.HEAD: LookParts}
+Parts = RetrievalParts | CompatibilityParts | OutfitParts | LookParts
 
 
 # ----------------------------------------------------------------------------- from a recipe

@@ -14,7 +14,9 @@ the outfit protocol's training outfits (``evaluation.outfits``), served through 
   branch's input, for the VSE loss.
 - **Serving** (``OutfitParts``): each user's f_u, each item's content flattened (the feature
   map, or the image for an end-to-end backbone: the scorer runs the user-aware attention, so an
-  item has no user-free vector) and ``PAN.outfit_scores_from`` as the scorer.
+  item has no user-free vector) and ``PAN.outfit_scores_from`` as the scorer; its binary codes
+  (``OutfitCodes``: ``PAN.codes_from`` and ``PAN.blank_query``) let the export serve
+  ``fill_in_the_blank`` by Hamming ranking (``index="hamming"``; user-free codes for FHN).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from tfrec_fashion.models.pan import PAN
 from tfrec_fashion.training.callbacks import EpochMetrics
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import Recipe
-from tfrec_fashion.training.serving_parts import OutfitParts, OutfitScorer
+from tfrec_fashion.training.serving_parts import OutfitCodes, OutfitParts, OutfitScorer
 
 _IMAGE_SIZE = {"gap_cnn": 32, "efficientnet": 64}
 _EFFICIENTNET_MAP = PYRAMID_LAYERS["P4"]  # stride 16: 4x4x112 at 64 px
@@ -128,6 +130,18 @@ class PanRecipe(Recipe):
             slots = tf.tile(tf.range(n_slots)[None, :], [batch, 1])
             return model.outfit_scores_from(user, content, slots)
 
+        def item_codes(user: tf.Tensor, items: tf.Tensor, slot: tf.Tensor) -> tf.Tensor:
+            content = tf.reshape(items, [-1, 1, *content_shape])
+            return model.codes_from(user, content, slot[:, None])[1][:, 0]
+
+        def query(user: tf.Tensor, items: tf.Tensor, blank: tf.Tensor) -> tf.Tensor:
+            batch = tf.shape(items)[0]
+            content = tf.reshape(items, [batch, n_slots, *content_shape])
+            slots = tf.tile(tf.range(n_slots)[None, :], [batch, 1])
+            return model.blank_query(*model.codes_from(user, content, slots), blank)
+
+        codes = OutfitCodes(model.code_bits, item_codes, query,
+                            user_free=not model.user_aware_attention, variables=model.variables)
         info: dict[str, Any] = {"model": self.model_config.name, "dataset": dataset.name,
                                 "n_users": len(dataset.users), "n_items": dataset.n_items,
                                 "backbone": self.model_config.backbone,
@@ -138,5 +152,5 @@ class PanRecipe(Recipe):
             item_categories=dataset.items.category,
             item_vectors=self.content.reshape(dataset.n_items, item_dim), slots=list(self.slots),
             scorer=OutfitScorer(user_vectors.shape[1], item_dim, n_slots, score,
-                                model.variables),
+                                model.variables, codes),
             info=info)
