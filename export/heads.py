@@ -17,9 +17,10 @@ import numpy as np
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from tfrec_fashion.training.serving_parts import (CompatibilityParts, OutfitParts, Parts,
-                                                  RetrievalParts)
+from tfrec_fashion.training.serving_parts import (CompatibilityParts, LookParts, OutfitParts,
+                                                  Parts, RetrievalParts)
 from tfrec_fashion_export.compatibility import CompatibilityModule
+from tfrec_fashion_export.look import LookModule
 from tfrec_fashion_export.module import RecommenderModule
 from tfrec_fashion_export.outfits import OutfitModule
 from tfrec_fashion_serving import contract
@@ -36,6 +37,9 @@ class ExportHead:
         warmup: parts -> signature name -> inputs, one request per signature.
         describe: parts -> facts for ``assets.extra/tfrec_fashion.json``.
         indexes: the ``index`` choices this head accepts.
+        index_report: (module, parts, min_recall) -> the description of its approximate
+            index (parameters, recall@10 against exact, printed; raising below min_recall),
+            for a head whose index is not the retrieval head's; None: the writer's.
     """
 
     signatures: contract.Head
@@ -43,6 +47,7 @@ class ExportHead:
     warmup: Callable[[Any], dict[str, dict[str, np.ndarray]]]
     describe: Callable[[Any], dict[str, Any]]
     indexes: tuple[str, ...]
+    index_report: Callable[[Any, Any, float | None], dict] | None = None
 
 
 def _retrieval_warmup(parts: RetrievalParts) -> dict[str, dict[str, np.ndarray]]:
@@ -88,6 +93,24 @@ def _outfit_description(parts: OutfitParts) -> dict[str, Any]:
             "cold_start": "unknown customers are scored with the mean customer's vector"}
 
 
+def _look_warmup(parts: LookParts) -> dict[str, dict[str, np.ndarray]]:
+    """An item of the first category that has complements (and, with an image path, a grey
+    image of that category)."""
+    completed = sorted(category for category, partners in parts.complements.items() if partners)
+    category = completed[0] if completed else parts.item_categories[0]
+    item = parts.item_ids[np.flatnonzero(parts.item_categories == category)[0]]
+    return contract.look_warmup_inputs(item, category, parts.image_shape, len(parts.item_ids),
+                                       complements=bool(completed))
+
+
+def _look_description(parts: LookParts) -> dict[str, Any]:
+    return {"complements": parts.complements, "image_shape": parts.image_shape,
+            "similar_dim": int(parts.similar_vectors.shape[1]),
+            "style_dim": int(parts.style_vectors.shape[1]),
+            "scores": "cosine of L2-normalised vectors (similar: similar_vectors; "
+                      "complementary: style_vectors)"}
+
+
 HEADS: dict[str, ExportHead] = {
     RetrievalParts.HEAD: ExportHead(
         contract.RETRIEVAL, lambda parts, index, params: RecommenderModule(parts, index, params),
@@ -98,6 +121,10 @@ HEADS: dict[str, ExportHead] = {
     OutfitParts.HEAD: ExportHead(
         contract.OUTFIT, lambda parts, index, params: OutfitModule(parts, index, params),
         _outfit_warmup, _outfit_description, ("brute_force", "hamming")),
+    LookParts.HEAD: ExportHead(
+        contract.LOOK, lambda parts, index, params: LookModule(parts, index, params),
+        _look_warmup, _look_description, ("brute_force", "partitioned"),
+        lambda module, parts, min_recall: module.index_report(parts, min_recall)),
 }
 
 

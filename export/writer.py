@@ -107,7 +107,9 @@ def _write_version(parts: Parts, directory: Path, name: str, version: int,
     # "scann" keeps the exact index inside; index_params on an exact index are refused there.
     module = head.build(parts, "brute_force" if index == "scann" else index, index_params)
     index_info = {"kind": "brute_force"}
-    if index == "partitioned":
+    if index != "brute_force" and head.index_report is not None:  # a head's own indexes
+        index_info = head.index_report(module, parts, min_recall)
+    elif index == "partitioned":
         index_info = module.index.describe()
         index_info["recall_at_10"] = _check_recall(module, parts, index_info, min_recall)
     elif index == "hamming":

@@ -12,6 +12,9 @@ for many calls)::
     result["cold_start"]      # bool [2]
     result["version"]         # the version that answered
 
+    looks = client.complementary("127.0.0.1:8500", "ctl", ["I7"], k=5)   # look head
+    client.similar("127.0.0.1:8500", "ctl", images=photo, category="top")  # a new product
+
     client.predict("127.0.0.1:8500", "vbpr", {"user_id": np.array([b"U1"])},
                    signature="user_query")            # any signature, any inputs
     client.metadata("127.0.0.1:8500", "vbpr")          # {signature: SignatureDef}
@@ -48,7 +51,8 @@ from tensorflow_serving.apis import (
 )
 
 from . import contract
-from .contract import DEFAULT_K, RECOMMEND_APPROXIMATE, recommend_inputs  # noqa: F401 (API)
+from .contract import (DEFAULT_K, RECOMMEND_APPROXIMATE, look_inputs,  # noqa: F401 (API)
+                       recommend_inputs)
 
 RECOMMEND = contract.RECOMMEND.name
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -117,6 +121,34 @@ def recommend(target: str | grpc.Channel, model: str, user_ids: Sequence[str],
     return predict(target, model, recommend_inputs(user_ids, k, category, exclude,
                                                    exclude_width, exclude_seen),
                    RECOMMEND_APPROXIMATE if approximate else RECOMMEND, version, label, timeout)
+
+
+def similar(target: str | grpc.Channel, model: str, item_ids: Sequence[str] | None = None,
+            images: np.ndarray | None = None, k: int = DEFAULT_K,
+            category: str | Sequence[str] | None = None,
+            exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
+            version: int | None = None, label: str | None = None, timeout: float = 10.0
+            ) -> dict[str, np.ndarray]:
+    """The ``k`` items most like each anchor (a catalogue id, or where it is "" the row of
+    ``images``: a new product, whose ``category`` must be named), of its category (look head,
+    ``similar``); arguments as ``contract.look_inputs``."""
+    return predict(target, model, look_inputs(item_ids, images, k, category, exclude=exclude),
+                   contract.SIMILAR.name, version, label, timeout)
+
+
+def complementary(target: str | grpc.Channel, model: str,
+                  item_ids: Sequence[str] | None = None, images: np.ndarray | None = None,
+                  k: int = DEFAULT_K, category: str | Sequence[str] | None = None,
+                  item_category: str | Sequence[str] | None = None,
+                  exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
+                  version: int | None = None, label: str | None = None, timeout: float = 10.0
+                  ) -> dict[str, np.ndarray]:
+    """The ``k`` items that best complete each anchor (look head, ``complementary``): of its
+    complementary categories, or of ``category``; an image anchor names its own category in
+    ``item_category`` (or asks for a ``category``). Arguments as ``contract.look_inputs``."""
+    return predict(target, model, look_inputs(item_ids, images, k, category, item_category,
+                                              exclude),
+                   contract.COMPLEMENTARY.name, version, label, timeout)
 
 
 def metadata(target: str | grpc.Channel, model: str, version: int | None = None,

@@ -277,7 +277,7 @@ def exclusion_rows(exclude: Sequence[str] | Sequence[Sequence[str]] | None, batc
 
 
 def look_inputs(item_ids: Sequence[str] | None = None, images: np.ndarray | None = None,
-                k: int = DEFAULT_K, category: str | Sequence[str] | None = None,
+                k: int | Sequence[int] = DEFAULT_K, category: str | Sequence[str] | None = None,
                 item_category: str | Sequence[str] | None = None,
                 exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
                 exclude_width: int = 0) -> dict[str, np.ndarray]:
@@ -288,7 +288,7 @@ def look_inputs(item_ids: Sequence[str] | None = None, images: np.ndarray | None
         images: float32 [B, H, W, 3] in [0, 1], read where the row's item id is ""; None: no
             image input (the signature's default, no image; under TF Serving's batching send
             it with batch B, e.g. ``np.zeros([B, 0, 0, 3])``, or one row per request).
-        k: how many items per anchor.
+        k: how many items per anchor, one for all rows or one per row.
         category: the category searched, one for all rows or one per row (None: "", the
             query item's own for ``similar``, its complementary ones for ``complementary``).
         item_category: ``complementary`` only: an image anchor's category, one or per row.
@@ -298,7 +298,7 @@ def look_inputs(item_ids: Sequence[str] | None = None, images: np.ndarray | None
         raise ValueError("give item_ids, images, or both (images are read where the id is \"\")")
     batch = len(item_ids) if item_ids is not None else len(images)
     inputs = {"item_id": string_array(item_ids if item_ids is not None else [""] * batch),
-              "k": np.full(batch, k, np.int32)}
+              "k": np.broadcast_to(np.asarray(k, np.int32), (batch,)).copy()}
     if images is not None:
         images = np.asarray(images, np.float32)
         if len(images) != batch:
@@ -373,16 +373,16 @@ def look_warmup_inputs(item_id: str, category: str, image_shape: Sequence[int] |
                        n_items: int, complements: bool = True
                        ) -> dict[str, dict[str, np.ndarray]]:
     """One request per signature of :data:`LOOK`: a catalogue item and, for a model with an
-    image path, a new product's (black) image of ``image_shape`` [H, W, 3] and ``category``;
+    image path, a new product's grey image of ``image_shape`` [H, W, 3] and ``category``;
     ``complements=False``: the item's category has none, so the request names ``category``."""
-    images = None if image_shape is None else np.zeros([2, *image_shape], np.float32)
-    ids = [item_id, ""] if images is not None else [item_id]
+    ids = [item_id] if image_shape is None else [item_id, ""]
+    images = (np.zeros([1, 0, 0, 3], np.float32) if image_shape is None  # every input given
+              else np.full([2, *image_shape], 0.5, np.float32))
     k = min(DEFAULT_K, n_items)
     return {
         SIMILAR.name: look_inputs(ids, images, k, ["", category][:len(ids)], exclude=[""]),
-        COMPLEMENTARY.name: look_inputs(
-            ids, images, k, "" if complements else category,
-            None if images is None else ["", category], exclude=[""]),
+        COMPLEMENTARY.name: look_inputs(ids, images, k, "" if complements else category,
+                                        ["", category][:len(ids)], exclude=[""]),
     }
 
 
