@@ -21,9 +21,9 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import CompatibilityParts
-from tfrec_fashion_export.module import (broadcast_rows, checked_k, head_signatures, known_rows,
-                                         lookup_table, top_k_answer, vectors_or_default,
-                                         without_rows)
+from tfrec_fashion_export.module import (broadcast_rows, checked_k, complement_table,
+                                         head_signatures, known_rows, lookup_table, top_k_answer,
+                                         vectors_or_default, without_rows)
 from tfrec_fashion_serving.contract import COMPATIBILITY, COMPLETE_PAIR, SCORE_PAIRS
 
 
@@ -39,14 +39,9 @@ class CompatibilityModule(tf.Module):
         categories = np.unique(parts.item_categories)
         self.category_names = ", ".join(categories)
         item_category_rows = np.searchsorted(categories, parts.item_categories).astype(np.int32)
-        partners = np.zeros((len(categories), len(categories)), bool)
-        for category, complements in parts.complements.items():
-            partners[np.searchsorted(categories, category),
-                     np.searchsorted(categories, complements)] = True
+        partners, self.complement_names = complement_table(categories, parts.complements)
         self.n_items = len(parts.item_ids)
         self.has_complements = bool(partners.any())
-        self.complement_names = "; ".join(f"{category} -> {', '.join(partners)}" for category,
-                                          partners in sorted(parts.complements.items())) or "none"
         self.user_table = lookup_table(parts.user_ids, "user_ids")
         self.item_table = lookup_table(parts.item_ids, "item_ids")
         self.category_table = lookup_table(categories, "categories")

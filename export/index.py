@@ -162,6 +162,23 @@ def make_index(kind: str, item_vectors: np.ndarray, item_categories: np.ndarray,
     raise ValueError(f"index must be one of {INDEXES}. Received: {kind!r}")
 
 
+def describe_scan(described: dict) -> str:
+    """A partitioned index's ``describe()`` in words: partitions, probes, share, scan."""
+    return (f"{described['n_partitions']} partitions, {described['n_probe']} probed "
+            f"({described['scanned_share']:.1%} of the items), {described['quantization']} scan, "
+            f"{described['rerank']} re-ranked")
+
+
+def refuse_low_recall(recall: dict, min_recall: float | None, what: str) -> None:
+    """Raises when any recall measured by :func:`recall_against_brute_force` is below
+    ``min_recall`` (None: never); ``what`` names the index in the message."""
+    worst = min(value for key, value in recall.items() if key not in ("k", "queries"))
+    if min_recall is not None and worst < min_recall:
+        raise ValueError(f"{what}'s recall@{recall['k']} {worst:.3f} is below "
+                         f"min_recall={min_recall}; probe more partitions (n_probe) or lower "
+                         "min_recall. Nothing was exported.")
+
+
 def recall_against_brute_force(index: tf.Module, item_vectors: np.ndarray,
                                item_categories: np.ndarray, n_categories: int,
                                queries: np.ndarray, seen=None, k: int = 10,

@@ -30,9 +30,10 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import ItemEmbedder, LookParts
-from tfrec_fashion_export.index import make_index, recall_against_brute_force
-from tfrec_fashion_export.module import (broadcast_rows, head_signatures, lookup_table,
-                                         top_k_checks)
+from tfrec_fashion_export.index import (describe_scan, make_index, recall_against_brute_force,
+                                        refuse_low_recall)
+from tfrec_fashion_export.module import (broadcast_rows, complement_table, head_signatures,
+                                         lookup_table, top_k_checks)
 from tfrec_fashion_serving.contract import COMPLEMENTARY, LOOK, SIMILAR
 
 ANCHOR = "item_id or image"  # the inputs a request's batch comes from
@@ -108,13 +109,7 @@ class LookModule(tf.Module):
         self.n_items, self.n_categories = len(parts.item_ids), len(categories)
         self.category_names = ", ".join(categories)
         category_rows = np.searchsorted(categories, parts.item_categories).astype(np.int32)
-        partners = np.zeros((len(categories), len(categories)), bool)
-        for category, complements in parts.complements.items():
-            partners[np.searchsorted(categories, category),
-                     np.searchsorted(categories, complements)] = True
-        self.complement_names = "; ".join(f"{category} -> {', '.join(partners) or 'none'}"
-                                          for category, partners in
-                                          sorted(parts.complements.items()))
+        partners, self.complement_names = complement_table(categories, parts.complements)
         self.image_shape = parts.image_shape  # [H, W, 3], or None: no image path
         self.item_table = lookup_table(parts.item_ids, "item_ids")
         self.category_table = lookup_table(categories, "categories")
@@ -282,17 +277,10 @@ class LookModule(tf.Module):
                 space.index, space.unit_vectors, category_rows, len(categories),
                 space.unit_vectors, seen=scipy.sparse.identity(self.n_items, np.int8, "csr"))
             recall["self_excluded"] = recall.pop("seen_excluded")
-            print(f"{name}: partitioned index: {described['n_partitions']} partitions, "
-                  f"{described['n_probe']} probed ({described['scanned_share']:.1%} of the "
-                  f"items), {described['quantization']} scan: recall@{recall['k']} against "
-                  f"BruteForce {recall['any_category']:.3f} (any category), "
+            print(f"{name}: partitioned index: {describe_scan(described)}: recall@{recall['k']} "
+                  f"against BruteForce {recall['any_category']:.3f} (any category), "
                   f"{recall['one_category']:.3f} (one category), {recall['self_excluded']:.3f} "
                   f"(the query item left out) on {recall['queries']:,} items' queries")
-            worst = min(value for key, value in recall.items() if key not in ("k", "queries"))
-            if min_recall is not None and worst < min_recall:
-                raise ValueError(f"the {name} partitioned index's recall@{recall['k']} "
-                                 f"{worst:.3f} is below min_recall={min_recall}; probe more "
-                                 "partitions (n_probe) or lower min_recall. Nothing was "
-                                 "exported.")
+            refuse_low_recall(recall, min_recall, f"the {name} partitioned index")
             report[name] = {**described, "recall_at_10": recall}
         return report

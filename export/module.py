@@ -53,6 +53,19 @@ def vectors_or_default(table: tf.lookup.StaticHashTable, ids: tf.Tensor, vectors
     return tf.where(cold[:, None], default[None, :], known), cold
 
 
+def complement_table(categories: np.ndarray, complements: dict[str, list[str]]
+                     ) -> tuple[np.ndarray, str]:
+    """(bool [C, C]: row c marks the categories that complete category c, by their index in
+    the sorted ``categories``; the complements as one line for messages)."""
+    partners = np.zeros((len(categories), len(categories)), bool)
+    for category, completing in complements.items():
+        partners[np.searchsorted(categories, category),
+                 np.searchsorted(categories, completing)] = True
+    names = "; ".join(f"{category} -> {', '.join(completing) or 'none'}"
+                      for category, completing in sorted(complements.items()))
+    return partners, names or "none"
+
+
 def known_rows(table: tf.lookup.StaticHashTable, item_ids: tf.Tensor, what: str) -> tf.Tensor:
     """Rows of string item ids (any shape); an unknown id is an InvalidArgumentError, raised
     before any gather reads the rows."""

@@ -23,7 +23,8 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from tfrec_fashion_export.browse import write_browse_assets
 from tfrec_fashion_export.graph_ops import assert_stock_ops, format_report
-from tfrec_fashion_export.index import recall_against_brute_force
+from tfrec_fashion_export.index import (describe_scan, recall_against_brute_force,
+                                        refuse_low_recall)
 from tfrec_fashion.training.serving_parts import Parts, RetrievalParts
 from tfrec_fashion_export.heads import head_of
 from tfrec_fashion_export.module import RecommenderModule
@@ -147,16 +148,10 @@ def _check_recall(module: RecommenderModule, parts: RetrievalParts, described: d
         len(categories), parts.user_vectors, parts.seen)
     seen = (f", {recall['seen_excluded']:.3f} (bought items left out, as recommend does by "
             "default)") if "seen_excluded" in recall else ""
-    print(f"partitioned index: {described['n_partitions']} partitions, {described['n_probe']} "
-          f"probed ({described['scanned_share']:.1%} of the items), {described['quantization']} "
-          f"scan, {described['rerank']} re-ranked: recall@{recall['k']} against BruteForce "
-          f"{recall['any_category']:.3f} (any category), {recall['one_category']:.3f} (one "
-          f"category){seen} on {recall['queries']:,} users' queries")
-    worst = min(value for key, value in recall.items() if key not in ("k", "queries"))
-    if min_recall is not None and worst < min_recall:
-        raise ValueError(f"the partitioned index's recall@{recall['k']} {worst:.3f} is below "
-                         f"min_recall={min_recall}; probe more partitions (n_probe) or lower "
-                         "min_recall. Nothing was exported.")
+    print(f"partitioned index: {describe_scan(described)}: recall@{recall['k']} against "
+          f"BruteForce {recall['any_category']:.3f} (any category), {recall['one_category']:.3f} "
+          f"(one category){seen} on {recall['queries']:,} users' queries")
+    refuse_low_recall(recall, min_recall, "the partitioned index")
     return recall
 
 
