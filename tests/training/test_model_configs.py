@@ -11,6 +11,7 @@ import inspect
 import pytest
 
 from tfrec_fashion.evaluation.protocols import PROTOCOLS
+from tfrec_fashion.models.complete_the_look import CompleteTheLook
 from tfrec_fashion.models.dvbpr import DVBPR
 from tfrec_fashion.models.pair_compatibility import PairCompatibility
 from tfrec_fashion.models.pan import PAN
@@ -26,7 +27,8 @@ from tfrec_fashion.training.run_config import TrainConfig
 # The model class each registered config builds (its recipe's ``build_model``).
 MODELS = {"two_tower": TwoTowerRetrieval, "bpr_mf": VBPR, "vbpr": VBPR, "tvbpr": VBPR,
           "ivbpr": VBPR, "dvbpr": DVBPR, "stynet": StyNet, "partial_dual": PartialDual,
-          "pair_compatibility": PairCompatibility, "psa_net": PSANet, "pan": PAN}
+          "pair_compatibility": PairCompatibility, "psa_net": PSANet, "pan": PAN,
+          "complete_the_look": CompleteTheLook}
 
 
 def test_every_registered_config_is_checked_here():
