@@ -65,15 +65,19 @@ Bad inputs (k out of range, unknown category or item id) fail inside the graph w
 
 Heads: the signatures above are the **retrieval** head; pair-compatibility models (PSA-Net and
 its kin) export through the **compatibility** head (``complete_pair`` = serving_default,
-``score_pairs``; ``contract.COMPATIBILITY``). ``heads.HEADS`` maps a head to its module, its
-warm-up requests and its description; the parts' ``HEAD`` chooses it.
+``score_pairs``; ``contract.COMPATIBILITY``); complete-the-look models through the item-to-item
+**look** head (``complementary`` = serving_default, ``similar``; ``contract.LOOK``: by item id or
+a new product's image, cosine through the retrieval index, brute force or partitioned, no
+customer). ``heads.HEADS`` maps a head to its module, its warm-up requests and its description;
+the parts' ``HEAD`` chooses it.
 
 Modules: ``runs.export_run`` (a run directory -> a version; ``tfrec-fashion export``: reads only
 ``<run_dir>/serving``, the parts the run wrote when training ended, never the dataset or the
 feature extractors), ``heads`` (head -> module, warm-up, description), ``module.RecommenderModule``
 (the retrieval signatures), ``compatibility.CompatibilityModule`` (the compatibility
-signatures), ``index`` (``FilteredBruteForce``, the TFRS index with its category filter;
-``FilteredPartitioned``, the approximate one; the export-time recall check),
+signatures), ``look.LookModule`` (the look signatures), ``index`` (``FilteredBruteForce``, the
+TFRS index with its category filter; ``FilteredPartitioned``, the approximate one; the
+export-time recall check),
 ``writer.export_parts`` (atomic versions, warm-up, description, op check), ``graph_ops`` (a
 SavedModel's ops against TensorFlow's registry), ``tf_serving_config`` (models.config),
 ``ann_index`` (the optional ScaNN index beside the SavedModel), ``browse`` (the browse page's

@@ -286,8 +286,9 @@ def look_inputs(item_ids: Sequence[str] | None = None, images: np.ndarray | None
     Args:
         item_ids: B catalogue ids; "" where the row's anchor is its image. None: all images.
         images: float32 [B, H, W, 3] in [0, 1], read where the row's item id is ""; None: no
-            image input (the signature's default, no image; under TF Serving's batching send
-            it with batch B, e.g. ``np.zeros([B, 0, 0, 3])``, or one row per request).
+            image input (the signature's default, no image). Under TF Serving's batching send
+            images of the model's H x W in every request (zeros where the row has an item id;
+            ``serving/batching.config``).
         k: how many items per anchor, one for all rows or one per row.
         category: the category searched, one for all rows or one per row (None: "", the
             query item's own for ``similar``, its complementary ones for ``complementary``).

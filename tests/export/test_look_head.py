@@ -98,8 +98,9 @@ def assert_answer(answer, row, parts, vectors, query, allowed, k, assert_close):
 
 IMAGES = np.random.default_rng(2).random((3, SIDE, SIDE, 3)).astype(np.float32)
 REQUESTS = {
-    # rows: a catalogue top; a catalogue shoe searched in "top" with i17 excluded; a new product
-    "similar": contract.look_inputs(["i17", "i08", ""], IMAGES, [4, 3, 5],
+    # rows: a catalogue top; a catalogue shoe searched in "top" with i17 excluded; a new bottom
+    # (k 10 of 8 bottoms: padded)
+    "similar": contract.look_inputs(["i17", "i08", ""], IMAGES, [4, 3, 10],
                                     ["", "top", "bottom"], exclude=[["i18"], ["i17"], [""]]),
     # a top (bottoms and shoes complete it), a bottom asked for shoes, a new bottom (tops)
     "complementary": contract.look_inputs(["i16", "i02", ""], IMAGES, [6, 2, 4],
@@ -117,7 +118,7 @@ def check_answers(answers, path, parts, assert_close):
             (parts.similar_vectors[17], (category == "top") & ~np.isin(parts.item_ids,
                                                                       ["i17", "i18"]), 4),
             (parts.similar_vectors[8], (category == "top") & (parts.item_ids != "i17"), 3),
-            (image_similar[2], category == "bottom", 5))):
+            (image_similar[2], category == "bottom", 10))):
         assert_answer(similar, row, parts, parts.similar_vectors, query, allowed, k,
                       assert_close)
     complementary = answers["complementary"]
@@ -277,7 +278,7 @@ def test_warmup_replays_and_our_server_answers_the_official_client(toy, base, as
         default = client.predict(target, "toy_look", {"item_id": contract.string_array(["i16"])})
         assert default["item_ids"].shape == (1, contract.DEFAULT_K)  # complementary, k = 10
         answers = {
-            "similar": client.similar(target, "toy_look", ["i17", "i08", ""], IMAGES, [4, 3, 5],
+            "similar": client.similar(target, "toy_look", ["i17", "i08", ""], IMAGES, [4, 3, 10],
                                       ["", "top", "bottom"],
                                       exclude=[["i18"], ["i17"], [""]]),
             "complementary": client.complementary(target, "toy_look", ["i16", "i02", ""],
@@ -287,6 +288,10 @@ def test_warmup_replays_and_our_server_answers_the_official_client(toy, base, as
         }
         assert answers["similar"]["version"] == 2
         check_answers(answers, path, parts, assert_close)
+        # More rows than the server runs at once: the defaults (no image) go to every chunk.
+        many = client.similar(target, "toy_look", list(parts.item_ids) * 13, k=3)
+        assert many["item_ids"].shape == (13 * len(parts.item_ids), 3)
+        np.testing.assert_array_equal(many["item_ids"][-1], many["item_ids"][23])
         for signature, inputs, message in (
                 ("similar", {"item_id": ["nope"]}, "unknown item_id"),
                 ("similar", {"item_id": [""], "category": ["top"],
