@@ -173,16 +173,23 @@ def test_a_forced_approximate_index_reports_recall_and_honours_min_recall(toy, t
         export_parts(parts, tmp_path, "toy_look", index="partitioned", index_params=forced,
                      min_recall=0.999)
     assert sorted(p.name for p in (tmp_path / "toy_look").iterdir()) == ["1"]
-    # Approximate: the categories and exclusions still hold, and scores are exact cosines.
+    # Approximate: a fresh process answers as the exporting one; the categories and
+    # exclusions still hold, and scores are exact cosines.
     model = tf.saved_model.load(str(version))
-    answer = model.signatures["complementary"](
-        **{name: tf.constant(value) for name, value in REQUESTS["complementary"].items()})
-    ids = answer["item_ids"].numpy().astype(str)
+    here = {signature: {name: value.numpy() for name, value in model.signatures[signature](
+        **{key: tf.constant(array) for key, array in inputs.items()}).items()}
+        for signature, inputs in REQUESTS.items()}
+    fresh, _ = testing.answers_in_fresh_process(str(version), REQUESTS)
+    for signature, answer in here.items():
+        np.testing.assert_array_equal(fresh[signature]["item_ids"], answer["item_ids"])
+        assert_close(fresh[signature]["scores"], answer["scores"], scale=1.0)
+    answer = here["complementary"]
+    ids = answer["item_ids"].astype(str)
     category_of = dict(zip(parts.item_ids, parts.item_categories))
     assert {category_of[i] for i in ids[0] if i} <= {"bottom", "shoes"} and "i03" not in ids[0]
     row_of = {item: row for row, item in enumerate(parts.item_ids)}
     found = [row_of[i] for i in ids[0] if i]
-    assert_close(answer["scores"].numpy()[0, :len(found)],
+    assert_close(answer["scores"][0, :len(found)],
                  unit(parts.style_vectors)[found] @ unit(parts.style_vectors[16:17])[0],
                  ulps=64, scale=1.0)
 
