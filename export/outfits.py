@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from tfrec_fashion.layers.hamming import HammingTopK, hamming_distances, pack_codes
 from tfrec_fashion.training.serving_parts import OutfitParts
+from tfrec_fashion_export.ann_index import recall_at_k
 from tfrec_fashion_export.module import (broadcast_rows, head_signatures, lookup_table,
                                          top_k_answer, top_k_checks, vectors_or_default,
                                          without_rows)
@@ -123,9 +124,7 @@ class OutfitModule(tf.Module):
                    np.full((queries, 1), ""))
         approximate = self.fill_in_the_blank(*request)["item_ids"].numpy()
         exact = self.exact_fill_in_the_blank(*request)["item_ids"].numpy()
-        found = [len(set(a[a != b""]) & set(e[e != b""])) / max(1, (e != b"").sum())
-                 for a, e in zip(approximate, exact)]
-        return {"k": k, "queries": queries, "recall": float(np.mean(found))}
+        return {"k": k, "queries": queries, "recall": recall_at_k(approximate, exact)}
 
 
     def _outfit_rows(self, item_ids: tf.Tensor, what: str, blank: tf.Tensor | None = None

@@ -37,7 +37,8 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
                                    "representation_dim": 4}},
         # PAN and FHN (PAN without its user-aware attention, user loss and hard negatives).
         "pan_tiny": {"seed": 0, "data": OUTFIT_WORLD, "train": {**TRAIN, "steps_per_epoch": None},
-                     "model": {"name": "pan", "code_bits": 8, "embedding_dim": 8}},
+                     "model": {"name": "pan", "code_bits": 8, "embedding_dim": 8,
+                               "backbone": "gap_cnn"}},
         "fhn_tiny": {"seed": 0, "data": OUTFIT_WORLD, "train": {**TRAIN, "steps_per_epoch": None},
                      "model": {"name": "pan", "code_bits": 8, "embedding_dim": 8,
                                "user_aware_attention": False, "lambda_user": 0.0,
@@ -85,6 +86,12 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
                            "tfrec_fashion.json").read_text())
         assert info["head"] == "outfit" and {"score_outfit", "fill_in_the_blank"} <= set(
             info["signatures"])
+        # Also served by Hamming ranking, checked against the exact export.
+        assert (work / "exports" / f"{name}_hamming" / "1" / "saved_model.pb").is_file()
+        assert 0.5 < summary[name]["served_hamming_recall_at_10"] <= 1.0
+    # PAN on images gets its own spatial attention (Fig. 3) beside the GradCAM maps.
+    assert (work / "pan_tiny" / "attention" / "pan_spatial_attention.png").stat().st_size > 10_000
+    assert summary["pan_tiny"]["attention_sanity"].startswith("sanity (gradcam")
     pan_row = next(line for line in (work / "summary.md").read_text().splitlines()
                    if line.startswith("| pan_tiny |"))
     assert f"{summary['pan_tiny']['test_fitb']:.4f}" in pan_row

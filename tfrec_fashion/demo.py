@@ -38,6 +38,7 @@ DEFAULT_CONFIG = Path("configs/demo.yaml")
 PENDING_STAGES = ("complete the look", "the GAN's designs")
 ATTENTION_METHOD = "gradcam"  # the one that follows the customer (README "Attention maps")
 SERVED_K = 10
+HAMMING_RERANK = 30  # of ~100 bottoms in the demo's world: the Hamming index prunes
 
 
 @dataclasses.dataclass
@@ -131,21 +132,28 @@ def _attention(result) -> str | None:
     from tfrec_fashion.visualisation.attention_files import write_attention_maps
 
     try:
-        image_path(read_yaml(result.run_dir / "config.yaml").get("model", {}))
+        path = image_path(read_yaml(result.run_dir / "config.yaml").get("model", {}))
     except AttentionError:
         return None
-    with np.load(result.run_dir / "serving" / "arrays.npz") as arrays:  # what the export serves
-        theta, items = arrays["user_vectors"], arrays["item_vectors"]
-    first = int(np.argmax((theta @ items.T).max(axis=1)))
-    cosine = theta @ theta[first] / np.maximum(
-        np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[first]), 1e-12)
-    cosine[first] = np.nan
-    users = [first, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
+    if path == "pan":  # Fig. 3: customers whose planted tastes differ
+        from tfrec_fashion.visualisation.pan_attention import users_whose_tastes_differ
+
+        users, why = users_whose_tastes_differ(result.dataset), "planted tastes that differ"
+    else:
+        with np.load(result.run_dir / "serving" / "arrays.npz") as arrays:  # the export's
+            theta, items = arrays["user_vectors"], arrays["item_vectors"]
+        first = int(np.argmax((theta @ items.T).max(axis=1)))
+        cosine = theta @ theta[first] / np.maximum(
+            np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[first]), 1e-12)
+        cosine[first] = np.nan
+        users = [first, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
+        why = "the customer surest of a top item, the most alike, the most opposite"
     ids = [str(result.dataset.users.ids[u]) for u in users]
     request = check_request(result.run_dir, ids, method=ATTENTION_METHOD)
     written = write_attention_maps(request, result.run_dir / "attention", sanity=True)
-    print(f"    attention: {written.png} ({', '.join(ids)}: the customer surest of a top item, "
-          f"the most alike, the most opposite)\n    {written.sanity_line}")
+    print(f"    attention: {written.png} ({', '.join(ids)}: {why})\n    {written.sanity_line}")
+    if written.spatial_png is not None:
+        print(f"    PAN's own spatial attention (Fig. 3): {written.spatial_png}")
     return written.sanity_line
 
 
@@ -178,6 +186,14 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
     path = export_parts(parts[approximate], base, f"{approximate}_partitioned",
                         index="partitioned", index_params={"n_partitions": 24, "n_probe": 6})
     print(f"    {approximate}_partitioned: {path}")
+    # Outfit models with binary codes again with the Hamming index: the blank slot's items
+    # nearest the outfit's query code, HAMMING_RERANK of them re-scored exactly.
+    hashed = [name for name in trained if parts[name].HEAD == "outfit"
+              and parts[name].scorer.codes is not None]
+    for name in hashed:
+        path = export_parts(parts[name], base, f"{name}_hamming", index="hamming",
+                            index_params={"rerank": HAMMING_RERANK})
+        print(f"    {name}_hamming: {path}")
     checks: dict[str, dict] = {}
     with start_server(str(base / "models.config"), port=0, rest_port=0) as server:
         target = f"127.0.0.1:{server.port}"
@@ -217,6 +233,9 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
         print(f"=== query {approximate}_partitioned (the approximate index, 6 partitions "
               f"probed): recall@{SERVED_K} against the exact export over {len(users)} "
               f"customers {recall:.3f}")
+        for name in hashed:
+            checks[name]["served_hamming_recall_at_10"] = _query_hamming(
+                trained[name], target, name, server)
         # Drawn for the best implicit-feedback run whose items have images.
         drawable = [n for n, r in trained.items() if r.dataset.items.images is not None
                     and protocol_of(r.metrics).name == "implicit"]
@@ -301,6 +320,34 @@ def _query_outfit_model(result, target: str, name: str) -> dict[str, bool]:
     print(f"    served top-{SERVED_K} == the trained model's top-{SERVED_K} by its outfit score, "
           f"and the served outfit scores are the Keras model's: {scores_match and top_matches}")
     return {"served_matches_keras": scores_match and top_matches}
+
+
+def _query_hamming(result, target: str, name: str, server) -> float:
+    """recall@10 of ``<name>_hamming``'s fill_in_the_blank against the exact export's, for the
+    first 50 customers' first held-out outfits with the bottom blanked."""
+    import numpy as np
+
+    from tfrec_fashion_export.ann_index import recall_at_k
+    from tfrec_fashion_serving import client, contract
+
+    server.wait_until_available(f"{name}_hamming", timeout=120)
+    test, ids = result.recipe.evaluation.split.test, result.dataset.items.ids
+    users = np.unique(test.user)[:50]
+    outfits = ids[test.items[[np.flatnonzero(test.user == u)[0] for u in users]]].astype(object)
+    outfits[:, list(result.recipe.slots).index("bottom")] = ""
+    request = {"user_id": contract.string_array(result.dataset.users.ids[users]),
+               "item_ids": contract.string_array(outfits),
+               "blank_slot": contract.string_array(["bottom"] * len(users)),
+               "k": np.full(len(users), SERVED_K, np.int32),
+               "exclude_item_ids": contract.string_array([[""]] * len(users))}
+    found, exact = (client.predict(target, model, request, signature="fill_in_the_blank")
+                    ["item_ids"] for model in (f"{name}_hamming", name))
+    recall = recall_at_k(found, exact)
+    bottoms = int((result.dataset.items.category == "bottom").sum())
+    print(f"=== query {name}_hamming (fill_in_the_blank by Hamming ranking, {HAMMING_RERANK} of "
+          f"{bottoms} bottoms re-scored): recall@{SERVED_K} against the exact export over "
+          f"{len(users)} customers' outfits {recall:.3f}")
+    return recall
 
 
 def _served_function_scores(result) -> tuple[np.ndarray, str]:
