@@ -28,6 +28,8 @@ Command line::
     python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model vbpr --user U1 --k 5
     python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model vbpr --status
     python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model vbpr --metadata
+    python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model ctl --item I7 \
+        --look similar                                  # look head: complementary by default
 """
 
 from __future__ import annotations
@@ -185,11 +187,14 @@ def _text(value) -> str:
 
 # === Command line ===
 
-def format_recommendations(user_ids: Sequence[str], result: dict[str, np.ndarray]) -> str:
-    """A table: user, rank, item id, score (padding left out); cold-start users flagged."""
-    lines = [f"{'user':<16} {'rank':>4}  {'item_id':<24} {'score':>10}"]
+def format_recommendations(user_ids: Sequence[str], result: dict[str, np.ndarray],
+                           row_label: str = "user") -> str:
+    """A table: user (or another ``row_label``: the look head's anchor item), rank, item id,
+    score (padding left out); cold-start users flagged where the answer has ``cold_start``."""
+    lines = [f"{row_label:<16} {'rank':>4}  {'item_id':<24} {'score':>10}"]
+    cold_start = result.get("cold_start", np.zeros(len(user_ids), bool))
     for row, user in enumerate(user_ids):
-        flag = "  (unknown user: cold-start query)" if result["cold_start"][row] else ""
+        flag = "  (unknown user: cold-start query)" if cold_start[row] else ""
         items = [(item, score) for item, score in zip(result["item_ids"][row],
                                                      result["scores"][row]) if item]
         for rank, (item, score) in enumerate(items, start=1):
@@ -235,6 +240,12 @@ def build_parser(prog: str = "python -m tfrec_fashion_serving.client"
     what.add_argument("--status", action="store_true", help="print each version's state")
     what.add_argument("--metadata", action="store_true", help="print the signatures")
     parser.add_argument("--user", action="append", default=[], help="user id (repeatable)")
+    parser.add_argument("--item", action="append", default=[],
+                        help="a catalogue item to complete the look of (repeatable; models of "
+                             "the look head)")
+    parser.add_argument("--look", choices=(contract.COMPLEMENTARY.name, contract.SIMILAR.name),
+                        default=contract.COMPLEMENTARY.name,
+                        help="with --item: the items that complete it (default) or alike items")
     parser.add_argument("--k", type=int, default=DEFAULT_K, help="items per user")
     parser.add_argument("--category", help="only items of this category")
     parser.add_argument("--include-seen", action="store_true",
@@ -255,8 +266,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Runs the command line; prints a table; returns 0, or 1 with the server's error."""
     parser = build_parser(prog) if prog else build_parser()
     args = parser.parse_args(argv)
-    if not (args.status or args.metadata or args.user):
-        parser.error("give --user (one or more), --status or --metadata")
+    if not (args.status or args.metadata or args.user or args.item):
+        parser.error("give --user or --item (one or more), --status or --metadata")
+    if args.user and args.item:
+        parser.error("give --user (recommend) or --item (the look head), not both")
     try:
         print(_run(args))
     except grpc.RpcError as error:
@@ -272,6 +285,13 @@ def _run(args: argparse.Namespace) -> str:
     if args.metadata:
         return format_metadata(metadata(args.server, args.model, args.version, args.label,
                                         args.timeout))
+    if args.item:
+        look = similar if args.look == contract.SIMILAR.name else complementary
+        result = look(args.server, args.model, args.item, k=args.k, category=args.category,
+                      exclude=args.exclude or None, version=args.version, label=args.label,
+                      timeout=args.timeout)
+        header = f"model {args.model} version {result['version']} signature {args.look}"
+        return header + "\n" + format_recommendations(args.item, result, "item")
     result = recommend(args.server, args.model, args.user, args.k, args.category,
                        args.exclude or None, args.version, args.label, args.approximate,
                        args.timeout, exclude_seen=False if args.include_seen else None)

@@ -273,7 +273,8 @@ def test_a_model_without_an_image_path_refuses_images(tmp_path):
                                        "category": tf.constant(["top"])})
 
 
-def test_warmup_replays_and_our_server_answers_the_official_client(toy, base, assert_close):
+def test_warmup_replays_and_our_server_answers_the_official_client(toy, base, assert_close,
+                                                                    capsys):
     from tfrec_fashion_serving.server import start_server
 
     path, parts = toy
@@ -295,6 +296,13 @@ def test_warmup_replays_and_our_server_answers_the_official_client(toy, base, as
         }
         assert answers["similar"]["version"] == 2
         check_answers(answers, path, parts, assert_close)
+        assert client.main(["--server", target, "--model", "toy_look", "--item", "i16",
+                            "--look", "similar", "--k", "2"]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        best = expected_top_k(parts.similar_vectors, parts.similar_vectors[16],
+                              (parts.item_categories == "top") & (parts.item_ids != "i16"), 2)[0]
+        assert printed[0] == "model toy_look version 2 signature similar"
+        assert [line.split()[2] for line in printed[2:]] == list(parts.item_ids[best])
         # More rows than the server runs at once: the defaults (no image) go to every chunk.
         many = client.similar(target, "toy_look", list(parts.item_ids) * 13, k=3)
         assert many["item_ids"].shape == (13 * len(parts.item_ids), 3)
