@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tfrec_fashion.data.dataset import FashionDataset, Items, Outfits, PairRatings, Triplets, Users
 from tfrec_fashion.data.pipelines import (
-    bpr_dataset, image_table, outfit_ranking_dataset, pair_dataset, triplet_dataset)
+    bpr_dataset, ctl_triplet_dataset, image_table, outfit_ranking_dataset, pair_dataset,
+    triplet_dataset)
 from tfrec_fashion.data.samplers import BprTripletSampler, OutfitRankingSampler
 from tfrec_fashion.errors import ConfigError, DataError, MissingDataError
 
@@ -158,6 +159,30 @@ def _image_dataset(n=5, size=(12, 10)):
         name="img", users=Users(ids=np.array(["u"])),
         items=Items(ids=np.array([f"i{k}" for k in range(n)]), category=np.array(["top"] * n),
                     images=rng.integers(0, 256, (n, *size, 3)).astype(np.uint8)))
+
+
+def test_ctl_triplet_dataset_follows_the_samplers_rules_fresh_each_epoch():
+    rng = np.random.default_rng(0)
+    category = np.array(["top"] * 10 + ["bottom"] * 10 + ["shoes"] * 10)
+    items = np.stack([rng.integers(0, 10, 40), rng.integers(10, 20, 40),
+                      rng.integers(20, 30, 40)], 1).astype(np.int32)
+    outfits = Outfits(ids=np.array([f"o{k}" for k in range(40)]),
+                      user=np.zeros(40, np.int32), items=items, slots=("top", "bottom", "shoes"))
+    train = Outfits(ids=outfits.ids[:30], user=outfits.user[:30], items=items[:30],
+                    slots=outfits.slots)
+    dataset = ctl_triplet_dataset(train, category, batch_size=16, seed=3)
+    first, second = _batches(dataset), _batches(dataset)
+    assert [len(b["anchor"]) for b in first] == [16, 14]  # one triplet per outfit
+    rows = [set(row) for row in items[:30]]
+    for batch in first:
+        assert all(v.dtype == np.int32 for v in batch.values())
+        for a, p, n in zip(batch["anchor"], batch["positive"], batch["negative"]):
+            assert category[a] != category[p] and category[n] == category[p]
+            assert any(a in row and p in row for row in rows)  # from one training outfit
+            assert any(n in row for row in rows)
+            assert not all(n in row for row in rows if a in row and p in row)
+    assert any((x["anchor"] != y["anchor"]).any() for x, y in zip(first, second))
+    _assert_same(first, _batches(ctl_triplet_dataset(train, category, batch_size=16, seed=3)))
 
 
 def test_image_table_in_memory_and_from_disk_agree(tmp_path):
