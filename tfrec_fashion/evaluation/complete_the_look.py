@@ -46,15 +46,14 @@ from __future__ import annotations
 import dataclasses
 import math
 import zlib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, ClassVar, Sequence
 
 import numpy as np
 
 from tfrec_fashion.data.dataset import FashionDataset, Outfits
 from tfrec_fashion.data.samplers import ctl_triplets
 from tfrec_fashion.errors import DataError
-from tfrec_fashion.evaluation.outfits import OutfitEvaluation, OutfitScore, _call
-from tfrec_fashion.evaluation.rating_table import RatingTable
+from tfrec_fashion.evaluation.outfits import OutfitEvaluation, OutfitScore, OutfitTable, _call
 from tfrec_fashion.metrics.choice import fitb_accuracy
 
 _SPLITS = ("validation", "test")
@@ -265,49 +264,40 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- the table
-#: metrics.json key -> column header.
-COLUMNS = {"test_triplet_accuracy": "Triplet acc.", "test_fitb": "FITB",
-           "test_outfit_auc": "Outfit AUC", "style_mean_cosine": "Mean cosine"}
-
-
 @dataclasses.dataclass
-class CompleteTheLookTable:
+class CompleteTheLookTable(OutfitTable):
     """Complete the look on held-out outfits: triplet accuracy, FITB, outfit AUC and the style
-    embedding's mean pairwise cosine (its spread) per method, between the random row and the
-    planted oracles, "similar as complementary" beside them; below, precision@k of similar
-    items (the similar-items vectors, raw pixels, random, a perfect ranking and each run's
-    style embedding). The best method of each complementary column in bold (reference rows
-    never are; mean cosine is not ranked).
+    embedding's mean pairwise cosine (its spread; a run's own, "-" for the reference rows) per
+    method, the random row first, "similar as complementary" and the planted oracles last;
+    below, precision@k of similar items (the similar-items vectors, raw pixels, random, a
+    perfect ranking and each run's style embedding). The best method of each complementary
+    column in bold (reference rows never are; the spread is not ranked).
 
     Args:
         dataset: the dataset's label, printed in the title.
     """
 
-    dataset: str
-    rows: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict, init=False)
     similar: dict[str, float] = dataclasses.field(default_factory=dict, init=False)
     k: int = dataclasses.field(default=10, init=False)
-    #: metrics prefix -> the reference rows' names, in table order around the runs.
-    REFERENCES = {"random_": "Random",
-                  "similar_as_complementary_": "Similar as complementary (EfficientNet-Lite0)",
-                  "global_oracle_": "Global oracle (the average user's planted taste)",
-                  "oracle_": "Oracle (planted truth)"}
-    SIMILAR = {"": "EfficientNet-Lite0 cosine", "pixels_": "Raw pixels cosine",
-               "random_": "Random", "oracle_": "Perfect ranking"}
+    REFERENCES: ClassVar[dict[str, str]] = {
+        "random_": "Random",
+        "similar_as_complementary_": "Similar as complementary (EfficientNet-Lite0)",
+        **{p: name for p, name in OutfitTable.REFERENCES.items() if p != "random_"}}
+    COLUMNS: ClassVar[dict[str, str]] = {
+        "test_triplet_accuracy": "Triplet acc.", "test_fitb": "FITB",
+        "test_outfit_auc": "Outfit AUC", "style_mean_cosine": "Mean cosine"}
+    RANKED: ClassVar[tuple[str, ...]] = ("test_triplet_accuracy", "test_fitb", "test_outfit_auc")
+    TITLE: ClassVar[str] = "Complete the look: held-out outfits on"
+    #: metrics prefix of a similar-items precision -> its row's name.
+    SIMILAR: ClassVar[dict[str, str]] = {
+        "": "EfficientNet-Lite0 cosine", "pixels_": "Raw pixels cosine", "random_": "Random",
+        "oracle_": "Perfect ranking"}
 
     @classmethod
     def from_runs(cls, dataset: str, runs: dict[str, dict[str, Any]], *, proposed: str = "",
                   reference: str = "") -> CompleteTheLookTable:
-        """The table of runs (method -> metrics.json content); the reference rows from the
-        first run (every run computes the same ones)."""
-        table = cls(dataset)
+        table = super().from_runs(dataset, runs)
         first = next(iter(runs.values()))
-        for prefix, name in cls.REFERENCES.items():
-            if f"{prefix}test_triplet_accuracy" in first:
-                table.rows[name] = _columns(first, prefix)
-            if prefix == "random_":
-                table.rows.update({method: _columns(metrics, "")
-                                   for method, metrics in runs.items()})
         key = next((k for k in first if k.startswith("similar_precision_at_")), None)
         if key is not None:
             table.k = int(key.rsplit("_", 1)[1])
@@ -317,22 +307,15 @@ class CompleteTheLookTable:
                                   for method, m in runs.items() if f"style_{key}" in m})
         return table
 
-    def best(self, column: str) -> str | None:
-        values = {method: row[column] for method, row in self.rows.items()
-                  if method not in self.REFERENCES.values() and not math.isnan(row[column])}
-        return max(values, key=values.get) if values else None
+    @classmethod
+    def columns_of(cls, metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+        # The spread is a run's own (a reference row has no style embedding).
+        row = super().columns_of(metrics, prefix)
+        return {**row, "style_mean_cosine": row["style_mean_cosine"] if prefix == ""
+                else math.nan}
 
     def format_markdown(self) -> str:
-        lines = [f"Complete the look: held-out outfits on {self.dataset}", "",
-                 "| method | " + " | ".join(COLUMNS.values()) + " |",
-                 "|---|" + "---:|" * len(COLUMNS)]
-        best = {column: self.best(column) for column in COLUMNS
-                if column != "style_mean_cosine"}
-        for method, row in self.rows.items():
-            cells = ["-" if math.isnan(row[c]) else f"{row[c]:.4f}" for c in COLUMNS]
-            cells = [f"**{text}**" if best.get(c) == method else text
-                     for c, text in zip(COLUMNS, cells)]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        lines = [super().format_markdown()]
         if self.similar:
             lines += ["", f"Similar items: precision@{self.k} of same-label retrieval within "
                       "the query's category", "", f"| vectors | P@{self.k} |", "|---|---:|"]
@@ -340,19 +323,4 @@ class CompleteTheLookTable:
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready content, NaN as None."""
-        return {"dataset": self.dataset,
-                "rows": {m: {c: None if math.isnan(v) else v for c, v in row.items()}
-                         for m, row in self.rows.items()},
-                "best": {c: self.best(c) for c in COLUMNS},
-                "similar_precision": {"k": self.k, "rows": self.similar}}
-
-    #: ``table.md`` and ``table.json`` in ``directory``, as the rating table writes them.
-    write = RatingTable.write
-
-
-def _columns(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
-    # The spread is the model's own (a reference row has no embedding): NaN for the others.
-    return {c: float(metrics.get(f"{prefix}{c}", math.nan)) if c != "style_mean_cosine"
-            else (float(metrics.get(c, math.nan)) if prefix == "" else math.nan)
-            for c in COLUMNS}
+        return {**super().to_dict(), "similar_precision": {"k": self.k, "rows": self.similar}}

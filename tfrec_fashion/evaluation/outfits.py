@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 
@@ -300,31 +300,44 @@ class OutfitTable:
     the global and the personal oracle (planted truth) last; the best method of each column in
     bold (the reference rows never are).
 
+    A protocol on the same outfits with other columns subclasses it and sets the class
+    attributes (``evaluation.complete_the_look.CompleteTheLookTable``).
+
     Args:
         dataset: the dataset's label, printed in the title.
     """
 
     dataset: str
     rows: dict[str, dict[str, float]] = dataclasses.field(default_factory=dict, init=False)
-    #: metrics prefix -> the reference rows' names; random first, the oracles after the runs.
-    REFERENCES = {"random_": "Random",
-                  "global_oracle_": "Global oracle (the average user's planted taste)",
-                  "oracle_": "Oracle (planted truth)"}
+    #: metrics prefix -> the reference rows' names; random first, the runs after it.
+    REFERENCES: ClassVar[dict[str, str]] = {
+        "random_": "Random", "global_oracle_": "Global oracle (the average user's planted taste)",
+        "oracle_": "Oracle (planted truth)"}
+    #: metrics.json key -> column header; the columns ranked (bold best); the title's words.
+    COLUMNS: ClassVar[dict[str, str]] = COLUMNS
+    RANKED: ClassVar[tuple[str, ...]] = tuple(COLUMNS)
+    TITLE: ClassVar[str] = "Held-out outfits on"
 
     @classmethod
     def from_runs(cls, dataset: str, runs: dict[str, dict[str, Any]], *, proposed: str = "",
                   reference: str = "") -> OutfitTable:
         """The table of runs (method -> metrics.json content); the reference rows from the
-        first run (every run computes the same ones)."""
+        first run (every run computes the same ones) when it has them."""
         table = cls(dataset)
         first = next(iter(runs.values()))
+        present = next(iter(cls.COLUMNS))
         for prefix, name in cls.REFERENCES.items():
-            if f"{prefix}test_auc" in first:
-                table.rows[name] = _columns(first, prefix)
+            if f"{prefix}{present}" in first:
+                table.rows[name] = cls.columns_of(first, prefix)
             if prefix == "random_":
-                table.rows.update({method: _columns(metrics, "")
+                table.rows.update({method: cls.columns_of(metrics, "")
                                    for method, metrics in runs.items()})
         return table
+
+    @classmethod
+    def columns_of(cls, metrics: dict[str, Any], prefix: str) -> dict[str, float]:
+        """A row's numbers: ``<prefix><column>`` of ``metrics`` for each column (NaN if absent)."""
+        return {c: float(metrics.get(f"{prefix}{c}", math.nan)) for c in cls.COLUMNS}
 
     def best(self, column: str) -> str | None:
         values = {method: row[column] for method, row in self.rows.items()
@@ -332,14 +345,14 @@ class OutfitTable:
         return max(values, key=values.get) if values else None
 
     def format_markdown(self) -> str:
-        lines = [f"Held-out outfits on {self.dataset}", "",
-                 "| method | " + " | ".join(COLUMNS.values()) + " |",
-                 "|---|" + "---:|" * len(COLUMNS)]
-        best = {column: self.best(column) for column in COLUMNS}
+        lines = [f"{self.TITLE} {self.dataset}", "",
+                 "| method | " + " | ".join(self.COLUMNS.values()) + " |",
+                 "|---|" + "---:|" * len(self.COLUMNS)]
+        best = {column: self.best(column) for column in self.RANKED}
         for method, row in self.rows.items():
-            cells = ["-" if math.isnan(row[c]) else f"{row[c]:.4f}" for c in COLUMNS]
-            cells = [f"**{text}**" if best[c] == method else text
-                     for c, text in zip(COLUMNS, cells)]
+            cells = ["-" if math.isnan(row[c]) else f"{row[c]:.4f}" for c in self.COLUMNS]
+            cells = [f"**{text}**" if best.get(c) == method else text
+                     for c, text in zip(self.COLUMNS, cells)]
             lines.append(f"| {method} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
 
@@ -348,11 +361,7 @@ class OutfitTable:
         return {"dataset": self.dataset,
                 "rows": {m: {c: None if math.isnan(v) else v for c, v in row.items()}
                          for m, row in self.rows.items()},
-                "best": {c: self.best(c) for c in COLUMNS}}
+                "best": {c: self.best(c) for c in self.RANKED}}
 
     #: ``table.md`` and ``table.json`` in ``directory``, as the rating table writes them.
     write = RatingTable.write
-
-
-def _columns(metrics: dict[str, Any], prefix: str) -> dict[str, float]:
-    return {c: float(metrics.get(f"{prefix}{c}", math.nan)) for c in COLUMNS}
