@@ -16,12 +16,14 @@ complete-the-look protocol (``evaluation.complete_the_look``).
 - **Similar items**: EfficientNet-Lite0's pooled features of the images at
   ``similar_image_size`` (``similar_vectors``), cosine within the query's category; the
   protocol also uses them as the "similar as complementary" row.
-- **Serving**: what the item-to-item head reads (``similar`` / ``complementary``): the item ids
-  and categories, ``similar_vectors`` (L2-normalise them for an inner-product index), the style
-  vectors ``model.item_style_embeddings()`` (unit already) and, for a product not in the
-  catalogue, image -> style: ``model.style_embeddings(content)`` after the backbone named by
-  ``content_of_images``. The head's parts class is not written yet, so ``serving_parts`` says so
-  (the harness records the run as not servable).
+- **Serving** (``LookParts``, the look head: ``similar`` / ``complementary``): the item ids and
+  categories, ``similar_vectors`` (the head L2-normalises them), the style vectors
+  ``model.item_style_embeddings()`` (unit already), each outfit slot's complements (the other
+  slots; categories in no outfit have none) and, with an image backbone, two ``ItemEmbedder``
+  of a new product's image (float32 [None, H, W, 3] in [0, 1] at the dataset's image size,
+  resized inside as the items were): EfficientNet-Lite0 for its similar vector, the backbone
+  and the head for its style vector. With "attributes" content an image gives no style vector:
+  queries by item id only.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from tfrec_fashion.models.complete_the_look import CompleteTheLook
 from tfrec_fashion.training.callbacks import EpochMetrics
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import Recipe
+from tfrec_fashion.training.serving_parts import ItemEmbedder, LookParts
 
 _IMAGE_SIZE = {"gap_cnn": 32, "efficientnet": 64}
 
@@ -102,13 +105,52 @@ class CompleteTheLookRecipe(Recipe):
         """The protocol's score: the mean cosine of the style vectors over an outfit's pairs."""
         return cosine_outfit_score(model.item_style_embeddings().numpy())
 
-    def content_of_images(self) -> str:
-        """What ``style_embeddings`` reads for a new product's image [s, s, 3] in [0, 1]: the
-        image itself ("gap_cnn"), EfficientNet-Lite0's pooled features of it at
-        ``image_size`` ("efficientnet"), or nothing an image gives ("attributes")."""
-        return {"gap_cnn": "image", "efficientnet": "efficientnet_pooled"}.get(
-            self.model_config.backbone, "attributes")
+    def serving_parts(self, model: CompleteTheLook) -> LookParts:
+        dataset = self.dataset
+        slots = list(self.evaluation.split.train.slots)
+        complements = {str(category): [slot for slot in slots if slot != category]
+                       if category in slots else []
+                       for category in np.unique(np.asarray(dataset.items.category))}
+        embedders = self.image_embedders(model) if self.model_config.backbone != "attributes" \
+            else (None, None)
+        info = {"model": self.model_config.name, "dataset": dataset.name,
+                "n_items": dataset.n_items, "backbone": self.model_config.backbone,
+                "batch_norm": self.model_config.batch_norm,
+                "similar": f"EfficientNet-Lite0 pooled, {self.model_config.similar_image_size} px"}
+        return LookParts(item_ids=dataset.items.ids, item_categories=dataset.items.category,
+                         similar_vectors=self.similar_vectors,
+                         style_vectors=model.item_style_embeddings().numpy(),
+                         similar_embedder=embedders[0], style_embedder=embedders[1],
+                         complements=complements, info=info)
 
-    def serving_parts(self, model: CompleteTheLook):
-        raise ValueError("the item-to-item head's parts (similar / complementary) are not "
-                         "written for complete_the_look yet (issue 20's export part)")
+    def image_embedders(self, model: CompleteTheLook) -> tuple[ItemEmbedder, ItemEmbedder]:
+        """A new product's image -> (its similar vector, its style vector): two graph-safe
+        ``ItemEmbedder`` on float32 [None, H, W, 3] in [0, 1], H x W the dataset's images,
+        resized inside to each network's size as ``item_images`` resizes the catalogue's."""
+        height, width = np.asarray(self.dataset.items.images).shape[1:3]
+        spec = tf.TensorSpec([None, height, width, 3], tf.float32, name="image")
+        config = self.model_config
+        similar_size = config.similar_image_size
+        size = config.image_size or _IMAGE_SIZE[config.backbone]
+        similar_network = efficientnet_backbone(similar_size)
+        style_network = similar_network if size == similar_size else efficientnet_backbone(size)
+
+        def resized(images: tf.Tensor, side: int) -> tf.Tensor:
+            if (height, width) == (side, side):
+                return images
+            return tf.clip_by_value(tf.image.resize(images, (side, side), antialias=True),
+                                    0.0, 1.0)
+
+        def similar(images: tf.Tensor) -> tf.Tensor:
+            return similar_network(resized(images, similar_size) * 255.0, training=False)
+
+        def style(images: tf.Tensor) -> tf.Tensor:
+            content = resized(images, size)
+            if config.backbone == "efficientnet":
+                content = style_network(content * 255.0, training=False)
+            return model.style_embeddings(content)
+
+        style_variables = [*model.variables, *(style_network.variables
+                                               if config.backbone == "efficientnet" else [])]
+        return (ItemEmbedder("image", spec, similar, similar_network.variables),
+                ItemEmbedder("image", spec, style, style_variables))
