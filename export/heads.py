@@ -94,8 +94,8 @@ def _outfit_description(parts: OutfitParts) -> dict[str, Any]:
 
 
 def _look_warmup(parts: LookParts) -> dict[str, dict[str, np.ndarray]]:
-    """An item of the first category that has complements (and, with an image path, a grey
-    image of that category)."""
+    """An item of the first category that has complements (and, with an image path, an image
+    of that category)."""
     completed = sorted(category for category, partners in parts.complements.items() if partners)
     category = completed[0] if completed else parts.item_categories[0]
     item = parts.item_ids[np.flatnonzero(parts.item_categories == category)[0]]

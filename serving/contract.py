@@ -374,11 +374,12 @@ def look_warmup_inputs(item_id: str, category: str, image_shape: Sequence[int] |
                        n_items: int, complements: bool = True
                        ) -> dict[str, dict[str, np.ndarray]]:
     """One request per signature of :data:`LOOK`: a catalogue item and, for a model with an
-    image path, a new product's grey image of ``image_shape`` [H, W, 3] and ``category``;
+    image path, a new product's image of ``image_shape`` [H, W, 3] (seeded noise: a flat image
+    may embed to a zero vector, EfficientNet-Lite0's pooled features of grey do) and ``category``;
     ``complements=False``: the item's category has none, so the request names ``category``."""
     ids = [item_id] if image_shape is None else [item_id, ""]
     images = (np.zeros([1, 0, 0, 3], np.float32) if image_shape is None  # every input given
-              else np.full([2, *image_shape], 0.5, np.float32))
+              else np.random.default_rng(0).random([2, *image_shape]).astype(np.float32))
     k = min(DEFAULT_K, n_items)
     return {
         SIMILAR.name: look_inputs(ids, images, k, ["", category][:len(ids)], exclude=[""]),
