@@ -120,7 +120,8 @@ HEADS: dict[str, ExportHead] = {
         _compatibility_warmup, _compatibility_description, ("brute_force",)),
     OutfitParts.HEAD: ExportHead(
         contract.OUTFIT, lambda parts, index, params: OutfitModule(parts, index, params),
-        _outfit_warmup, _outfit_description, ("brute_force", "hamming")),
+        _outfit_warmup, _outfit_description, ("brute_force", "hamming"),
+        lambda module, parts, min_recall: module.index_report(parts, min_recall)),
     LookParts.HEAD: ExportHead(
         contract.LOOK, lambda parts, index, params: LookModule(parts, index, params),
         _look_warmup, _look_description, ("brute_force", "partitioned"),

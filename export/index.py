@@ -169,14 +169,16 @@ def describe_scan(described: dict) -> str:
             f"{described['rerank']} re-ranked")
 
 
-def refuse_low_recall(recall: dict, min_recall: float | None, what: str) -> None:
+def refuse_low_recall(recall: dict, min_recall: float | None, what: str,
+                      remedy: str = "probe more partitions (n_probe)") -> None:
     """Raises when any recall measured by :func:`recall_against_brute_force` is below
-    ``min_recall`` (None: never); ``what`` names the index in the message."""
+    ``min_recall`` (None: never); ``what`` names the index in the message, ``remedy`` what
+    raises its recall."""
     worst = min(value for key, value in recall.items() if key not in ("k", "queries"))
     if min_recall is not None and worst < min_recall:
         raise ValueError(f"{what}'s recall@{recall['k']} {worst:.3f} is below "
-                         f"min_recall={min_recall}; probe more partitions (n_probe) or lower "
-                         "min_recall. Nothing was exported.")
+                         f"min_recall={min_recall}; {remedy} or lower min_recall. Nothing was "
+                         "exported.")
 
 
 def recall_against_brute_force(index: tf.Module, item_vectors: np.ndarray,

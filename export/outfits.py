@@ -35,6 +35,7 @@ import tensorflow as tf
 from tfrec_fashion.layers.hamming import HammingTopK, hamming_distances, pack_codes
 from tfrec_fashion.training.serving_parts import OutfitParts
 from tfrec_fashion_export.ann_index import recall_at_k
+from tfrec_fashion_export.index import refuse_low_recall
 from tfrec_fashion_export.module import (broadcast_rows, head_signatures, lookup_table,
                                          top_k_answer, top_k_checks, vectors_or_default,
                                          without_rows)
@@ -100,13 +101,20 @@ class OutfitModule(tf.Module):
                                            max(1, -(-self.n_items // CODE_BATCH)))])
             self.hamming_index = HammingTopK(k=self.rerank).index(codes)
 
-    def describe_index(self) -> dict:
-        """The index's facts for the export's description."""
-        if not self.hamming:
-            return {"kind": "brute_force"}
-        return {"kind": "hamming", "bits": self.codes.bits, "rerank": self.rerank,
-                "codes": "precomputed, packed" if self.codes.user_free
-                else "computed per request (user-aware attention)"}
+    def index_report(self, parts: OutfitParts, min_recall: float | None) -> dict:
+        """The Hamming index's description with its recall@10 against exact scores (printed);
+        raises, so that nothing is exported, if that recall is below ``min_recall``."""
+        described = {"kind": "hamming", "bits": self.codes.bits, "rerank": self.rerank,
+                     "codes": "precomputed, packed" if self.codes.user_free
+                     else "computed per request (user-aware attention)"}
+        recall = self.recall_against_exact(parts)
+        print(f"hamming index: {described['bits']}-bit codes ({described['codes']}), the "
+              f"nearest {described['rerank']} re-scored exactly: fill_in_the_blank "
+              f"recall@{recall['k']} against exact scores {recall['recall']:.3f} on "
+              f"{recall['queries']} random outfits")
+        refuse_low_recall(recall, min_recall, "the Hamming index",
+                          remedy="re-rank more candidates (rerank)")
+        return {**described, "recall_at_10": recall}
 
     def recall_against_exact(self, parts: OutfitParts, queries: int = 200, k: int = 10,
                              seed: int = 0) -> dict:

@@ -113,10 +113,6 @@ def _write_version(parts: Parts, directory: Path, name: str, version: int,
     elif index == "partitioned":
         index_info = module.index.describe()
         index_info["recall_at_10"] = _check_recall(module, parts, index_info, min_recall)
-    elif index == "hamming":
-        index_info = module.describe_index()
-        index_info["recall_at_10"] = _check_hamming_recall(module, parts, index_info,
-                                                           min_recall)
     signatures = module.signatures()
     tf.saved_model.save(module, str(directory), signatures=signatures)
     ops = assert_stock_ops(directory)  # a graph stock TF Serving cannot load is never published
@@ -152,20 +148,6 @@ def _check_recall(module: RecommenderModule, parts: RetrievalParts, described: d
           f"BruteForce {recall['any_category']:.3f} (any category), {recall['one_category']:.3f} "
           f"(one category){seen} on {recall['queries']:,} users' queries")
     refuse_low_recall(recall, min_recall, "the partitioned index")
-    return recall
-
-
-def _check_hamming_recall(module, parts, described: dict, min_recall: float | None) -> dict:
-    """Prints (and returns) the outfit head's Hamming ``fill_in_the_blank`` recall@10 against
-    its exact scores on random outfits of known customers; raises if below ``min_recall``."""
-    recall = module.recall_against_exact(parts)
-    print(f"hamming index: {described['bits']}-bit codes ({described['codes']}), the nearest "
-          f"{described['rerank']} re-scored exactly: fill_in_the_blank recall@{recall['k']} "
-          f"against exact scores {recall['recall']:.3f} on {recall['queries']} random outfits")
-    if min_recall is not None and recall["recall"] < min_recall:
-        raise ValueError(f"the Hamming index's recall@{recall['k']} {recall['recall']:.3f} is "
-                         f"below min_recall={min_recall}; re-rank more candidates (rerank) or "
-                         "lower min_recall. Nothing was exported.")
     return recall
 
 

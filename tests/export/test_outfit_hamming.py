@@ -166,7 +166,7 @@ def test_the_codes_round_trip_through_a_run_directory(tmp_path, assert_close):
 
 
 def test_what_the_hamming_index_refuses(tmp_path):
-    model = CodedToy(user_aware=False)
+    model, per_customer = CodedToy(user_aware=False), CodedToy(user_aware=True)
     with pytest.raises(ValueError, match="has no binary codes"):
         export_parts(_parts(model, codes=False), tmp_path, "toy", index="hamming")
     with pytest.raises(ValueError, match="rerank must be an integer >= 10"):
@@ -175,6 +175,9 @@ def test_what_the_hamming_index_refuses(tmp_path):
     with pytest.raises(ValueError, match="takes only rerank"):
         export_parts(_parts(model), tmp_path, "toy", index="hamming",
                      index_params={"n_probe": 5})
+    with pytest.raises(ValueError, match="re-rank more candidates"):
+        export_parts(_parts(per_customer), tmp_path, "toy", index="hamming",
+                     index_params={"rerank": RERANK}, min_recall=1.01)
     assert not (tmp_path / "toy" / "1").exists()
     version = export_parts(_parts(model), tmp_path, "toy", index="hamming",
                            index_params={"rerank": RERANK})
