@@ -14,6 +14,9 @@ baselines beside them.
   Precision@10 pooled and per customer, beside the personal and the global oracle (PSA-Net).
 - ``outfits``: per-user split of outfits, FITB / AUC / NDCG beside random, the global and the
   personal oracle (PAN's Tables 1-2, ``OutfitTable``).
+- ``complete_the_look``: the same outfit split; triplet accuracy, FITB and outfit AUC of a style
+  embedding on held-out outfits beside random, similar-as-complementary and the oracles, and
+  similar-item precision@k (paper 004, ``CompleteTheLookTable``).
 - ``ranking_table`` (DVBPR's Table III) and ``rating_table``: the tables; ``baselines`` and
   ``rating_baselines``: the rows beside the model.
 

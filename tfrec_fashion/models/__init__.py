@@ -12,7 +12,8 @@ solvers, the one model not trained with ``fit``; ``stynet.py`` is its neural alt
 loss): the compatibility serving head's minimal model, PSA-Net without the customer;
 ``psa_net.py`` is PSA-Net itself (subspace masks mixed by attention on a customer's fixed
 embedding); ``pan.py`` scores whole outfits for a customer from binary codes (PAN, with
-user-aware attention, and FHN as its switch).
+user-aware attention, and FHN as its switch); ``complete_the_look.py`` embeds any item's
+content in a unit style space where items worn together lie close (triplet loss, paper 004).
 
 May import: layers, losses, metrics, tasks, tensorflow, tensorflow_recommenders. Never imports data
 loaders, training, export or serving.
