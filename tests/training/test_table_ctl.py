@@ -58,14 +58,24 @@ def test_the_model_beats_random_and_similar_as_complementary_on_the_planted_worl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("config, bound", [(PLANTED, 0.06), (FASHION_MNIST, 0.03)],
+@pytest.mark.parametrize("config, bound", [(PLANTED, 0.06), (FASHION_MNIST, 0.02)],
                          ids=["planted", "fashion_mnist"])
 def test_the_model_beats_the_baselines_on_fresh_seeds(tmp_path, config, bound):
-    """World and run seeds 2-4, not used to choose anything. Margins over similar-as-
-    complementary and random measured on them (triplet accuracy, FITB): see the README; each
-    bound is about half the smallest."""
+    """World and run seeds 2-4, not used to choose anything; about 15 s (planted) and 30 s
+    (Fashion-MNIST) a seed. Margins measured on them, seeds 2, 3, 4:
+
+    - planted: triplet accuracy over similar-as-complementary 0.120, 0.155, 0.124 and over
+      random 0.179, 0.168, 0.156; FITB 0.190, 0.166, 0.155 and 0.288, 0.266, 0.163;
+    - Fashion-MNIST: triplet accuracy 0.067, 0.074, 0.071 and 0.065, 0.088, 0.045; FITB 0.090,
+      0.093, 0.115 and 0.073, 0.148, 0.143.
+
+    Each bound is about half the smallest (0.120, 0.045)."""
     for seed in (2, 3, 4):
         table = run_table(config, [f"run_dir={tmp_path / str(seed)}", f"seed={seed}",
                                    f"data.seed={seed}"], methods=[MODEL])
         for key, margin in margins(table).items():
             assert margin > bound, (seed, key, table.table.rows)
+        # Similar items: EfficientNet-Lite0 0.43-0.44 (planted, same colour) and 0.57-0.61
+        # (Fashion-MNIST, same class) against random 0.10 and 0.26-0.29 on these seeds.
+        similar = table.table.similar
+        assert similar["EfficientNet-Lite0 cosine"] > similar["Random"] + 0.2, similar
