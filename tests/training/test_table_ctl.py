@@ -61,21 +61,31 @@ def test_the_model_beats_random_and_similar_as_complementary_on_the_planted_worl
 @pytest.mark.parametrize("config, bound", [(PLANTED, 0.06), (FASHION_MNIST, 0.02)],
                          ids=["planted", "fashion_mnist"])
 def test_the_model_beats_the_baselines_on_fresh_seeds(tmp_path, config, bound):
-    """World and run seeds 2-4, not used to choose anything; about 15 s (planted) and 30 s
-    (Fashion-MNIST) a seed. Margins measured on them, seeds 2, 3, 4:
+    """World and run seeds 2-4, not used to choose anything; about 15 s (planted) and 40 s
+    (Fashion-MNIST, with the no-batch-norm run) a seed. Margins measured on them, seeds 2, 3, 4:
 
     - planted: triplet accuracy over similar-as-complementary 0.120, 0.155, 0.124 and over
       random 0.179, 0.168, 0.156; FITB 0.190, 0.166, 0.155 and 0.288, 0.266, 0.163;
     - Fashion-MNIST: triplet accuracy 0.067, 0.074, 0.071 and 0.065, 0.088, 0.045; FITB 0.090,
       0.093, 0.115 and 0.073, 0.148, 0.143.
 
-    Each bound is about half the smallest (0.120, 0.045)."""
+    Each bound is about half the smallest (0.120, 0.045). On Fashion-MNIST's EfficientNet-Lite0
+    features batch norm spreads the embedding: without it the mean pairwise cosine was higher
+    by 0.128, 0.111, 0.095 (0.080 and 0.134 on seeds 0 and 1); the bound is 0.045. (On the
+    planted world's attributes the two were within 0.01 on seeds 3 and 4: not asserted.)"""
+    fashion_mnist = config == FASHION_MNIST
     for seed in (2, 3, 4):
         table = run_table(config, [f"run_dir={tmp_path / str(seed)}", f"seed={seed}",
-                                   f"data.seed={seed}"], methods=[MODEL])
+                                   f"data.seed={seed}"],
+                          methods=[MODEL, "No batch norm"] if fashion_mnist else [MODEL])
         for key, margin in margins(table).items():
             assert margin > bound, (seed, key, table.table.rows)
         # Similar items: EfficientNet-Lite0 0.43-0.44 (planted, same colour) and 0.57-0.61
         # (Fashion-MNIST, same class) against random 0.10 and 0.26-0.29 on these seeds.
         similar = table.table.similar
         assert similar["EfficientNet-Lite0 cosine"] > similar["Random"] + 0.2, similar
+        if fashion_mnist:
+            rows = table.table.rows
+            spread = (rows["No batch norm"]["style_mean_cosine"]
+                      - rows[MODEL]["style_mean_cosine"])
+            assert spread > 0.045, (seed, rows)
