@@ -286,14 +286,15 @@ def _query(argv: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- visualize
 def _visualize(args: argparse.Namespace) -> int:
-    from tfrec_fashion.visualisation.attention import check_request
+    from tfrec_fashion.visualisation.attention import COLUMNS, check_request
     from tfrec_fashion.visualisation.attention_files import weights_text, write_attention_maps
 
     # Model, method, customers and items are checked against the run's files first, in a line.
     request = check_request(args.run_dir, args.users, args.items, args.method)
     written = write_attention_maps(request, args.out or Path(args.run_dir) / "attention",
                                    args.sanity)
-    print(f"attention maps ({request.method}) of {len(request.users)} customers x "
+    print(f"attention maps ({request.method}) of {len(request.users)} "
+          f"{COLUMNS.get(request.image_path, 'customers')} x "
           f"{len(request.items)} items: {written.png} (maps: {written.arrays})")
     if written.attention_weights is not None:  # a pair model's (PSA-Net) subspace weights
         for user, weights in zip(request.user_ids, written.attention_weights):
@@ -455,12 +456,17 @@ COMMANDS: tuple[Command, ...] = (
         "and .npz (the maps) with tf-keras-vis, for runs with an image path: DVBPR, VBPR / "
         "TVBPR on EfficientNet-Lite0 features, PSA-Net and PAN with an image backbone (PAN: "
         "the outfit score, each item in the customer's held-out outfit, and "
-        "pan_spatial_attention.png, its own spatial attention).",
+        "pan_spatial_attention.png, its own spatial attention) and complete the look with an "
+        "image backbone (no customers: a column per anchor item, the map of its compatibility "
+        "cos(s_anchor, s_item) over each item's image; swap the two to map the anchor's image).",
         args=(RUN_DIR,
-              arg("--user", action="append", required=True, dest="users", metavar="USER",
-                  help="customer id; repeat for several customers side by side"),
+              arg("--user", "--anchor", action="append", required=True, dest="users",
+                  metavar="USER",
+                  help="customer id; repeat for several customers side by side (complete the "
+                  "look: an anchor item id, --anchor)"),
               arg("--items", nargs="+", default=[], metavar="ITEM",
-                  help="item ids (default: the first customer's 6 top-scored items)"),
+                  help="item ids (default: the first customer's 6 top-scored items; complete "
+                  "the look: the first anchor's 6 best complements)"),
               arg("--method", default="gradcam++",
                   help="gradcam, gradcam++ (default), scorecam, saliency or smoothgrad"),
               arg("--out", help="folder the PNG and the maps go to (default RUN_DIR/attention, "

@@ -26,6 +26,12 @@ builds it; adding an image model is one entry there.
   first held-out outfit at its slot (the other items' codes fixed), gradients through the codes
   straight-through. The mapped items share one slot; each map's partners (the outfit's other
   items) go beside it, and PAN's own spatial attention (Fig. 3) is drawn beside the maps.
+- Complete the look with an image backbone (``models.complete_the_look``; ``backbone: gap_cnn``
+  or ``efficientnet``, see ``look_attention``): no customers; the columns are **anchor items**,
+  each fixed by its trained style vector s(a), and the score is the served compatibility
+  sim(a, candidate) = s(a) . s(candidate image), the candidate's image through the model's
+  image path. The cosine is symmetric: a map over the anchor's image is the same request with
+  the two swapped.
 
 GradCAM needs the convolution it weighs to be a layer of the model it is given: every entry
 build a functional model on the backbone's own input tensor (``tf.keras.Model(backbone.inputs,
@@ -68,6 +74,8 @@ import numpy as np
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow, and before tf_keras_vis)
 from tfrec_fashion.config import read_yaml
 from tfrec_fashion.visualisation.figures import save_figure
+from tfrec_fashion.visualisation.look_attention import (anchor_vectors, check_image_path,
+                                                        default_candidates, look_score_of_image)
 from tfrec_fashion.visualisation.pan_attention import check_spatial, pan_score_of_image, pan_slot
 # AttentionError and ScoreOfImage live in score_of_image (pan_attention builds on them too) and
 # are imported from here as before.
@@ -182,7 +190,12 @@ SCORE_OF_IMAGE: dict[str, Callable[..., ScoreOfImage]] = {
     "vbpr_efficientnet": _vbpr_efficientnet,
     "psa_net": _psa_net,
     "pan": pan_score_of_image,  # the outfit score of an image in a held-out outfit
+    "complete_the_look": look_score_of_image,  # sim(anchor, candidate image), no customer
 }
+
+# What a column of each registry entry's score is (the CLI's --user names them; default
+# "customers"): complete the look has none, its columns are the anchor items.
+COLUMNS = {"complete_the_look": "anchor items"}
 
 
 def image_path(model_section: dict) -> str:
@@ -196,19 +209,24 @@ def image_path(model_section: dict) -> str:
         key = None  # the item-features backbone: no image on the path
     if name == "pan":
         check_spatial(model_section.get("backbone", "attributes"))  # 1 x 1 maps: refused
+    if name == "complete_the_look":
+        check_image_path(model_section.get("backbone", "attributes"))  # no image: refused
     if key not in SCORE_OF_IMAGE:
         raise AttentionError(
             f"model {name!r} has no image path to map attention on (its scores do not go "
             "through an item image); models with one: dvbpr, vbpr / tvbpr with "
             "feature_source: efficientnet, psa_net with backbone: gap_cnn, small_cnn or "
-            "efficientnet, pan with backbone: gap_cnn or efficientnet")
+            "efficientnet, pan and complete_the_look with backbone: gap_cnn or efficientnet")
     return key
 
 
 def user_vectors(recipe, model) -> np.ndarray:
     """What the run's score reads per customer: ``recipe.user_vectors(model)``, or a pair
     model's ``customer_vectors(model)`` (PSA-Net: E_c, the attention's input), else the model's
-    own ``user_vectors()`` (PAN: f_u)."""
+    own ``user_vectors()`` (PAN: f_u); complete the look's anchor items' style vectors s(a) (its
+    "customers" are anchor items)."""
+    if recipe.protocol == "complete_the_look":
+        return anchor_vectors(model)
     if hasattr(recipe, "customer_vectors"):
         return np.asarray(recipe.customer_vectors(model), np.float32)
     if hasattr(recipe, "user_vectors"):
@@ -235,7 +253,8 @@ class AttentionRequest:
         run_dir: the trained run.
         image_path: its ``SCORE_OF_IMAGE`` key.
         method: one of ``METHODS``.
-        users, items: indices into the run's users and items; user_ids, item_ids their ids.
+        users, items: indices into the run's users and items; user_ids, item_ids their ids
+            (complete the look: ``users`` are the anchor items' indices into its items).
     """
 
     run_dir: Path
@@ -255,7 +274,9 @@ def check_request(run_dir: str | Path, users: Sequence[str], items: Sequence[str
     model (PSA-Net, whose score needs the model), the first ``n_default_items`` items of the
     first category by name that has partners (the planted world's bottoms); for PAN, the
     first ``n_default_items`` items of the outfits' first slot (the planted world's tops). A pair
-    model's items share one category, PAN's one slot.
+    model's items share one category, PAN's one slot. Complete the look has no customers:
+    ``users`` names anchor *items* (``COLUMNS``), and the default items are the first anchor's
+    ``n_default_items`` best complements by the served style cosine.
     """
     run_dir = Path(run_dir)
     if method not in METHODS:
@@ -270,7 +291,19 @@ def check_request(run_dir: str | Path, users: Sequence[str], items: Sequence[str
                              "end with `tfrec-fashion train` first")
     with np.load(arrays, allow_pickle=False) as stored:
         stored = dict(stored)
-    user_ids, item_ids = list(stored["user_ids"]), list(stored["item_ids"])
+    item_ids = list(stored["item_ids"])
+    if key == "complete_the_look":  # the columns are anchor items, not customers
+        if not users:
+            raise AttentionError("name at least one anchor item (--anchor, or --user)")
+        user_ids, user_index = item_ids, _indices(users, item_ids, "anchor item")
+        described = json.loads((arrays.parent / "parts.json").read_text())["described"]
+        item_index = (_indices(items, item_ids, "item") if items else default_candidates(
+            stored["style_vectors"], stored["item_categories"], described["complements"],
+            user_index[0], n_default_items))
+        return AttentionRequest(run_dir, key, method, user_index,
+                                [user_ids[u] for u in user_index], item_index,
+                                [item_ids[i] for i in item_index])
+    user_ids = list(stored["user_ids"])
     if not users:
         raise AttentionError("name at least one customer (--user)")
     user_index = _indices(users, user_ids, "customer")

@@ -7,7 +7,8 @@
   partner_ids [C, B] (each map's pair is the item and that partner) and attention_weights
   [C, k] (the customers' weights over its subspaces, also on the grid's first row); for PAN
   partner_ids [C, B, S - 1] (each map's outfit is the item and those partners: the customer's
-  first held-out outfit);
+  first held-out outfit); for complete the look, user_ids are the anchor items' ids (each map
+  is of sim(anchor, item) over the item's image);
 - for PAN, ``pan_spatial_attention.png`` and ``.npz``: its own user-aware spatial attention
   (Fig. 3, ``pan_attention.pan_attention_figure``) of the same customers over the mapped items
   and the first customer's held-out outfit; spatial_attention [C, I, h, w], user_ids, item_ids;
@@ -73,9 +74,13 @@ def write_attention_maps(request: AttentionRequest, out: str | Path,
             row[0] += f"\nw {weights_text(weights)}"
         # each map's partner (PSA-Net) or outfit (PAN) is in its caption
         what = "pair score" if "attention_weights" in extra else "outfit score"
-    png = plot_attention_grid(images, maps, scores, request.item_ids, request.user_ids,
+    labels, whose = request.user_ids, "customer's"
+    if request.image_path == "complete_the_look":  # the columns are anchor items
+        labels = [f"anchor {anchor}" for anchor in request.user_ids]
+        whose, what = "anchor's", "compatibility with the item, cos(s_anchor, s_item)"
+    png = plot_attention_grid(images, maps, scores, request.item_ids, labels,
                               out / f"{stem}.png",
-                              f"{request.method} attention of each customer's {what}", captions)
+                              f"{request.method} attention of each {whose} {what}", captions)
     arrays = out / f"{stem}.npz"
     np.savez_compressed(arrays, maps=maps, scores=scores, images=images,
                         user_ids=np.array(request.user_ids), item_ids=np.array(request.item_ids),
