@@ -105,3 +105,20 @@ def test_an_attributes_run_and_an_unknown_anchor_are_refused_in_one_line(
                  str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown anchor item id 'no-such-item'" in err
+
+
+def test_an_efficientnet_run_maps_its_frozen_features_on_the_64_pixel_images(tmp_path):
+    """The content is EfficientNet-Lite0's frozen pooled features at 64 px: the image goes
+    through EfficientNet-Lite0 again for the maps, to the model's own compatibility."""
+    run = _train(tmp_path / "efficientnet", {**LOOK, "backbone": "efficientnet"}).run_dir
+    _, recipe, model = load_run(run)
+    ids = recipe.dataset.items.ids
+    request = check_request(run, [str(ids[0])], method="gradcam")
+    score = build_score_of_image(request.image_path, recipe, model, request.users,
+                                 request.items)
+    images = score.item_images[request.items]
+    assert images.shape == (6, 64, 64, 3) and score.input_scale == 255.0
+    maps = attention_maps(score, images, "gradcam")
+    assert maps.shape == (1, 6, 64, 64) and maps.reshape(6, -1).std(axis=1).any()
+    np.testing.assert_allclose(score.scores(images)[0],
+                               _compatibility(model, 0, request.items), atol=1e-5)
