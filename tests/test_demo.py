@@ -43,18 +43,25 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
                      "model": {"name": "pan", "code_bits": 8, "embedding_dim": 8,
                                "user_aware_attention": False, "lambda_user": 0.0,
                                "hard_negative_ratio": 0.0}},
+        # Complete the look on the items' images: the look head and its grid.
+        "ctl_tiny": {"seed": 0, "data": OUTFIT_WORLD, "train": {**TRAIN, "steps_per_epoch": None,
+                                                                "monitor": "val_triplet_accuracy",
+                                                                "monitor_mode": "max"},
+                     "model": {"name": "complete_the_look", "backbone": "gap_cnn",
+                               "hidden_dim": 16, "embedding_dim": 8, "similar_image_size": 32}},
     }}
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump(config))
     results = run_demo(tmp_path / "work", config_path=path)
     assert {name: r["served_matches_keras"] for name, r in results.items()} == {
         "bpr_mf_tiny": True, "dvbpr_tiny": True, "partial_dual_tiny": True, "stynet_tiny": True,
-        "pairs_tiny": True, "psa_net_tiny": True, "pan_tiny": True, "fhn_tiny": True}
+        "pairs_tiny": True, "psa_net_tiny": True, "pan_tiny": True, "fhn_tiny": True,
+        "ctl_tiny": True}
     # What the demo prints says the same: one check per run, none False.
     out = capsys.readouterr().out
     printed = [line for line in out.splitlines() if line.lstrip().startswith("served top-10 == ")]
-    assert len(printed) == 8 and all(line.endswith(": True") for line in printed), printed
-    assert "Pending stages (not built yet): complete the look" in out  # PAN is built
+    assert len(printed) == 9 and all(line.endswith(": True") for line in printed), printed
+    assert "Pending stages (not built yet): the GAN's designs" in out  # complete the look is built
     work = tmp_path / "work"
     assert (work / "exports" / "models.config").is_file()
     assert (work / "exports" / "dvbpr_tiny" / "1" / "saved_model.pb").is_file()
@@ -96,6 +103,21 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
                    if line.startswith("| pan_tiny |"))
     assert f"{summary['pan_tiny']['test_fitb']:.4f}" in pan_row
     assert f"{summary['pan_tiny']['oracle_test_fitb']:.4f}" in pan_row
+    # Complete the look: the protocol's numbers in the summary, served through the look head
+    # (checked above against the model's own cosines), a grid per query product, and maps of
+    # three anchor items' compatibility.
+    assert summary["ctl_tiny"]["protocol"] == "complete_the_look"
+    ctl_row = next(line for line in (work / "summary.md").read_text().splitlines()
+                   if line.startswith("| ctl_tiny |"))
+    assert f"{summary['ctl_tiny']['test_triplet_accuracy']:.4f}" in ctl_row
+    assert f"{summary['ctl_tiny']['similar_precision_at_10']:.4f}" in ctl_row
+    info = json.loads((work / "exports" / "ctl_tiny" / "1" / "assets.extra" /
+                       "tfrec_fashion.json").read_text())
+    assert info["head"] == "look" and {"similar", "complementary"} <= set(info["signatures"])
+    assert (work / "complete_the_look.png").stat().st_size > 20_000
+    ctl_maps = np.load(work / "ctl_tiny" / "attention" / "attention_gradcam.npz")
+    assert ctl_maps["maps"].shape == (3, 6, 32, 32) and ctl_maps["maps"].max() > 0
+    assert summary["ctl_tiny"]["attention_sanity"].startswith("sanity (gradcam, 6 items)")
     # The image run gets attention maps of three customers, with the sanity line, before export
     # (so the browse page gets them); the report gathers the workdir in one file.
     maps = np.load(work / "dvbpr_tiny" / "attention" / "attention_gradcam.npz")

@@ -11,9 +11,14 @@ gives by the function the export serves (``_served_function_scores``; order may 
 within float32 ties, ``top_k_matches``) and drawn as ``<workdir>/recommendations.png``. Pair
 models answer through the compatibility head (best partners of a top) and outfit models (PAN,
 FHN) through the outfit head (a held-out outfit's score, the best items for its blank slot),
-each checked against the Keras model's own scores. Runs with an image path (DVBPR) get
-attention maps first (``<run>/attention/``: GradCAM of three customers' scores, with the sanity
-line), so their exports carry them to the browse page. Last, ``<workdir>/report.html`` gathers
+each checked against the Keras model's own scores. Complete-the-look runs answer through the
+look head (``similar`` and ``complementary`` of a query product per outfit slot, and one product
+given as pixels), each top-10 checked against the model's own cosine top-10, drawn as
+``<workdir>/complete_the_look.png`` (per query product: its similar and its complementary
+items). Runs with an image path (DVBPR, PAN and complete the look on images) get attention maps
+first (``<run>/attention/``: GradCAM of three customers' scores, or for complete the look of
+three anchor items' compatibility, with the sanity line), so their exports carry them to the
+browse page. Last, ``<workdir>/report.html`` gathers
 it all in one file. Stages still to come are listed as pending.
 
 Like ``cli``, this module is a composition root: it may wire every stage, export and serving
@@ -35,9 +40,10 @@ from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.run_config import RunConfig
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
-PENDING_STAGES = ("complete the look", "the GAN's designs")
+PENDING_STAGES = ("the GAN's designs",)
 ATTENTION_METHOD = "gradcam"  # the one that follows the customer (README "Attention maps")
 SERVED_K = 10
+LOOK_SHOWN = 5  # similar and complementary items drawn per query product
 HAMMING_RERANK = 30  # of ~100 bottoms in the demo's world: the Hamming index prunes
 
 
@@ -139,6 +145,14 @@ def _attention(result) -> str | None:
         from tfrec_fashion.visualisation.pan_attention import users_whose_tastes_differ
 
         users, why = users_whose_tastes_differ(result.dataset), "planted tastes that differ"
+    elif path == "complete_the_look":  # no customers: anchor items take their place
+        anchors = [str(result.dataset.items.ids[i]) for i in _look_queries(result)]
+        request = check_request(result.run_dir, anchors, method=ATTENTION_METHOD)
+        written = write_attention_maps(request, result.run_dir / "attention", sanity=True)
+        print(f"    attention: {written.png} (compatibility with {', '.join(anchors)}: an anchor "
+              f"per outfit slot, over the first one's best complements)\n"
+              f"    {written.sanity_line}")
+        return written.sanity_line
     else:
         with np.load(result.run_dir / "serving" / "arrays.npz") as arrays:  # the export's
             theta, items = arrays["user_vectors"], arrays["item_vectors"]
@@ -205,6 +219,12 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
                 continue
             if parts[name].HEAD == "outfit":
                 checks[name] = _query_outfit_model(result, target, name)
+                continue
+            if parts[name].HEAD == "look":  # the first look run's answers are drawn
+                drawn = not any(parts[n].HEAD == "look" for n in checks)
+                checks[name] = _query_look_model(result, target, name,
+                                                 workdir / "complete_the_look.png" if drawn
+                                                 else None)
                 continue
             users = [str(result.dataset.users.ids[0]), "new-customer"]
             answer = client.recommend(target, name, users, k=SERVED_K)
@@ -320,6 +340,119 @@ def _query_outfit_model(result, target: str, name: str) -> dict[str, bool]:
     print(f"    served top-{SERVED_K} == the trained model's top-{SERVED_K} by its outfit score, "
           f"and the served outfit scores are the Keras model's: {scores_match and top_matches}")
     return {"served_matches_keras": scores_match and top_matches}
+
+
+def _look_queries(result) -> list[int]:
+    """The demo's query products of a complete-the-look run: the first item of each outfit
+    slot's category (the planted world's first top, bottom and shoes), item indices."""
+    import numpy as np
+
+    categories = np.asarray(result.dataset.items.category).astype(str)
+    return [int(np.flatnonzero(categories == slot)[0])
+            for slot in result.recipe.evaluation.split.train.slots]
+
+
+def _query_look_model(result, target: str, name: str, grid: Path | None) -> dict[str, bool]:
+    """Asks a complete-the-look model (the look head) for the items similar to and the items
+    that complete each query product (``_look_queries``; ``similar`` and ``complementary``, its
+    serving_default), and, with an image path, for the first query given as pixels (a product
+    not in the catalogue, anchored by its image and category); checks every served top-10
+    against the trained model's own cosine top-10: similar by the recipe's EfficientNet-Lite0
+    vectors within the query's category, complementary by the model's style vectors within the
+    other outfit slots' categories, the image by its style vector through the model's image path
+    (the query item itself never served). Draws the answers to ``grid`` (None: not drawn)."""
+    import numpy as np
+
+    from tfrec_fashion_serving import client
+
+    dataset, recipe, model = result.dataset, result.recipe, result.model
+    items, queries = dataset.items, _look_queries(result)
+    categories = np.asarray(items.category).astype(str)
+    slots = list(recipe.evaluation.split.train.slots)
+    ids = [str(items.ids[q]) for q in queries]
+    similar = client.similar(target, name, ids, k=SERVED_K)
+    complementary = client.complementary(target, name, ids, k=SERVED_K)
+
+    def unit(vectors) -> np.ndarray:
+        vectors = np.asarray(vectors, np.float64)
+        return vectors / np.linalg.norm(vectors, axis=-1, keepdims=True)
+
+    def cosines(vectors: np.ndarray, anchor: np.ndarray, allowed: Sequence[str],
+                query: int | None) -> np.ndarray:
+        scores = vectors @ anchor
+        scores[~np.isin(categories, allowed)] = -np.inf
+        if query is not None:
+            scores[query] = -np.inf  # the query item itself is never served
+        return scores
+
+    rows = {str(item_id): row for row, item_id in enumerate(items.ids)}
+
+    def served_rows(answer: dict, row: int) -> list[int]:
+        return [rows.get(_text(i), -1) for i in answer["item_ids"][row]]
+
+    alike, style = unit(recipe.similar_vectors), unit(model.item_style_embeddings())
+    matches = []
+    for row, query in enumerate(queries):
+        category = categories[query]
+        others = [slot for slot in slots if slot != category]
+        matches.append(top_k_matches(served_rows(similar, row),
+                                     cosines(alike, alike[query], [category], query), SERVED_K))
+        matches.append(top_k_matches(served_rows(complementary, row),
+                                     cosines(style, style[query], others, query), SERVED_K))
+    image_line = ""
+    if recipe.model_config.backbone != "attributes":  # an image path: a product as pixels
+        query, category = queries[0], categories[queries[0]]
+        pixels = np.asarray(items.images[query:query + 1], np.float32) / 255.0
+        answer = client.complementary(target, name, item_ids=[""], images=pixels, k=SERVED_K,
+                                      item_category=category)
+        anchor = unit(recipe.image_embedders(model)[1].embed(pixels).numpy())[0]
+        matches.append(top_k_matches(served_rows(answer, 0), cosines(
+            style, anchor, [s for s in slots if s != category], None), SERVED_K))
+        image_line = (f"; {ids[0]}'s image as a new product -> complements "
+                      f"{' '.join(_text(i) for i in answer['item_ids'][0][:3])} ...")
+    print(f"=== query {name} (similar, complementary; official PredictionServiceStub): "
+          f"{ids[0]} ({categories[queries[0]]}) -> similar "
+          f"{' '.join(_text(i) for i in similar['item_ids'][0][:3])} ..., complements "
+          f"{' '.join(_text(i) for i in complementary['item_ids'][0][:3])} ...{image_line}")
+    print(f"    served top-{SERVED_K} == the trained model's top-{SERVED_K} by cosine (similar: "
+          f"EfficientNet-Lite0 vectors; complementary: style vectors) for {len(queries)} query "
+          f"products{' and one image' if image_line else ''} (order free only within float32 "
+          f"ties): {all(matches)}")
+    if grid is not None and items.images is not None:
+        _show_look(result, queries, similar, complementary, grid, name)
+    return {"served_matches_keras": all(matches)}
+
+
+def _show_look(result, queries: list[int], similar: dict, complementary: dict, path: Path,
+               name: str) -> None:
+    """Draws the served answers: a row per query product, its ``LOOK_SHOWN`` similar and
+    complementary items with their cosines."""
+    import numpy as np
+
+    from tfrec_fashion.visualisation.look_grid import plot_look_grid
+
+    items = result.dataset.items
+    rows = {str(item_id): row for row, item_id in enumerate(items.ids)}
+
+    def shown(answer: dict) -> tuple[np.ndarray, list[list[str]]]:
+        picked = [[rows[_text(i)] for i in answer["item_ids"][row][:LOOK_SHOWN]]
+                  for row in range(len(queries))]
+        captions = [[f"{items.category[i]} {score:.2f}" for i, score in
+                     zip(row, answer["scores"][r][:LOOK_SHOWN])] for r, row in enumerate(picked)]
+        return np.asarray(items.images)[np.array(picked)], captions
+
+    alike, alike_captions = shown(similar)
+    completing, completing_captions = shown(complementary)
+    plot_look_grid(np.asarray(items.images)[queries],
+                   [f"{items.ids[q]} ({items.category[q]})" for q in queries], alike,
+                   alike_captions, completing, completing_captions, path,
+                   title=f"{name}: complete the look (served; cosine of EfficientNet-Lite0 "
+                         "vectors / of style vectors)")
+    print(f"    complete the look: {path}")
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _query_hamming(result, target: str, name: str, server) -> float:

@@ -5,6 +5,7 @@ import pytest
 from PIL import Image
 
 from tfrec_fashion.visualisation.item_grid import plot_item_grid
+from tfrec_fashion.visualisation.look_grid import plot_look_grid
 from tfrec_fashion.visualisation.training_curves import plot_training_curves
 
 
@@ -24,6 +25,22 @@ def test_item_grid_is_a_png_with_one_cell_per_item(tmp_path):
 def test_item_grid_needs_one_caption_per_image(tmp_path):
     with pytest.raises(ValueError, match="one caption per image. Received: 2 images, 1 captions"):
         plot_item_grid(np.zeros((2, 4, 4, 3), np.uint8), ["x"], tmp_path / "g.png")
+
+
+def test_look_grid_draws_a_row_per_query_with_its_similar_and_complementary_items(tmp_path):
+    queries = np.zeros((2, 16, 16, 3), np.uint8)
+    similar = np.zeros((2, 3, 16, 16, 3), np.uint8)
+    complementary = np.zeros((2, 3, 16, 16, 3), np.uint8)
+    complementary[:, :, 4:12, 4:12] = [30, 30, 200]  # the complements drawn in blue
+    captions = [["top 0.91"] * 3] * 2
+    path = plot_look_grid(queries, ["i0 (top)", "i1 (shoes)"], similar, captions, complementary,
+                          captions, tmp_path / "look.png", title="complete the look")
+    pixels = np.asarray(Image.open(path).convert("RGB"))
+    assert pixels.shape[1] > 2 * pixels.shape[0]  # 7 images (and 2 gaps) by 2 rows
+    assert (np.abs(pixels.astype(int) - [30, 30, 200]).sum(axis=-1) < 40).any()
+    with pytest.raises(ValueError, match="one caption per query. Received: 2 queries, 1 captions"):
+        plot_look_grid(queries, ["i0"], similar, captions, complementary, captions,
+                       tmp_path / "x.png")
 
 
 def test_training_curves_draw_losses_metrics_and_reference_lines(tmp_path):
