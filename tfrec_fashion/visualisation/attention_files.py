@@ -77,7 +77,7 @@ def write_attention_maps(request: AttentionRequest, out: str | Path,
     labels, whose = request.user_ids, "customer's"
     if request.image_path == "complete_the_look":  # the columns are anchor items
         labels = [f"anchor {anchor}" for anchor in request.user_ids]
-        whose, what = "anchor's", "compatibility with the item, cos(s_anchor, s_item)"
+        whose, what = "anchor's", "style cosine"  # cos(s_anchor, s_item)
     png = plot_attention_grid(images, maps, scores, request.item_ids, labels,
                               out / f"{stem}.png",
                               f"{request.method} attention of each {whose} {what}", captions)
