@@ -128,6 +128,7 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
     assert (extra / "thumbnails.png").is_file() and (extra / "attention" / "gradcam.json").is_file()
     report = (work / "report.html").read_text()
     assert "dvbpr_tiny" in report and "data:image/png;base64," in report
+    assert "Complete the look, served" in report  # the grid, with its caption
 
 
 SCORES = np.array([3.0, 2.0, 2.0 * (1 + 1e-7), 1.0, 0.5, -np.inf])  # item 5: already bought

@@ -6,7 +6,8 @@ URIs, the CSS is inline, nothing is fetched and no script runs. ``DIR`` is eithe
 
 - a run directory (``metrics.json`` in it, written by ``tfrec-fashion train``), or
 - the demo's workdir (``runs/demo``: one such folder per run, ``summary.md`` / ``summary.json``,
-  ``<run>_items.png``, ``<run>_trends.png`` and ``recommendations.png``).
+  ``<run>_items.png``, ``<run>_trends.png``, ``recommendations.png`` and
+  ``complete_the_look.png``).
 
 The page has a table of contents, the demo's summary table and served recommendations, then a
 section per run: the held-out metrics in its protocol's table (the model beside the baselines and
@@ -57,6 +58,11 @@ RECOMMENDATIONS_CAPTION = (
     "Served recommendations (the export, answered over gRPC by our TF Serving-compatible server): "
     "top row, a customer's last purchases; middle, the top-10 served to them; bottom, the top-10 "
     "an unknown customer gets (cold start).")
+LOOK_CAPTION = (
+    "Complete the look, served (the look head over gRPC, no customer): a row per query product, "
+    "then the items most like it (similar: cosine of EfficientNet-Lite0 vectors, its category) "
+    "and the items that best complete it (complementary: cosine of the style vectors, the other "
+    "outfit slots' categories).")
 ATTENTION_CAPTION = ("Attention maps ({method}, tf-keras-vis): a row per item, a column per "
                      "customer; each image with the map of that customer's score overlaid, and "
                      "the score. Where the maps differ between customers, the model looks at "
@@ -211,11 +217,14 @@ def _attention_figures(folder: Path) -> list[Figure]:
 
 
 def _overview_figures(directory: Path, claimed: set[Path]) -> list[Figure]:
-    """The workdir's own figures: the served recommendations, then any PNG no run claimed."""
+    """The workdir's own figures: the served recommendations and complete the look, then any
+    PNG no run claimed."""
     figures = []
-    if (directory / "recommendations.png").is_file():
-        figures.append(Figure("Served recommendations", directory / "recommendations.png",
-                              RECOMMENDATIONS_CAPTION))
+    for name, heading, caption in (
+            ("recommendations.png", "Served recommendations", RECOMMENDATIONS_CAPTION),
+            ("complete_the_look.png", "Complete the look, served", LOOK_CAPTION)):
+        if (directory / name).is_file():
+            figures.append(Figure(heading, directory / name, caption))
     claimed = claimed | {figure.png for figure in figures}
     for path in sorted(directory.glob("*.png")):
         if path not in claimed:
