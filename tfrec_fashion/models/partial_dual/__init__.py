@@ -23,11 +23,17 @@ Files, in reading order:
 - ``solvers.py``: ``trust_regions`` and ``conjugate_gradient`` on it, stopping on the certified
   gap; ``IterationRecord``, ``SolverResult``.
 - ``estimator.py``: ``PartialDual``, the user-facing fit / predict with rank increase.
+- ``fold_in.py``: ``FoldIn``, a new customer's embedding from their votes given the fitted item
+  factors: the partial dual's inner problem for one new row, in closed form.
+- ``fold_in_graph.py``: ``FoldInGraph``, the same in TensorFlow ops for a served graph; the only
+  file here that imports TensorFlow, and this package's ``__init__`` does not import it.
 
-May import: numpy, scipy. Never imports TensorFlow, data loaders, training, export or serving.
+May import: numpy, scipy; TensorFlow in ``fold_in_graph.py`` only (importing the package never
+loads it). Never imports data loaders, training, export or serving.
 """
 
 from tfrec_fashion.models.partial_dual.estimator import PartialDual
+from tfrec_fashion.models.partial_dual.fold_in import FoldIn
 from tfrec_fashion.models.partial_dual.problem import Certificate, PartialDualProblem
 from tfrec_fashion.models.partial_dual.solvers import (
     IterationRecord,
@@ -39,6 +45,7 @@ from tfrec_fashion.models.partial_dual.spectrahedron import Spectrahedron
 
 __all__ = [
     "Certificate",
+    "FoldIn",
     "IterationRecord",
     "PartialDual",
     "PartialDualProblem",
