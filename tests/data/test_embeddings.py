@@ -79,3 +79,31 @@ def test_a_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
         _embeddings(metadata={"model": "stynet", "score": "dot"}).save(path)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["embeddings.npz"]
+
+
+def test_folded_in_customers_are_appended_and_round_trip(tmp_path):
+    original = _embeddings()
+    new_vectors = np.arange(8, dtype=np.float32).reshape(2, 4)
+    grown = original.with_users(["new-a", "new-b"], new_vectors)
+    np.testing.assert_array_equal(grown.user_ids, ["u0", "u1", "u2", "new-a", "new-b"])
+    np.testing.assert_array_equal(grown.user_vectors[:3], original.user_vectors)
+    assert len(original.user_ids) == 3  # a copy: the original is unchanged
+    assert grown.metadata["added_users"] == 2
+    loaded = CustomerEmbeddings.load(grown.save(tmp_path / "embeddings.npz"))
+    vectors, known = loaded.user_vectors_for(["new-b", "u1"])
+    np.testing.assert_array_equal(known, [True, True])
+    np.testing.assert_array_equal(vectors[0], new_vectors[1])
+    np.testing.assert_array_equal(loaded.item_vectors, original.item_vectors)
+    one = loaded.with_users(["new-c"], np.ones(4))  # one customer, one vector
+    assert one.user_ids[-1] == "new-c" and one.metadata["added_users"] == 3
+
+
+@pytest.mark.parametrize("ids, vectors, message", [
+    (["u1"], np.zeros((1, 4)), "customer id 'u1' is already in the embeddings"),
+    (["n", "n"], np.zeros((2, 4)), "user id 'n' appears 2 times"),
+    (["n"], np.zeros((1, 3)), "one vector of size d=4 per id"),
+    (["n"], np.full((1, 4), np.inf), "the user vector of 'n' is not finite"),
+])
+def test_adding_a_duplicate_or_malformed_customer_is_refused(ids, vectors, message):
+    with pytest.raises(DataError, match=message):
+        _embeddings().with_users(ids, vectors)

@@ -24,6 +24,7 @@ Example:
     embeddings = CustomerEmbeddings.load("runs/partial_dual/embeddings.npz")
     vectors, known = embeddings.user_vectors_for(["u0003", "a-new-customer"])
     # known == [True, False]: the new customer gets the mean vector (cold start)
+    embeddings = embeddings.with_users(["a-new-customer"], [folded_in_vector])  # appended
 """
 
 from __future__ import annotations
@@ -108,6 +109,37 @@ class CustomerEmbeddings:
     def item_vectors_for(self, item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Same as ``user_vectors_for`` for items (unknown items get the mean item vector)."""
         return _lookup(self.item_ids, self.item_vectors, item_ids)
+
+    def with_users(self, user_ids: Sequence[str], user_vectors: Any) -> CustomerEmbeddings:
+        """A copy with new customers appended (e.g. folded in from their votes by
+        ``models.partial_dual.FoldIn``): their ids after the file's, in the order given;
+        ``metadata["added_users"]`` counts the customers appended this way.
+
+        Args:
+            user_ids: str [n], ids the file does not hold yet, unique.
+            user_vectors: float [n, d], the customers' vectors, in the file's layout.
+
+        Raises:
+            DataError: an id already in the file or repeated among ``user_ids`` (a customer is
+                never silently replaced), a vector of the wrong size, or one not finite.
+        """
+        user_ids = np.asarray(user_ids).astype(str).reshape(-1)
+        user_vectors = np.asarray(user_vectors, np.float32)
+        if user_vectors.ndim == 1 and len(user_ids) == 1:
+            user_vectors = user_vectors[None, :]
+        if user_vectors.shape != (len(user_ids), self.dim):
+            raise DataError(f"new customers need one vector of size d={self.dim} per id. "
+                            f"Received: {len(user_ids)} ids and vectors of shape "
+                            f"{user_vectors.shape}")
+        present = np.isin(user_ids, self.user_ids)
+        if present.any():
+            raise DataError(f"customer id {str(user_ids[np.argmax(present)])!r} is already in "
+                            "the embeddings; a new customer needs a new id (ids are unique)")
+        metadata = {**self.metadata,
+                    "added_users": int(self.metadata.get("added_users", 0)) + len(user_ids)}
+        return dataclasses.replace(
+            self, user_ids=np.concatenate([self.user_ids, user_ids]),
+            user_vectors=np.concatenate([self.user_vectors, user_vectors]), metadata=metadata)
 
     # ------------------------------------------------------------------ file
     def save(self, path: str | os.PathLike) -> Path:
