@@ -10,9 +10,12 @@ and per-item offsets included, so leaving them in Y makes the low-rank part spen
 them (MovieLens-100K, C=30: RMSE 0.97 at rank 26 with the mean removed, worse than the biases
 alone). The balanced factors A (customers) and B (items) with the biases appended as two columns
 are the embeddings: a rating is predicted as ``offset + E_c . M_i``, which is also the score the
-export's retrieval index serves. The solver checkpoints U into the run's ``backup/`` every iteration, so
-a killed run resumes from its last iterate when the same command runs again; each iteration is
-logged to ``logs/solver.csv``.
+export's retrieval index serves. ``fold_in(model)`` gives the ``models.partial_dual.FoldIn``
+that folds a new customer in from their votes (their b_c by the bias model's ridge, whose weight
+the fitted model keeps as ``bias_l2``, then the one-row inner problem); ``training/newcomers.py``
+measures it on customers held out of the fit. The solver checkpoints U into the run's
+``backup/`` every iteration, so a killed run resumes from its last iterate when the same command
+runs again; each iteration is logged to ``logs/solver.csv``.
 
 Iterations are counted as the estimator counts them (``models/partial_dual/estimator.py``):
 solver steps over all ranks, rank increases separately. ``logs/solver.csv`` has one row per
@@ -35,7 +38,7 @@ import numpy as np
 import scipy.sparse
 
 from tfrec_fashion.evaluation.rating_baselines import tuned_biases
-from tfrec_fashion.models.partial_dual import PartialDual
+from tfrec_fashion.models.partial_dual import FoldIn, PartialDual
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import SolverRecipe
 from tfrec_fashion.training.recipes.ratings import RatingRecipe
@@ -58,6 +61,8 @@ class FittedPartialDual:
         summary: solver iterations, rank increases, seconds, cost, gap, rank, stop reason.
         history: one dict per row of ``logs/solver.csv`` (solver iterations and each rank
             phase's starting point).
+        bias_l2: the ridge weight of the bias model (``centering: biases``), which folding a
+            new customer in needs for their b_c (0 otherwise, and in files written before it).
     """
 
     offset: float
@@ -68,6 +73,7 @@ class FittedPartialDual:
     U: np.ndarray
     summary: dict[str, Any]
     history: list[dict[str, Any]]
+    bias_l2: float = 0.0
 
     def predict(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
         return (self.offset + self.user_bias[user] + self.item_bias[item]
@@ -100,9 +106,11 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
         centering = self.model_config.centering
         self.offset = 0.0 if centering == "none" else float(np.mean(train.value))
         self.user_bias, self.item_bias = np.zeros(n_users), np.zeros(n_items)
+        self.bias_l2 = 0.0
         if centering == "biases":
-            fitted, _ = tuned_biases(train, self.split.validation, n_users, n_items)
+            fitted, chosen = tuned_biases(train, self.split.validation, n_users, n_items)
             self.user_bias, self.item_bias = fitted.user_bias, fitted.item_bias
+            self.bias_l2 = float(chosen["l2"])
         centred = (train.value - self.offset - self.user_bias[train.user]
                    - self.item_bias[train.item])
         # Explicit zeros after centring are observed entries: keep the pattern via COO.
@@ -140,7 +148,7 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
                    "stop_reason": estimator.stop_reason_}
         return FittedPartialDual(self.offset, self.user_bias, self.item_bias,
                                  estimator.row_factors_, estimator.column_factors_,
-                                 estimator.U_, summary, log.rows)
+                                 estimator.U_, summary, log.rows, self.bias_l2)
 
     def save_model(self, model: FittedPartialDual, directory: Path) -> None:
         directory = Path(directory)
@@ -153,6 +161,8 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
         with np.load(Path(directory) / _MODEL, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
         arrays["offset"] = float(arrays["offset"])
+        if "bias_l2" in arrays:
+            arrays["bias_l2"] = float(arrays["bias_l2"])
         for name in ("summary", "history"):
             arrays[name] = json.loads(str(arrays[name]))
         return FittedPartialDual(**arrays)
@@ -176,6 +186,19 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
 
     def item_vectors(self, model: FittedPartialDual, epoch: int | None = None) -> np.ndarray:
         return model.item_vectors()
+
+    def fold_in(self, model: FittedPartialDual) -> FoldIn:
+        """Folds new customers into ``model`` from their votes (``models.partial_dual.FoldIn``,
+        the one-row inner problem in closed form), with this run's C, rating range, centring
+        and item ids; a customer with no votes gets the mean of the vectors of the customers
+        the model was fitted on (those with training votes)."""
+        fitted = np.bincount(self.split.train.user, minlength=len(model.user_bias)) > 0
+        return FoldIn(model.column_factors, self.model_config.C, self.rating_range,
+                      offset=model.offset,
+                      item_bias=model.item_bias if model.has_biases else None,
+                      bias_l2=model.bias_l2,
+                      cold_start=model.user_vectors()[fitted].mean(axis=0),
+                      item_ids=self.dataset.items.ids)
 
     def embeddings(self, model: FittedPartialDual, **metadata):
         return super().embeddings(model, offset=model.offset, rank=int(model.row_factors.shape[1]),
