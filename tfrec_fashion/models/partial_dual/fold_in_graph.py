@@ -1,7 +1,9 @@
 """Partial Dual fold-in in TensorFlow ops: ``fold_in.FoldIn``'s closed form (FI),
 
-    b_c = sum(r - offset - b_J) / (n + bias_l2)                    (with biases; else 0)
-    a   = (B_J^T B_J + (s / C) I)^{-1} B_J^T (r - offset - b_c - b_J),
+    b_c = b0 + sum(r - offset - b_J - b0) / (n + bias_l2)          (with biases; else 0)
+    a   = a0 + (B_J^T B_J + (s / C) I)^{-1} B_J^T (r - offset - b_c - b_J - B_J a0),
+
+(a0, b0) = (0, 0), or the cold-start customer with ``shrink_to="cold_start"``,
 
 as a graph-safe function of variable-length votes over the fitted item factors held as
 constants, for a served signature to call (issue 24). Stock ops only: ``tf.gather`` of the voted
@@ -54,6 +56,8 @@ class FoldInGraph(tf.Module):
         self.ridge = tf.constant(fold_in.ridge, self.dtype)
         self.bias_l2 = tf.constant(fold_in.bias_l2, self.dtype)
         self.cold_start = tf.constant(fold_in.cold_start, self.dtype)
+        self.prior_factor, self.prior_bias = (tf.constant(v, self.dtype)
+                                              for v in fold_in.prior())
         self.low, self.high = (tf.constant(v, self.dtype) for v in fold_in.rating_range)
         self.item_table = None
         if fold_in.item_ids is not None:
@@ -98,18 +102,21 @@ class FoldInGraph(tf.Module):
         with tf.control_dependencies(checks):  # every use of the votes after the checks
             item_index, rating = tf.identity(item_index), tf.identity(rating)
         B_J = tf.gather(self.column_factors, item_index)  # [n, k]
+        a0, b0 = self.prior_factor, self.prior_bias
         residual = rating - self.offset
-        bias = tf.zeros([], self.dtype)
+        bias = b0
         if self.fold_in.has_biases:
             residual -= tf.gather(self.item_bias, item_index)
             count = tf.cast(tf.size(residual), self.dtype)
-            bias = tf.reduce_sum(residual) / (count + self.bias_l2)
+            # No votes with bias_l2 = 0 would divide 0 by 0: the cold start answers then.
+            bias = b0 + tf.math.divide_no_nan(tf.reduce_sum(residual - b0),
+                                              count + self.bias_l2)
             residual -= bias
         k = self.fold_in.rank
-        # (FI): (B_J^T B_J + (s / C) I) a = B_J^T y, symmetric positive definite.
+        # (FI): (B_J^T B_J + (s / C) I) (a - a0) = B_J^T (y - B_J a0), symmetric positive definite.
         gram = tf.matmul(B_J, B_J, transpose_a=True) + self.ridge * tf.eye(k, dtype=self.dtype)
-        rhs = tf.matmul(B_J, residual[:, None], transpose_a=True)
-        factor = tf.linalg.cholesky_solve(tf.linalg.cholesky(gram), rhs)[:, 0]
+        rhs = tf.matmul(B_J, (residual - tf.linalg.matvec(B_J, a0))[:, None], transpose_a=True)
+        factor = a0 + tf.linalg.cholesky_solve(tf.linalg.cholesky(gram), rhs)[:, 0]
         vector = factor
         if self.fold_in.has_biases:
             vector = tf.concat([factor, tf.stack([bias, tf.ones([], self.dtype)])], 0)

@@ -187,18 +187,19 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
     def item_vectors(self, model: FittedPartialDual, epoch: int | None = None) -> np.ndarray:
         return model.item_vectors()
 
-    def fold_in(self, model: FittedPartialDual) -> FoldIn:
+    def fold_in(self, model: FittedPartialDual, shrink_to: str = "zero") -> FoldIn:
         """Folds new customers into ``model`` from their votes (``models.partial_dual.FoldIn``,
         the one-row inner problem in closed form), with this run's C, rating range, centring
         and item ids; a customer with no votes gets the mean of the vectors of the customers
-        the model was fitted on (those with training votes)."""
+        the model was fitted on (those with training votes). ``shrink_to``: see ``FoldIn``
+        ("cold_start" suits ``centering: global``)."""
         fitted = np.bincount(self.split.train.user, minlength=len(model.user_bias)) > 0
         return FoldIn(model.column_factors, self.model_config.C, self.rating_range,
                       offset=model.offset,
                       item_bias=model.item_bias if model.has_biases else None,
                       bias_l2=model.bias_l2,
                       cold_start=model.user_vectors()[fitted].mean(axis=0),
-                      item_ids=self.dataset.items.ids)
+                      item_ids=self.dataset.items.ids, shrink_to=shrink_to)
 
     def embeddings(self, model: FittedPartialDual, **metadata):
         return super().embeddings(model, offset=model.offset, rank=int(model.row_factors.shape[1]),
