@@ -11,6 +11,13 @@ is the same on 1 or N replicas; with one replica nothing changes.
 
 Models override ``compute_loss`` as with ``tfrs.Model``; a model that applies its gradients in
 its own way (PSA-Net's fine-tuned backbone layers) overrides ``apply_gradients``.
+
+Mixed precision: TFRS's step takes the gradient of the bare loss, which under "mixed_float16"
+lets small float16 gradients underflow to zero. When the model is compiled with a
+``tf.keras.mixed_precision.LossScaleOptimizer`` (Keras' ``compile`` wraps the optimizer of a model
+built under "mixed_float16" in one) the step here differentiates the scaled loss and unscales the
+gradients (what Keras' own ``minimize`` does for it); the optimizer skips a step
+whose gradients overflowed and adjusts the scale. Any other optimizer: the step is unchanged.
 """
 
 from __future__ import annotations
@@ -38,11 +45,17 @@ class RecommenderModel(tfrs.Model):
 
     def train_step(self, inputs):
         """TFRS's train step with ``regularization_loss()`` in place of the unscaled sum."""
+        loss_scaling = isinstance(self.optimizer, tf.keras.mixed_precision.LossScaleOptimizer)
         with tf.GradientTape() as tape:
             loss = self.compute_loss(inputs, training=True)
             regularization_loss = self.regularization_loss()
             total_loss = loss + regularization_loss
-        self.apply_gradients(tape.gradient(total_loss, self.trainable_variables))
+            if loss_scaling:
+                total_loss = self.optimizer.get_scaled_loss(total_loss)
+        gradients = tape.gradient(total_loss, self.trainable_variables)
+        if loss_scaling:
+            gradients = self.optimizer.get_unscaled_gradients(gradients)
+        self.apply_gradients(gradients)
         return self._logged(loss, regularization_loss)
 
     def test_step(self, inputs):

@@ -45,6 +45,12 @@ Every score is an inner product, so one retrieval index serves the whole family 
 
 (the parts a variant lacks are dropped). A new item's vector comes from its features alone
 (``embed_items``: beta_i = 0, gamma_i = 0), the cold start VBPR exists for.
+
+Under a Keras mixed-precision policy (``train.precision``) the scores are computed in the
+policy's compute dtype (float16 / bfloat16: the embedding layers return it, the model's own
+weights, E, beta' and the temporal ones, and the float32 feature table are cast to it), while the
+variables stay float32, the loss and its L2 terms are float32, and every public vector and score
+is float32. Under float32 (the default) every cast is the identity.
 """
 
 from __future__ import annotations
@@ -221,16 +227,18 @@ class VBPR(RecommenderModel):
 
     def _triplet_penalty(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
         """L2 of the triplet's own rows, [batch]; ``items`` is [pos_items; neg_items]."""
+        def squares(values: tf.Tensor) -> tf.Tensor:  # [n, d] -> [n], in float32 (the loss's)
+            return tf.reduce_sum(tf.square(tf.cast(values, tf.float32)), -1)
+
         def pair_sum(values: tf.Tensor) -> tf.Tensor:  # [2 batch, d] -> [batch]: i's + j's
-            return tf.add(*tf.split(tf.reduce_sum(tf.square(values), -1), 2))
+            return tf.add(*tf.split(squares(values), 2))
 
         penalty = 0.5 * self.l2_bias * pair_sum(self.beta_item(items))
         if self.latent_dim:
             penalty += 0.5 * self.l2_latent * (
-                tf.reduce_sum(tf.square(self.gamma_user(users)), -1)
-                + pair_sum(self.gamma_item(items)))
+                squares(self.gamma_user(users)) + pair_sum(self.gamma_item(items)))
         if self.has_visual:
-            penalty += 0.5 * self.l2_visual * tf.reduce_sum(tf.square(self.theta_user(users)), -1)
+            penalty += 0.5 * self.l2_visual * squares(self.theta_user(users))
         return penalty
 
     def _shared_penalty(self) -> tf.Tensor:
@@ -244,9 +252,13 @@ class VBPR(RecommenderModel):
         return 0.5 * self.l2_embedding * tf.add_n([tf.reduce_sum(tf.square(v)) for v in squares])
 
     # ------------------------------------------------------------------ vectors
+    def _in_compute_dtype(self, value: tf.Tensor) -> tf.Tensor:
+        """``value`` in the policy's compute dtype (float32 unless mixed precision)."""
+        return tf.cast(value, self.compute_dtype)
+
     def _user_rows(self, users: tf.Tensor) -> tf.Tensor:
-        """[1, gamma_u, theta_u, 1] of int users [n]: [n, D]."""
-        ones = tf.ones_like(users, tf.float32)[:, None]
+        """[1, gamma_u, theta_u, 1] of int users [n]: [n, D], in the compute dtype."""
+        ones = tf.ones_like(users, self.compute_dtype)[:, None]
         parts = [ones]
         if self.latent_dim:
             parts.append(self.gamma_user(users))
@@ -255,8 +267,8 @@ class VBPR(RecommenderModel):
         return tf.concat(parts, axis=-1)
 
     def _item_rows(self, items: tf.Tensor, epochs: tf.Tensor | None) -> tf.Tensor:
-        """[beta_i, gamma_i, theta_i(t), beta'(t) . f_i] of int items [n]: [n, D]; ``epochs``
-        int32 [] (one t for all) or [n], None unless TVBPR."""
+        """[beta_i, gamma_i, theta_i(t), beta'(t) . f_i] of int items [n]: [n, D] in the compute
+        dtype; ``epochs`` int32 [] (one t for all) or [n], None unless TVBPR."""
         parts = [self.beta_item(items)]
         if self.latent_dim:
             parts.append(self.gamma_item(items))
@@ -266,18 +278,21 @@ class VBPR(RecommenderModel):
 
     def _visual_parts(self, features: tf.Tensor, epochs: tf.Tensor | None
                       ) -> list[tf.Tensor]:
-        """[theta_i(t) [n, K'], beta'(t) . f_i [n, 1]] of features f [n, F] (eq. 1-2)."""
-        theta = tf.matmul(features, self.embedding_kernel, transpose_b=True)  # E f_i
-        bias = self.visual_bias  # beta'
+        """[theta_i(t) [n, K'], beta'(t) . f_i [n, 1]] of features f [n, F] (eq. 1-2), in the
+        compute dtype."""
+        cast = self._in_compute_dtype
+        features = cast(features)
+        theta = tf.matmul(features, cast(self.embedding_kernel), transpose_b=True)  # E f_i
+        bias = cast(self.visual_bias)  # beta'
         if self.is_temporal:
-            drift = tf.gather(self.embedding_drift, epochs)  # dE(t): [K', F] or [n, K', F]
+            drift = tf.gather(cast(self.embedding_drift), epochs)  # dE(t): [K', F] / [n, K', F]
             if epochs.shape.rank == 0:
                 drift_theta = tf.matmul(features, drift, transpose_b=True)
             else:
                 drift_theta = tf.einsum("nkf,nf->nk", drift, features)
-            theta = theta * tf.gather(self.time_weights, epochs) + drift_theta  # eq. 2
-            bias = (bias * tf.gather(self.time_bias_weights, epochs)
-                    + tf.gather(self.visual_bias_drift, epochs))  # ref [3]
+            theta = theta * tf.gather(cast(self.time_weights), epochs) + drift_theta  # eq. 2
+            bias = (bias * tf.gather(cast(self.time_bias_weights), epochs)
+                    + tf.gather(cast(self.visual_bias_drift), epochs))  # ref [3]
         return [theta, tf.reduce_sum(features * bias, axis=-1, keepdims=True)]
 
     def _serving_epoch(self, epoch: int | None) -> tf.Tensor | None:
@@ -291,18 +306,20 @@ class VBPR(RecommenderModel):
         return tf.constant(int(epoch), tf.int32) if self.is_temporal else None
 
     # ------------------------------------------------------------------ inference
+    # Every public vector and score is float32, whatever the compute dtype.
     def call(self, users: tf.Tensor) -> tf.Tensor:
         """Returns the user vectors [1, gamma_u, theta_u, 1] of int users [batch]: [batch, D]."""
-        return self._user_rows(tf.convert_to_tensor(users))
+        return tf.cast(self._user_rows(tf.convert_to_tensor(users)), tf.float32)
 
     def user_vectors(self) -> tf.Tensor:
         """Returns every user's vector: [n_users, D]."""
-        return self._user_rows(tf.range(self.n_users))
+        return tf.cast(self._user_rows(tf.range(self.n_users)), tf.float32)
 
     def item_vectors(self, epoch: int | None = None) -> tf.Tensor:
         """Returns every item's [beta_i, gamma_i, theta_i(t), beta'(t) . f_i]: [n_items, D], at
         time epoch ``epoch`` (None: the last one, what is served now)."""
-        return self._item_rows(tf.range(self.n_items), self._serving_epoch(epoch))
+        return tf.cast(self._item_rows(tf.range(self.n_items), self._serving_epoch(epoch)),
+                       tf.float32)
 
     def embed_items(self, features: Any, epoch: int | None = None) -> tf.Tensor:
         """Vectors of items from their features alone, float [n, feature_dim] -> [n, D], with
@@ -313,7 +330,8 @@ class VBPR(RecommenderModel):
         features = _checked_features(features, None, self.feature_dim)
         n = tf.shape(features)[0]
         zeros = tf.zeros((n, 1 + self.latent_dim), tf.float32)  # beta_i, gamma_i
-        return tf.concat([zeros, *self._visual_parts(features, self._serving_epoch(epoch))], -1)
+        visual = self._visual_parts(features, self._serving_epoch(epoch))
+        return tf.concat([zeros, *(tf.cast(part, tf.float32) for part in visual)], -1)
 
     def score(self, users: tf.Tensor, epoch: int | None = None) -> tf.Tensor:
         """Returns x_ui of every item at ``epoch`` (None: the last): [batch, n_items]."""

@@ -14,6 +14,10 @@ The task owns what every BPR model did by hand before: the unreduced BPR loss
 global batch (``tf.nn.compute_average_loss``, so summed replica gradients stay a mean), and the
 ``pairwise_accuracy`` metric, the share of triplets ranked right (x_ui > x_uj), which Keras logs
 under that name because the task is a layer of the model.
+
+The loss and the metric are float32 whatever the global Keras policy: under a mixed policy the
+model's scores may come in float16 or bfloat16 and are cast up first, as the Keras
+mixed-precision guide asks of a model's last step.
 """
 
 from __future__ import annotations
@@ -33,14 +37,16 @@ class BprRanking(tf.keras.layers.Layer):
     """
 
     def __init__(self, name: str = "bpr_ranking", **kwargs):
-        super().__init__(name=name, **kwargs)
+        super().__init__(name=name, **{"dtype": "float32", **kwargs})
         self.pairwise_accuracy = tf.keras.metrics.Mean(name="pairwise_accuracy")
 
     def call(self, positive_scores: tf.Tensor, negative_scores: tf.Tensor,
              *penalties: tf.Tensor | float) -> tf.Tensor:
+        positive_scores = tf.cast(positive_scores, tf.float32)
+        negative_scores = tf.cast(negative_scores, tf.float32)
         self.pairwise_accuracy.update_state(
             tf.cast(positive_scores > negative_scores, tf.float32))
         per_triplet = bpr_loss(positive_scores, negative_scores)
         for penalty in penalties:  # one at a time, in order: the sums a model wrote by hand
-            per_triplet = per_triplet + penalty
+            per_triplet = per_triplet + tf.cast(penalty, tf.float32)
         return tf.nn.compute_average_loss(per_triplet)

@@ -44,6 +44,7 @@ from tfrec_fashion.config import from_dict, read_yaml, save_config, to_dict
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.data.embeddings import FILE_NAME as EMBEDDINGS_FILE
+from tfrec_fashion.training.precision import precision_policy
 from tfrec_fashion.training.recipes import Recipe, SolverRecipe, get_recipe
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
 from tfrec_fashion.training.serving_parts import DIRECTORY as SERVING_DIRECTORY, save_parts
@@ -140,7 +141,8 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     save_config(config, run_dir / "config.yaml")
     if isinstance(recipe, SolverRecipe):
         return _train_with_solver(recipe, dataset, run_dir)
-    with strategy.scope():
+    # The model's layers keep the policy they were built under (``training.precision``).
+    with strategy.scope(), precision_policy(train_config.precision):
         model = recipe.build_model()
         if not model.built:
             raise TypeError(f"the {config.model.name} recipe must return a built model (all "
@@ -254,7 +256,8 @@ def load_run(run_dir: str | Path) -> tuple[RunConfig, Recipe, tf.keras.Model]:
     if not weights.with_suffix(".index").exists():
         raise ConfigError(f"{run_dir} holds no trained model (no model/weights); "
                           "train it first with `tfrec-fashion train`")
-    model = recipe.build_model()
+    with precision_policy(config.train.precision):
+        model = recipe.build_model()
     model.load_weights(str(weights)).expect_partial()
     return config, recipe, model
 

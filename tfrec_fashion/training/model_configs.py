@@ -56,6 +56,8 @@ class BPRMFConfig:
     """
 
     RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.vbpr:VBPRRecipe"
+    # Trains under train.precision's mixed policies (float32 loss, float32 served vectors).
+    MIXED_PRECISION: ClassVar[bool] = True
 
     name: str = "bpr_mf"
     latent_dim: int = 10
@@ -97,6 +99,9 @@ class VBPRConfig:
     RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.vbpr:VBPRRecipe"
     RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("feature_source", "attributes", "image_size",
                                                  "standardize")
+    # Trains under train.precision's mixed policies (float32 loss, float32 served vectors);
+    # TVBPR and I-VBPR, its presets, too. The item features are computed in float32.
+    MIXED_PRECISION: ClassVar[bool] = True
 
     name: str = "vbpr"
     latent_dim: int = 10

@@ -11,7 +11,11 @@ from typing import Literal, Optional
 
 from tfrec_fashion.config import tagged
 from tfrec_fashion.data.sources import DATA_SOURCES
+from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.model_configs import MODEL_CONFIGS
+
+#: ``train.precision``'s choices: Keras mixed-precision policy names (``training.precision``).
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 
 
 @dataclasses.dataclass
@@ -32,6 +36,10 @@ class TrainConfig:
             (MultiWorkerMirroredStrategy, cluster from the TF_CONFIG environment variable).
         deterministic: make TensorFlow ops deterministic (same seed -> same run, slower).
         verbose: Keras progress output: 0 silent, 1 progress bar, 2 one line per epoch.
+        precision: "float32", or a Keras mixed-precision policy: "mixed_float16" (float16
+            compute, float32 variables, dynamic loss scaling) or "mixed_bfloat16" (no loss
+            scaling needed). Only models whose config declares ``MIXED_PRECISION`` accept a
+            mixed policy (``training.precision``).
     """
 
     epochs: int = 10
@@ -45,6 +53,7 @@ class TrainConfig:
     strategy: Literal["default", "mirrored", "multi_worker"] = "default"
     deterministic: bool = True
     verbose: int = 1
+    precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -57,6 +66,9 @@ class TrainConfig:
         if self.early_stopping_patience < 0:
             raise ValueError("train.early_stopping_patience must be >= 0. Received: "
                              f"early_stopping_patience={self.early_stopping_patience}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision must be one of {list(PRECISIONS)}. Received: "
+                             f"precision={self.precision!r}")
 
 
 @dataclasses.dataclass
@@ -76,3 +88,24 @@ class RunConfig:
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     run_dir: str = "runs/default"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_precision(self.model, self.train.precision)
+
+
+def mixed_precision_models() -> list[str]:
+    """The registered models that train under a mixed policy (config ``MIXED_PRECISION``)."""
+    return sorted(name for name, config_class in MODEL_CONFIGS.classes.items()
+                  if getattr(config_class, "MIXED_PRECISION", False))
+
+
+def check_precision(model_config: object, precision: str) -> None:
+    """Refuses a mixed ``precision`` for a model that has not been made correct under it (its
+    config lacks ``MIXED_PRECISION = True``): such a model would mix float16 and float32
+    tensors, or silently train at another precision than asked."""
+    if precision == "float32" or getattr(type(model_config), "MIXED_PRECISION", False):
+        return
+    name = getattr(model_config, "name", type(model_config).__name__)
+    raise ConfigError(f"train.precision: {precision} is not supported for model {name!r} "
+                      f"(it trains in float32 only); mixed precision is supported for: "
+                      f"{', '.join(mixed_precision_models())}")

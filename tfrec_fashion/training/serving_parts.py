@@ -633,13 +633,23 @@ def seen_matrix(dataset) -> scipy.sparse.csr_matrix | None:
 
 # ----------------------------------------------------------------------------- on disk
 class _SavedFunction(tf.Module):
-    """One graph function and the variables it reads, saved as a SavedModel."""
+    """One graph function and the variables it reads, saved as a SavedModel; its float outputs
+    are float32 whatever the model computed in (a mixed-precision model may give float16 or
+    bfloat16: the export's contract is float32)."""
 
     def __init__(self, function: Callable, input_signature: list[tf.TensorSpec],
                  variables: Sequence[tf.Variable]):
         super().__init__()
         self.tracked = list(variables)
-        self.call = tf.function(function, input_signature=input_signature)
+        self.call = tf.function(lambda *inputs: _float32_outputs(function(*inputs)),
+                                input_signature=input_signature)
+
+
+def _float32_outputs(outputs: Any) -> Any:
+    """Every floating tensor in ``outputs`` as float32 (float32 ones as they are)."""
+    return tf.nest.map_structure(
+        lambda output: tf.cast(output, tf.float32)
+        if isinstance(output, tf.Tensor) and output.dtype.is_floating else output, outputs)
 
 
 def save_parts(parts: Parts, directory: str | Path, item_images: np.ndarray | None = None
