@@ -14,7 +14,7 @@ With Theta' fixed the inner problem separates over rows, and row c (customer c, 
 J, centred votes y) is the PARTIAL_DUAL.md closed form with the roles of rows and columns swapped:
 
     (U'_J U'_J^T + I/C) z_c = y                                   (the inner problem, one row)
-    z_c = C y - C^2 U'_J (I_r + C U'_J^T U'_J)^{-1} U'_J^T y      (one r x r solve, Woodbury)
+    z_c = C y - C^2 U'_J (I_k + C U'_J^T U'_J)^{-1} U'_J^T y      (one k x k solve, Woodbury)
     W*[c, :] = U' U'_J^T z_c = B a,   a = U'_J^T z_c / sqrt(s)
 
 which simplifies to the customer's embedding in A's coordinates,
@@ -38,8 +38,9 @@ b_c = sum(r - offset - b_i) / (n + bias_l2) (its last alternating update, so aga
 training customer), and y = r - offset - b_c - b_J.
 
 Cold start. With no votes (FI) gives a = 0 and b_c = 0, the zero customer; ``FoldIn`` returns
-its ``cold_start`` vector instead, by default the mean of the fitted customers' vectors (the
-embeddings file's rule for unknown customers), so 0 votes is the mean customer, never an error.
+its ``cold_start`` vector, never an error: the zero customer unless given, and from
+``PartialDualRecipe.fold_in`` the mean of the fitted customers' vectors (the embeddings file's
+rule for unknown customers), so 0 votes is the mean customer.
 
 Centring decides how a newcomer with a handful of votes fares. With ``centering: biases`` the
 zero customer of (FI) is offset + b_i (popularity included), and (FI) beats the mean customer
