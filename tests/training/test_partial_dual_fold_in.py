@@ -172,3 +172,13 @@ def test_held_out_customers_become_known_as_they_vote(seed, setting, tmp_path):
     for k, margin in margins.items():
         assert auc[VOTE_COUNTS.index(k)] >= mean[0] + margin, (k, auc, mean[0])
     assert all(later >= earlier + rise for earlier, later in zip(auc, auc[1:])), auc
+
+
+def test_a_model_file_without_bias_l2_gets_it_from_the_prepared_recipe(trained, tmp_path):
+    """Runs saved before the bias model's ridge weight was kept still fold in as fitted."""
+    recipe, model = trained.recipe, trained.model
+    with np.load(trained.run_dir / "model" / "partial_dual.npz") as data:
+        arrays = {name: data[name] for name in data.files if name != "bias_l2"}
+    (tmp_path / "old").mkdir()
+    np.savez(tmp_path / "old" / "partial_dual.npz", **arrays)
+    assert recipe.load_model(tmp_path / "old").bias_l2 == model.bias_l2 > 0

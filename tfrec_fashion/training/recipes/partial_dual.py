@@ -62,7 +62,8 @@ class FittedPartialDual:
         history: one dict per row of ``logs/solver.csv`` (solver iterations and each rank
             phase's starting point).
         bias_l2: the ridge weight of the bias model (``centering: biases``), which folding a
-            new customer in needs for their b_c (0 otherwise, and in files written before it).
+            new customer in needs for their b_c (0 otherwise; a file written before it was kept
+            gets the prepared recipe's, chosen again from the same split).
     """
 
     offset: float
@@ -161,8 +162,9 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
         with np.load(Path(directory) / _MODEL, allow_pickle=False) as data:
             arrays = {name: data[name] for name in data.files}
         arrays["offset"] = float(arrays["offset"])
-        if "bias_l2" in arrays:
-            arrays["bias_l2"] = float(arrays["bias_l2"])
+        # A file from before bias_l2 was kept: the prepared recipe chose it again from the same
+        # split and grid (tuned_biases is deterministic), so fold-in still has it.
+        arrays["bias_l2"] = float(arrays.get("bias_l2", getattr(self, "bias_l2", 0.0)))
         for name in ("summary", "history"):
             arrays[name] = json.loads(str(arrays[name]))
         return FittedPartialDual(**arrays)
