@@ -47,8 +47,8 @@ zero customer of (FI) is offset + b_i (popularity included), and (FI) beats the 
 from 5 votes on (planted world, 40 held-out customers, customer-averaged held-out vote AUC,
 seeds 2-11: +0.003 to +0.012 at 5 votes, +0.044 to +0.066 at 40). With ``centering: global``
 the zero customer is the constant offset and the popularity direction lives in the factors, so
-shrinking 5 votes towards zero loses to the mean customer (-0.042 to +0.014 at 5 votes, seeds
-2-6) although it wins from 20 votes on; ``shrink_to="cold_start"`` shrinks towards the mean
+shrinking 5 votes towards zero loses to the mean customer (-0.088 to +0.014 at 5 votes, mean
+-0.033, seeds 2-11) although it wins from 20 votes on (and is the best at 40); ``shrink_to="cold_start"`` shrinks towards the mean
 customer instead (+0.004 to +0.016 at 5 votes, +0.041 to +0.070 at 40, seeds 2-11).
 ``training/newcomers.py`` measures this; ``tests/training/test_partial_dual_fold_in.py`` holds it.
 
