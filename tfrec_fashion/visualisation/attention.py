@@ -80,7 +80,7 @@ from tfrec_fashion.visualisation.pan_attention import check_spatial, pan_score_o
 # AttentionError and ScoreOfImage live in score_of_image (pan_attention builds on them too) and
 # are imported from here as before.
 from tfrec_fashion.visualisation.score_of_image import (  # noqa: F401
-    MIN_CAM_SIDE, AttentionError, ScoreOfImage, cam_layer)
+    MIN_CAM_SIDE, AttentionError, ScoreOfImage, cam_layer, customer_scores)
 
 METHODS = ("gradcam", "gradcam++", "scorecam", "saliency", "smoothgrad")
 DEFAULT_METHOD = "gradcam++"
@@ -93,7 +93,7 @@ def _dvbpr(recipe, model, user_vectors: np.ndarray, items=None) -> ScoreOfImage:
     import tensorflow as tf
 
     backbone = model.backbone
-    head = _customer_scores(user_vectors)  # theta_u . Phi(X), eq. 6 of DVBPR
+    head = customer_scores(user_vectors)  # theta_u . Phi(X), eq. 6 of DVBPR
     score_model = tf.keras.Model(backbone.inputs, head(backbone.output), name="dvbpr_score")
     return ScoreOfImage(score_model, cam_layer(score_model), 1.0,
                         np.asarray(model.item_images.numpy(), np.float32))
@@ -232,16 +232,6 @@ def user_vectors(recipe, model) -> np.ndarray:
     if hasattr(recipe, "user_vectors"):
         return np.asarray(recipe.user_vectors(model), np.float32)
     return np.asarray(model.user_vectors(), np.float32)
-
-
-def _customer_scores(user_vectors: np.ndarray) -> "tf.keras.layers.Dense":  # noqa: F821
-    """A Dense layer whose column c is the dot product with customer c's vector."""
-    import tensorflow as tf
-
-    dense = tf.keras.layers.Dense(len(user_vectors), use_bias=False, name="user_scores")
-    dense.build((None, user_vectors.shape[1]))
-    dense.set_weights([np.asarray(user_vectors, np.float32).T])
-    return dense
 
 
 # ----------------------------------------------------------------------------- the request

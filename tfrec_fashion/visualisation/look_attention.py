@@ -29,7 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from tfrec_fashion.visualisation.score_of_image import AttentionError, ScoreOfImage, cam_layer
+from tfrec_fashion.visualisation.score_of_image import (AttentionError, ScoreOfImage, cam_layer,
+                                                       customer_scores)
 
 IMAGE_BACKBONES = ("gap_cnn", "efficientnet")
 # CompleteTheLookRecipe's image sizes when the config names none (its _IMAGE_SIZE).
@@ -75,8 +76,6 @@ def look_score_of_image(recipe, model, anchors: np.ndarray,
     [C, D] (``items`` is unused: a candidate's score needs no partner but the anchor)."""
     import tensorflow as tf
 
-    from tfrec_fashion.visualisation.attention import _customer_scores
-
     backbone = recipe.model_config.backbone
     check_image_path(backbone)
     size = recipe.model_config.image_size or DEFAULT_IMAGE_SIZE[backbone]
@@ -104,7 +103,7 @@ def look_score_of_image(recipe, model, anchors: np.ndarray,
                 hidden = self.look.normalization(hidden, training=False)
             return tf.math.l2_normalize(self.look.fc_style(tf.nn.relu(hidden)), axis=-1)
 
-    cosines = _customer_scores(np.asarray(anchors, np.float32))  # s(c) . s(a), one column each
+    cosines = customer_scores(np.asarray(anchors, np.float32))  # s(c) . s(a), one column each
     score_model = tf.keras.Model(network.inputs, cosines(StyleVectors()(network.output)),
                                  name="look_compatibility")
     return ScoreOfImage(score_model, cam_layer(score_model), input_scale, images)

@@ -62,3 +62,13 @@ def cam_layer(model: "tf.keras.Model") -> str:  # noqa: F821
         raise AttentionError(f"{model.name} has no convolution with a map of at least "
                              f"{MIN_CAM_SIDE} x {MIN_CAM_SIDE}: GradCAM has nothing to weigh")
     return convolutions[-1].name
+
+
+def customer_scores(user_vectors: np.ndarray) -> "tf.keras.layers.Dense":  # noqa: F821
+    """A Dense layer whose column c is the dot product with customer c's vector."""
+    import tensorflow as tf
+
+    dense = tf.keras.layers.Dense(len(user_vectors), use_bias=False, name="user_scores")
+    dense.build((None, user_vectors.shape[1]))
+    dense.set_weights([np.asarray(user_vectors, np.float32).T])
+    return dense
