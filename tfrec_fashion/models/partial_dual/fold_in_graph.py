@@ -6,8 +6,11 @@
 (a0, b0) = (0, 0), or the cold-start customer with ``shrink_to="cold_start"``,
 
 as a graph-safe function of variable-length votes over the fitted item factors held as
-constants, for a served signature to call (issue 24). Stock ops only: ``tf.gather`` of the voted
-items' rows, one k x k Gram matrix, ``tf.linalg.cholesky`` / ``cholesky_solve`` (the matrix is
+constants, for a served signature to call (issue 24): one customer's votes (``user_vector``), or
+a batch of customers' votes padded with "" ids to one width (``user_vectors_by_id``, what the
+retrieval head's ``recommend_new_customer`` calls; padding is a zero row of B_J, so each row is
+its own customer's closed form). Stock ops only: ``tf.gather`` of the voted items' rows, one
+k x k Gram matrix per customer, ``tf.linalg.cholesky`` / ``cholesky_solve`` (the matrix is
 symmetric positive definite: its smallest eigenvalue is s / C > 0), and ``tf.where`` for the
 cold start (no votes: ``FoldIn.cold_start``). It equals the NumPy ``FoldIn.user_vector`` to
 float rounding (tested): the derivation is in ``fold_in.py``.
@@ -80,18 +83,55 @@ class FoldInGraph(tf.Module):
         """``user_vector`` for votes naming items by string id."""
         return self.user_vector(self.item_indices(item_ids), rating)
 
+    def user_vectors_by_id(self, item_ids: tf.Tensor, rating: tf.Tensor) -> tf.Tensor:
+        """[B, d] folded-in vectors of B customers' votes, string ``item_ids`` [B, M] and
+        ``rating`` [B, M]: an id "" is padding (its vote ignored, whatever it holds), so rows
+        may hold different numbers of votes; a row of padding gets the cold-start vector. An
+        unknown id, a vote outside the rating range and shapes that differ are each an
+        InvalidArgumentError naming them."""
+        if self.item_table is None:
+            raise ValueError("this FoldIn has no item ids: pass item indices")
+        same_shape = tf.debugging.assert_equal(
+            tf.shape(item_ids), tf.shape(rating), message=(
+                "one vote per item is needed: item ids and votes differ in shape"))
+        with tf.control_dependencies([same_shape]):
+            present = tf.not_equal(item_ids, "")
+        index = self.item_table.lookup(item_ids)
+        unknown = present & (index < 0)
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(unknown)), [
+            "unknown item id(s):", tf.boolean_mask(item_ids, unknown)], summarize=5)
+        with tf.control_dependencies([check]):
+            index = tf.identity(index)
+        return self.user_vectors(index, rating, present)
+
     def user_vector(self, item_index: tf.Tensor, rating: tf.Tensor) -> tf.Tensor:
         """[d] folded-in customer vector (file layout: a, or [a, b_c, 1]) from int item
         indices [n] and votes [n], n >= 0; the cold-start vector for n = 0."""
+        size_check = tf.debugging.assert_equal(tf.size(item_index), tf.size(rating), message=(
+            "one vote per item is needed: items and votes differ in length"))
+        with tf.control_dependencies([size_check]):
+            return self.user_vectors(tf.reshape(item_index, [1, -1]),
+                                     tf.reshape(rating, [1, -1]))[0]
+
+    def user_vectors(self, item_index: tf.Tensor, rating: tf.Tensor,
+                     present: tf.Tensor | None = None) -> tf.Tensor:
+        """[B, d] folded-in vectors (file layout) from int item indices [B, M] and votes
+        [B, M]; ``present`` bool [B, M] marks the real votes (False: padding, whose index and
+        vote are ignored; default all real). A row with none gets the cold-start vector.
+
+        Padding enters (FI) as a zero row of B_J and a zero residual, which adds nothing to
+        B_J^T B_J or B_J^T y, so each row is the one-customer closed form of its real votes."""
         item_index = tf.cast(item_index, tf.int64)
         rating = tf.cast(rating, self.dtype)
+        if present is None:
+            present = tf.ones_like(item_index, tf.bool)
         n_items = tf.shape(self.column_factors, out_type=tf.int64)[0]
-        unknown = (item_index < 0) | (item_index >= n_items)
-        outside = tf.logical_not(tf.math.is_finite(rating) & (rating >= self.low)
-                                 & (rating <= self.high))
+        unknown = present & ((item_index < 0) | (item_index >= n_items))
+        outside = present & tf.logical_not(tf.math.is_finite(rating) & (rating >= self.low)
+                                           & (rating <= self.high))
         checks = [
-            tf.debugging.assert_equal(tf.size(item_index), tf.size(rating), message=(
-                "one vote per item is needed: items and votes differ in length")),
+            tf.debugging.assert_equal(tf.shape(item_index), tf.shape(rating), message=(
+                "one vote per item is needed: items and votes differ in shape")),
             tf.debugging.Assert(tf.logical_not(tf.reduce_any(unknown)), [
                 "unknown item index(es):", tf.boolean_mask(item_index, unknown),
                 "the model has items 0 ..", n_items - 1], summarize=5),
@@ -101,23 +141,26 @@ class FoldInGraph(tf.Module):
         ]
         with tf.control_dependencies(checks):  # every use of the votes after the checks
             item_index, rating = tf.identity(item_index), tf.identity(rating)
-        B_J = tf.gather(self.column_factors, item_index)  # [n, k]
+        weight = tf.cast(present, self.dtype)  # [B, M]: 1 for a vote, 0 for padding
+        item_index = tf.where(present, item_index, 0)
+        B_J = tf.gather(self.column_factors, item_index) * weight[..., None]  # [B, M, k]
         a0, b0 = self.prior_factor, self.prior_bias
-        residual = rating - self.offset
-        bias = b0
+        residual = (rating - self.offset) * weight
+        count = tf.reduce_sum(weight, axis=1)  # [B]
+        bias = tf.fill(tf.shape(count), b0)
         if self.fold_in.has_biases:
-            residual -= tf.gather(self.item_bias, item_index)
-            count = tf.cast(tf.size(residual), self.dtype)
+            residual -= tf.gather(self.item_bias, item_index) * weight
             # No votes with bias_l2 = 0 would divide 0 by 0: the cold start answers then.
-            bias = b0 + tf.math.divide_no_nan(tf.reduce_sum(residual - b0),
+            bias = b0 + tf.math.divide_no_nan(tf.reduce_sum((residual - b0) * weight, axis=1),
                                               count + self.bias_l2)
-            residual -= bias
+            residual -= bias[:, None] * weight
         k = self.fold_in.rank
         # (FI): (B_J^T B_J + (s / C) I) (a - a0) = B_J^T (y - B_J a0), symmetric positive definite.
-        gram = tf.matmul(B_J, B_J, transpose_a=True) + self.ridge * tf.eye(k, dtype=self.dtype)
-        rhs = tf.matmul(B_J, (residual - tf.linalg.matvec(B_J, a0))[:, None], transpose_a=True)
-        factor = a0 + tf.linalg.cholesky_solve(tf.linalg.cholesky(gram), rhs)[:, 0]
+        gram = (tf.einsum("bmk,bml->bkl", B_J, B_J)
+                + self.ridge * tf.eye(k, dtype=self.dtype)[None])
+        rhs = tf.einsum("bmk,bm->bk", B_J, residual - tf.einsum("bmk,k->bm", B_J, a0))
+        factor = a0 + tf.linalg.cholesky_solve(tf.linalg.cholesky(gram), rhs[..., None])[..., 0]
         vector = factor
         if self.fold_in.has_biases:
-            vector = tf.concat([factor, tf.stack([bias, tf.ones([], self.dtype)])], 0)
-        return tf.where(tf.size(rating) > 0, vector, self.cold_start)
+            vector = tf.concat([factor, bias[:, None], tf.ones_like(bias)[:, None]], 1)
+        return tf.where((count > 0)[:, None], vector, self.cold_start[None, :])
