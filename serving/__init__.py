@@ -5,7 +5,8 @@ API over the export base, its client, and the docker compose file for the real
 Modules, downstream first:
 
     contract.py       the serving contract written once, one head per model family
-                      (RETRIEVAL: recommend / score / user_query / embed_item; COMPATIBILITY:
+                      (RETRIEVAL: recommend / score / user_query / embed_item /
+                      recommend_new_customer; COMPATIBILITY:
                       complete_pair / score_pairs): signatures (inputs, dtypes, shapes,
                       defaults, padding), warm-up inputs, assets.extra file names, and
                       ``differences`` to hold a SavedModel to it (export, client, toy share it)

@@ -12,6 +12,10 @@ for many calls)::
     result["cold_start"]      # bool [2]
     result["version"]         # the version that answered
 
+    newcomer = client.recommend_new_customer(           # models that fold customers in
+        "127.0.0.1:8500", "partial_dual", [[("I3", 1.0), ("I9", -1.0)], []], k=5)
+    newcomer["query"]         # float32 [2, D]; row 2 voted on nothing: cold_start [F, T]
+
     looks = client.complementary("127.0.0.1:8500", "ctl", ["I7"], k=5)   # look head
     client.similar("127.0.0.1:8500", "ctl", images=photo, category="top")  # a new product
 
@@ -54,7 +58,7 @@ from tensorflow_serving.apis import (
 
 from . import contract
 from .contract import (DEFAULT_K, RECOMMEND_APPROXIMATE, look_inputs,  # noqa: F401 (API)
-                       recommend_inputs)
+                       new_customer_inputs, recommend_inputs)
 
 RECOMMEND = contract.RECOMMEND.name
 State = get_model_status_pb2.ModelVersionStatus.State
@@ -123,6 +127,25 @@ def recommend(target: str | grpc.Channel, model: str, user_ids: Sequence[str],
     return predict(target, model, recommend_inputs(user_ids, k, category, exclude,
                                                    exclude_width, exclude_seen),
                    RECOMMEND_APPROXIMATE if approximate else RECOMMEND, version, label, timeout)
+
+
+def recommend_new_customer(target: str | grpc.Channel, model: str,
+                           votes: Sequence[Sequence[tuple[str, float]]], k: int = DEFAULT_K,
+                           category: str | None = None,
+                           exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
+                           version: int | None = None, label: str | None = None,
+                           timeout: float = 10.0, exclude_width: int = 0,
+                           exclude_voted: bool | None = None, votes_width: int = 0
+                           ) -> dict[str, np.ndarray]:
+    """Top-``k`` items for customers the model was not trained on, from their votes
+    (``recommend_new_customer``, models that fold customers in): ``votes`` holds one list of
+    (item id, vote) pairs per customer, empty for one who has not voted yet (the cold-start
+    answer). The answer has ``query`` (each customer's folded-in vector) beside ``item_ids``,
+    ``scores`` and ``cold_start``. Arguments as ``contract.new_customer_inputs``."""
+    return predict(target, model, new_customer_inputs(votes, k, category, exclude,
+                                                      exclude_width, exclude_voted,
+                                                      votes_width),
+                   contract.RECOMMEND_NEW_CUSTOMER.name, version, label, timeout)
 
 
 def similar(target: str | grpc.Channel, model: str, item_ids: Sequence[str] | None = None,

@@ -21,6 +21,15 @@ ratings)::
                                 seen_item_ids string [B, S] (padding "")
     embed_item   (models that see item content) image float32 [B, H, W, 3] or features
                  float32 [B, F] -> embedding float32 [B, D]: :func:`embed_item`
+    recommend_new_customer  (models that fold a new customer in from votes: Partial Dual)
+        voted_item_ids string [B, M] (padding ""); votes float32 [B, M] (each in the model's
+        rating range; ignored where the id is ""); k int32 [B] = [10]; category string [B] =
+        [""]; exclude_item_ids string [B, M'] = shape [1, 0]; exclude_voted bool [B] = [True]
+        -> item_ids string [B, K] (padding ""), scores float32 [B, K] (padding -inf),
+           query float32 [B, D] (the folded-in query, as ``user_query`` gives a known user's),
+           cold_start bool [B] (the row held no votes: the cold-start query answered)
+                 :data:`RECOMMEND_NEW_CUSTOMER`; scores are ``recommend``'s for that query,
+                 the voted items left out unless ``exclude_voted`` is False
 
 :data:`COMPATIBILITY` (a customer's score of a pair of items; PSA-Net and its kin)::
 
@@ -45,6 +54,9 @@ ratings)::
     score_outfit  user_id [B], item_ids [B, S] -> scores float32 [B], cold_start [B]
 
 Unknown customers are scored with the mean customer's vector and flagged by ``cold_start``.
+A new customer who has voted on a few items is served personally by ``recommend_new_customer``
+where the model has it (an unknown item id or a vote outside the rating range is
+INVALID_ARGUMENT naming it; no votes at all is the cold-start answer, never an error).
 
 :data:`LOOK` (item-to-item, no customer: complete the look for a shopper we know nothing about,
 from the product they look at; scores are cosines, the index ranks L2-normalised vectors)::
@@ -182,6 +194,16 @@ USER_QUERY = Signature(
     outputs=(Tensor("query", tf.float32, (None, None)), Tensor("cold_start", tf.bool, (None,)),
              _ids("seen_item_ids", 2)))
 RETRIEVAL = Head("retrieval", (RECOMMEND, SCORE, USER_QUERY), default=RECOMMEND.name)
+# Optional, as embed_item: only models whose parts can fold a new customer in export it.
+RECOMMEND_NEW_CUSTOMER = Signature(
+    "recommend_new_customer",
+    inputs=(_ids("voted_item_ids", 2), Tensor("votes", tf.float32, (None, None)),
+            Tensor("k", tf.int32, (None,), [DEFAULT_K]),
+            Tensor("category", tf.string, (None,), [""]),
+            Tensor("exclude_item_ids", tf.string, (None, None), np.zeros((1, 0), object)),
+            Tensor("exclude_voted", tf.bool, (None,), [True])),
+    outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None)),
+             Tensor("query", tf.float32, (None, None)), Tensor("cold_start", tf.bool, (None,))))
 
 SCORE_PAIRS = Signature(
     "score_pairs", inputs=(_ids("user_id"), _ids("item_id"), _ids("partner_id")),
@@ -253,12 +275,52 @@ def recommend_inputs(user_ids: Sequence[str], k: int = DEFAULT_K, category: str 
             signature's default (True).
     """
     batch = len(user_ids)
-    inputs = {"user_id": string_array(user_ids), "k": np.full(batch, k, dtype=np.int32),
-              "category": string_array([category or ""] * batch)}
-    if exclude or exclude_width:
-        inputs["exclude_item_ids"] = exclusion_rows(exclude, batch, exclude_width, "users")
+    inputs = {"user_id": string_array(user_ids),
+              **top_k_inputs(batch, k, category, exclude, exclude_width, "users")}
     if exclude_seen is not None:
         inputs["exclude_seen"] = np.full(batch, bool(exclude_seen))
+    return inputs
+
+
+def top_k_inputs(batch: int, k: int, category: str | None,
+                 exclude: Sequence[str] | Sequence[Sequence[str]] | None, exclude_width: int,
+                 rows_are: str) -> dict[str, np.ndarray]:
+    """``k``, ``category`` and (when given) ``exclude_item_ids`` of a retrieval top-k request
+    of ``batch`` rows (``rows_are`` names them in messages)."""
+    inputs = {"k": np.full(batch, k, dtype=np.int32),
+              "category": string_array([category or ""] * batch)}
+    if exclude or exclude_width:
+        inputs["exclude_item_ids"] = exclusion_rows(exclude, batch, exclude_width, rows_are)
+    return inputs
+
+
+def new_customer_inputs(votes: Sequence[Sequence[tuple[str, float]]], k: int = DEFAULT_K,
+                        category: str | None = None,
+                        exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
+                        exclude_width: int = 0, exclude_voted: bool | None = None,
+                        votes_width: int = 0) -> dict[str, np.ndarray]:
+    """``recommend_new_customer``'s inputs for B new customers, batch size B each.
+
+    Args:
+        votes: one list of (item id, vote) pairs per customer (an empty list: no votes yet,
+            the cold-start answer).
+        k, category, exclude, exclude_width: as :func:`recommend_inputs`.
+        exclude_voted: leave out the items each customer voted on (False: keep them); None:
+            the signature's default (True).
+        votes_width: pad vote rows with "" (vote 0, ignored) to at least this width (TF
+            Serving batching merges only requests whose rows have the same width).
+    """
+    batch = len(votes)
+    rows = [list(row) for row in votes]
+    width = max(votes_width, *(len(row) for row in rows), 0)
+    padded = [row + [("", 0.0)] * (width - len(row)) for row in rows]
+    inputs = {"voted_item_ids": string_array([[item for item, _ in row] for row in padded])
+              .reshape(batch, width),
+              "votes": np.array([[vote for _, vote in row] for row in padded],
+                                np.float32).reshape(batch, width),
+              **top_k_inputs(batch, k, category, exclude, exclude_width, "customers")}
+    if exclude_voted is not None:
+        inputs["exclude_voted"] = np.full(batch, bool(exclude_voted))
     return inputs
 
 
@@ -318,10 +380,14 @@ def look_inputs(item_ids: Sequence[str] | None = None, images: np.ndarray | None
 
 
 def warmup_inputs(user_ids: Sequence[str], item_ids: Sequence[str],
-                  embed_input: tf.TensorSpec | None = None) -> dict[str, dict[str, np.ndarray]]:
-    """One request per signature of :data:`RETRIEVAL` (and ``embed_item`` for ``embed_input``),
-    as TF Serving replays at load time: two known users and an unknown one (the cold-start
-    path), every input given, k no larger than the catalogue."""
+                  embed_input: tf.TensorSpec | None = None,
+                  rating_range: Sequence[float] | None = None
+                  ) -> dict[str, dict[str, np.ndarray]]:
+    """One request per signature of :data:`RETRIEVAL` (and ``embed_item`` for ``embed_input``,
+    ``recommend_new_customer`` for a model that takes votes in ``rating_range``), as TF Serving
+    replays at load time: two known users and an unknown one (the cold-start path); for new
+    customers two votes, one vote and padding, and none (the cold start); every input given,
+    k no larger than the catalogue."""
     users = [*user_ids[:2], UNKNOWN_USER]
     k = DEFAULT_K if len(item_ids) >= DEFAULT_K else 1
     inputs = {
@@ -333,6 +399,11 @@ def warmup_inputs(user_ids: Sequence[str], item_ids: Sequence[str],
     if embed_input is not None:
         inputs["embed_item"] = {embed_input.name: np.zeros([1, *embed_input.shape[1:]],
                                                            np.float32)}
+    if rating_range is not None:
+        low, high = (float(value) for value in rating_range)
+        votes = [[(item_ids[0], high), (item_ids[-1], low)], [(item_ids[0], low)], []]
+        inputs[RECOMMEND_NEW_CUSTOMER.name] = new_customer_inputs(
+            votes, k, exclude=[item_ids[0]], exclude_voted=True)
     return inputs
 
 
