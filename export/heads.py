@@ -51,13 +51,20 @@ class ExportHead:
 
 
 def _retrieval_warmup(parts: RetrievalParts) -> dict[str, dict[str, np.ndarray]]:
+    new_customer = parts.new_customer
     return contract.warmup_inputs(list(parts.user_ids), list(parts.item_ids),
-                                  parts.embedder.input_spec if parts.embedder else None)
+                                  parts.embedder.input_spec if parts.embedder else None,
+                                  new_customer.rating_range if new_customer else None)
 
 
 def _retrieval_description(parts: RetrievalParts) -> dict[str, Any]:
-    return {"embed_item_input": None if parts.embedder is None else parts.embedder.input_name,
-            "cold_start": "unknown user ids are served the mean trained user vector"}
+    described = {"embed_item_input": None if parts.embedder is None
+                 else parts.embedder.input_name,
+                 "cold_start": "unknown user ids are served the mean trained user vector"}
+    if parts.new_customer is not None:
+        described["new_customer"] = {"rating_range": list(parts.new_customer.rating_range),
+                                     "query": parts.new_customer.description}
+    return described
 
 
 def _compatibility_warmup(parts: CompatibilityParts) -> dict[str, dict[str, np.ndarray]]:

@@ -3,7 +3,9 @@ package docstring for the contract: names, dtypes, shapes, defaults).
 
 ``RetrievalParts`` (``tfrec_fashion.training.serving_parts``, read from a run directory) is all
 an export needs from an inner-product model: string ids, categories, the user and item vectors
-whose inner products are the model's scores, and optionally an ``ItemEmbedder`` for new items.
+whose inner products are the model's scores, and optionally an ``ItemEmbedder`` for new items
+(``embed_item``) and a ``NewCustomerQuery`` for new customers (``recommend_new_customer``: the
+query folded in from their votes, searched like ``recommend``'s).
 ``RecommenderModule`` turns them into lookup tables, the retrieval index
 (``index.FilteredBruteForce``, or the approximate ``index.FilteredPartitioned``) and the
 signatures. Nothing here is specific to one model. The request steps every head
@@ -20,7 +22,8 @@ import tensorflow as tf
 from tfrec_fashion.training.serving_parts import RetrievalParts
 from tfrec_fashion_export.index import make_index
 from tfrec_fashion_serving import contract
-from tfrec_fashion_serving.contract import RECOMMEND, SCORE, USER_QUERY
+from tfrec_fashion_serving.contract import (RECOMMEND, RECOMMEND_NEW_CUSTOMER, SCORE,
+                                            USER_QUERY)
 
 
 def lookup_table(keys: np.ndarray, name: str) -> tf.lookup.StaticHashTable:
@@ -123,11 +126,11 @@ def top_k_checks(batch: tf.Tensor, k: tf.Tensor, n_items: int,
 
 
 def checked_k(batch: tf.Tensor, k: tf.Tensor, category: tf.Tensor, category_rows: tf.Tensor,
-              n_items: int, category_help: str) -> tf.Tensor:
+              n_items: int, category_help: str, batch_of: str = "user_id") -> tf.Tensor:
     """``k``, available only once the request's top-k inputs are checked: ``top_k_checks`` and
     a known category or "" (``category_help`` says what "" means and lists the categories)."""
     checks = [
-        *top_k_checks(batch, k, n_items),
+        *top_k_checks(batch, k, n_items, batch_of),
         tf.debugging.assert_equal(tf.logical_or(tf.equal(category, ""), category_rows >= 0),
                                   True, message=f"unknown category; {category_help}"),
     ]
@@ -171,6 +174,14 @@ class RecommenderModule(tf.Module):
             self.embedder_variables = list(parts.embedder.variables)
             self.embed_item = tf.function(self._embed_item,
                                           input_signature=[parts.embedder.input_spec])
+        self.new_customer = parts.new_customer
+        if parts.new_customer is not None:
+            self.new_customer_variables = list(parts.new_customer.variables)
+            # A tf.function of the method, not a concrete function: its argument defaults
+            # become the SignatureDef's defaults (head_signatures).
+            self.recommend_new_customer = tf.function(
+                self._recommend_new_customer,
+                input_signature=RECOMMEND_NEW_CUSTOMER.input_signature())
 
     # ------------------------------------------------------------------ shared steps
     def _query(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -186,6 +197,28 @@ class RecommenderModule(tf.Module):
         seen = tf.gather(table, tf.maximum(rows, 0)).to_tensor(default_value=-1)
         return tf.where(tf.logical_and(rows >= 0, wanted)[:, None], seen, -1)
 
+    def _top_k_inputs(self, batch: tf.Tensor, k: tf.Tensor, category: tf.Tensor,
+                      exclude_item_ids: tf.Tensor, batch_of: str = "user_id"
+                      ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """(k int32 [B], checked; category rows int32 [B], -1 for any; excluded item rows
+        int32 [B, M], -1 for "" and unknown ids) of a top-k request's inputs, each broadcast
+        over the ``batch`` rows of its ``batch_of`` input."""
+        k = broadcast_rows(k, batch, "k", batch_of)
+        category = broadcast_rows(category, batch, "category", batch_of)
+        exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids", batch_of)
+        category_rows = self.category_table.lookup(category)
+        k = checked_k(batch, k, category, category_rows, self.n_items,
+                      f"use \"\" for any, or one of: {self.category_names}", batch_of)
+        return k, category_rows, self.item_table.lookup(exclude_item_ids)
+
+    def _retrieve(self, query: tf.Tensor, k: tf.Tensor, category_rows: tf.Tensor,
+                  excluded: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The index's top-k for queries [B, D]: item_ids string [B, K] (padding ""), scores
+        [B, K] (padding -inf)."""
+        rows, scores = self.index(query, k, category_rows, excluded)
+        item_ids = tf.where(rows >= 0, tf.gather(self.item_ids, tf.maximum(rows, 0)), "")
+        return {"item_ids": item_ids, "scores": scores}
+
     def _item_rows(self, item_ids: tf.Tensor, what: str) -> tf.Tensor:
         """Rows of string item ids (any shape); an unknown id is an InvalidArgumentError."""
         return known_rows(self.item_table, item_ids, what)
@@ -197,19 +230,11 @@ class RecommenderModule(tf.Module):
                   exclude_seen=RECOMMEND.default("exclude_seen")):
         """Top-k items for each user (see the package docstring)."""
         batch = tf.shape(user_id)[0]
-        k = broadcast_rows(k, batch, "k")
-        category = broadcast_rows(category, batch, "category")
-        exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids")
+        k, category_rows, excluded = self._top_k_inputs(batch, k, category, exclude_item_ids)
         exclude_seen = broadcast_rows(exclude_seen, batch, "exclude_seen")
-        category_rows = self.category_table.lookup(category)
-        k = checked_k(batch, k, category, category_rows, self.n_items,
-                      f"use \"\" for any, or one of: {self.category_names}")
-        excluded = tf.concat([self.item_table.lookup(exclude_item_ids),  # "", unknown: -1
-                              self._seen(user_id, exclude_seen)], axis=1)
+        excluded = tf.concat([excluded, self._seen(user_id, exclude_seen)], axis=1)
         query, cold = self._query(user_id)
-        rows, scores = self.index(query, k, category_rows, excluded)
-        item_ids = tf.where(rows >= 0, tf.gather(self.item_ids, tf.maximum(rows, 0)), "")
-        return {"item_ids": item_ids, "scores": scores, "cold_start": cold}
+        return {**self._retrieve(query, k, category_rows, excluded), "cold_start": cold}
 
     @tf.function(input_signature=SCORE.input_signature())
     def score(self, user_id, item_ids):
@@ -239,10 +264,37 @@ class RecommenderModule(tf.Module):
             content = tf.identity(content)
         return {"embedding": self.embedder.embed(content)}
 
+    def _recommend_new_customer(
+            self, voted_item_ids, votes, k=RECOMMEND_NEW_CUSTOMER.default("k"),
+            category=RECOMMEND_NEW_CUSTOMER.default("category"),
+            exclude_item_ids=RECOMMEND_NEW_CUSTOMER.default("exclude_item_ids"),
+            exclude_voted=RECOMMEND_NEW_CUSTOMER.default("exclude_voted")):
+        """Top-k items for customers the model was not trained on, from their votes: the
+        parts' query of each row's votes ("" ids are padding; none: the cold-start query),
+        searched as ``recommend`` searches a known customer's, the voted items left out
+        unless ``exclude_voted`` is False."""
+        same_shape = tf.debugging.assert_equal(
+            tf.shape(votes), tf.shape(voted_item_ids),
+            message="votes must have the shape of voted_item_ids [B, M] (one vote per item)")
+        with tf.control_dependencies([same_shape]):
+            batch = tf.shape(voted_item_ids)[0]
+        k, category_rows, excluded = self._top_k_inputs(batch, k, category, exclude_item_ids,
+                                                        "voted_item_ids")
+        exclude_voted = broadcast_rows(exclude_voted, batch, "exclude_voted", "voted_item_ids")
+        voted = self.item_table.lookup(voted_item_ids)  # "": -1, left out of nothing
+        excluded = tf.concat([excluded, tf.where(exclude_voted[:, None], voted, -1)], axis=1)
+        query = self.new_customer.query(voted_item_ids, votes)
+        cold = tf.reduce_all(tf.equal(voted_item_ids, ""), axis=1)
+        return {**self._retrieve(query, k, category_rows, excluded), "query": query,
+                "cold_start": cold}
+
     def signatures(self) -> dict:
         """Signature name -> function (``head_signatures``), ``serving_default`` =
-        ``recommend``, and ``embed_item`` for models that see item content."""
+        ``recommend``, ``embed_item`` for models that see item content and
+        ``recommend_new_customer`` for models that fold new customers in."""
         signatures = head_signatures(self, contract.RETRIEVAL)
         if self.embedder is not None:
             signatures["embed_item"] = self.embed_item
+        if self.new_customer is not None:
+            signatures[RECOMMEND_NEW_CUSTOMER.name] = self.recommend_new_customer
         return signatures

@@ -8,9 +8,10 @@ A model family serves through a **head** (``tfrec_fashion_serving.contract``): i
 of the dataclasses here, each naming its head in ``HEAD``:
 
 - :class:`RetrievalParts` (head "retrieval": ``recommend`` / ``score`` / ``user_query`` /
-  ``embed_item``): user and item vectors whose inner products are the model's scores, what each
-  user bought, and optionally an :class:`ItemEmbedder` for new items. Every model trained on
-  interactions or ratings today.
+  ``embed_item`` / ``recommend_new_customer``): user and item vectors whose inner products are
+  the model's scores, what each user bought, and optionally an :class:`ItemEmbedder` for new
+  items and a :class:`NewCustomerQuery` for new customers (Partial Dual's fold-in). Every model
+  trained on interactions or ratings today.
 - :class:`CompatibilityParts` (head "compatibility": ``score_pairs`` / ``complete_pair``): each
   customer's conditioning vector, each item's input to the scorer, and a :class:`PairScorer`
   (a graph function of customer, item and partner). PSA-Net and its kin.
@@ -29,6 +30,9 @@ Layout (written atomically: ``serving.tmp-*`` then one rename)::
     <run_dir>/serving/arrays.npz   ids, categories, vectors (and what each user bought)
     <run_dir>/serving/embedder/    SavedModel: ``call(content)`` -> the item's row (retrieval
                                    models that see item content)
+    <run_dir>/serving/new_customer/
+                                   SavedModel: ``call(voted_item_ids, votes)`` -> a new
+                                   customer's query (retrieval models that fold customers in)
     <run_dir>/serving/scorer/      SavedModel: ``call(user, item, partner)`` -> scores
                                    (compatibility), ``call(user, items)`` (outfit)
     <run_dir>/serving/attention/   SavedModel: ``call(user)`` -> subspace weights (compatibility
@@ -86,6 +90,43 @@ class ItemEmbedder:
     input_spec: tf.TensorSpec
     embed: Callable[[tf.Tensor], tf.Tensor]
     variables: Sequence[tf.Variable]
+
+
+@dataclasses.dataclass
+class NewCustomerQuery:
+    """How a trained model gives a customer it was not trained on a query vector from their
+    first votes (the export's ``recommend_new_customer`` signature), so a newcomer is served
+    personally without retraining (Partial Dual: the fold-in, ``models.partial_dual``).
+
+    Args:
+        query: graph-safe function (voted_item_ids string [B, M], votes float32 [B, M]) ->
+            float32 [B, D], each row's query in the space of ``user_vectors`` (what
+            ``recommend`` searches with for a known customer). An id "" is padding (its vote
+            ignored), so rows hold different numbers of votes; a row with none gets the
+            model's cold-start query, never an error. An unknown item id, a vote outside
+            ``rating_range`` and shapes that differ fail inside the graph
+            (``InvalidArgumentError`` naming them).
+        rating_range: (low, high), the votes it accepts.
+        variables: every trackable ``query`` reads (variables, lookup tables, modules), so
+            the SavedModel keeps them.
+        description: one line for the export's description (how the query is computed).
+    """
+
+    query: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    rating_range: tuple[float, float]
+    variables: Sequence[Any]
+    description: str = ""
+
+    INPUT_SIGNATURE: ClassVar[list[tf.TensorSpec]] = [
+        tf.TensorSpec([None, None], tf.string, "voted_item_ids"),
+        tf.TensorSpec([None, None], tf.float32, "votes")]
+
+    def __post_init__(self) -> None:
+        low, high = (float(value) for value in self.rating_range)
+        if not low <= high:
+            raise ValueError(f"rating_range must be (low, high) with low <= high. Received: "
+                             f"{self.rating_range!r}")
+        self.rating_range = (low, high)
 
 
 @dataclasses.dataclass
@@ -214,6 +255,9 @@ class RetrievalParts:
         seen: what each user already bought, a CSR matrix [U, N] (nonzeros = seen), or None;
             ``recommend`` leaves those items out unless asked not to (``exclude_seen``).
         info: JSON-able facts written to ``assets.extra/tfrec_fashion.json``.
+        new_customer: how a customer the model was not trained on gets a query from their
+            votes (``recommend_new_customer``), or None (models that cannot: the signature is
+            not exported).
     """
 
     HEAD: ClassVar[str] = "retrieval"
@@ -226,6 +270,7 @@ class RetrievalParts:
     embedder: ItemEmbedder | None = None
     seen: scipy.sparse.csr_matrix | None = None
     info: dict = dataclasses.field(default_factory=dict)
+    new_customer: NewCustomerQuery | None = None
 
     def __post_init__(self) -> None:
         self.user_ids, self.item_ids, self.item_categories = _catalogue(
@@ -262,16 +307,25 @@ class RetrievalParts:
                 "seen_indices": self.seen.indices}
 
     def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
-        if self.embedder is None:
-            return {}
-        return {"embedder": (self.embedder.embed, [self.embedder.input_spec],
-                             self.embedder.variables)}
+        functions = {}
+        if self.embedder is not None:
+            functions["embedder"] = (self.embedder.embed, [self.embedder.input_spec],
+                                     self.embedder.variables)
+        if self.new_customer is not None:
+            functions["new_customer"] = (self.new_customer.query,
+                                         NewCustomerQuery.INPUT_SIGNATURE,
+                                         self.new_customer.variables)
+        return functions
 
     def describe_functions(self) -> dict[str, Any]:
-        if self.embedder is None:
-            return {"embed_input": None}
-        return {"embed_input": self.embedder.input_name,
-                "embed_shape": self.embedder.input_spec.shape.as_list()}
+        described: dict[str, Any] = {"embed_input": None}
+        if self.embedder is not None:
+            described = {"embed_input": self.embedder.input_name,
+                         "embed_shape": self.embedder.input_spec.shape.as_list()}
+        if self.new_customer is not None:
+            described["new_customer"] = {"rating_range": list(self.new_customer.rating_range),
+                                         "description": self.new_customer.description}
+        return described
 
     @classmethod
     def restore(cls, arrays: dict[str, np.ndarray], functions: dict[str, Any],
@@ -285,8 +339,15 @@ class RetrievalParts:
             call, variables = functions["embedder"]
             spec = tf.TensorSpec(described["embed_shape"], tf.float32, described["embed_input"])
             embedder = ItemEmbedder(described["embed_input"], spec, call, variables)
+        new_customer = None
+        if "new_customer" in functions:  # parts written before it existed have none
+            call, variables = functions["new_customer"]
+            new_customer = NewCustomerQuery(call, described["new_customer"]["rating_range"],
+                                            variables,
+                                            described["new_customer"]["description"])
         return cls(arrays["user_ids"], arrays["item_ids"], arrays["item_categories"],
-                   arrays["user_vectors"], arrays["item_vectors"], embedder, seen, info)
+                   arrays["user_vectors"], arrays["item_vectors"], embedder, seen, info,
+                   new_customer)
 
 
 class _ScoredByCustomer:

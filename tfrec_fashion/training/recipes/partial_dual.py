@@ -39,9 +39,12 @@ import scipy.sparse
 
 from tfrec_fashion.evaluation.rating_baselines import tuned_biases
 from tfrec_fashion.models.partial_dual import FoldIn, PartialDual
+from tfrec_fashion.models.partial_dual.fold_in_graph import FoldInGraph
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.base import SolverRecipe
 from tfrec_fashion.training.recipes.ratings import RatingRecipe
+from tfrec_fashion.training.serving_parts import (NewCustomerQuery, RetrievalParts,
+                                                  retrieval_parts)
 
 _STATE = "solver_state.npz"
 _MODEL = "partial_dual.npz"
@@ -202,6 +205,35 @@ class PartialDualRecipe(RatingRecipe, SolverRecipe):
                       bias_l2=model.bias_l2,
                       cold_start=model.user_vectors()[fitted].mean(axis=0),
                       item_ids=self.dataset.items.ids, shrink_to=shrink_to)
+
+    def served_shrink_to(self) -> str:
+        """What the served fold-in shrinks a newcomer with few votes towards: the solver's own
+        zero customer with ``centering: biases`` (popularity is in the biases), the cold-start
+        (mean) customer otherwise, where the popularity direction lives in the factors
+        (``models/partial_dual/fold_in.py``: with ``global`` the zero customer loses to the
+        mean one at 5 votes, the mean-centred ridge beats it from 5 votes on)."""
+        return "zero" if self.model_config.centering == "biases" else "cold_start"
+
+    def new_customer_query(self, model: FittedPartialDual) -> NewCustomerQuery:
+        """The served fold-in (``recommend_new_customer``): ``fold_in(model,
+        served_shrink_to())`` in TensorFlow ops (``FoldInGraph``, float32). Its vectors have
+        the layout of ``user_vectors`` ([a, b_c, 1] with biases), so a newcomer's query is
+        scored against ``item_vectors`` exactly as a fitted customer's."""
+        shrink_to = self.served_shrink_to()
+        graph = FoldInGraph(self.fold_in(model, shrink_to), name="fold_in")
+        return NewCustomerQuery(
+            graph.user_vectors_by_id, self.rating_range, [graph],
+            f"Partial Dual fold-in: the one-row inner problem over the fitted item factors "
+            f"(C={self.model_config.C:g}, centering {self.model_config.centering}, shrunk "
+            f"towards the {'zero' if shrink_to == 'zero' else 'mean'} customer); no votes: the "
+            f"mean fitted customer")
+
+    def serving_parts(self, model: FittedPartialDual) -> RetrievalParts:
+        """The retrieval head's parts (``retrieval_parts``) with the served fold-in, so the
+        export answers ``recommend_new_customer``."""
+        parts = retrieval_parts(self, model)
+        parts.new_customer = self.new_customer_query(model)
+        return parts
 
     def embeddings(self, model: FittedPartialDual, **metadata):
         return super().embeddings(model, offset=model.offset, rank=int(model.row_factors.shape[1]),
