@@ -24,19 +24,20 @@ to rule that out.
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import tensorflow as tf
 from google.protobuf.message import DecodeError
-from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.core.framework import graph_pb2, node_def_pb2
+from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
 SAVED_MODEL_NAME = "saved_model.pb"
 NAMESPACE_SEPARATOR = ">"
 
 
-def _read_saved_model(directory: str | Path) -> saved_model_pb2.SavedModel:
+def read_saved_model(directory: str | Path) -> saved_model_pb2.SavedModel:
     """The ``SavedModel`` proto of ``<directory>/saved_model.pb``, else a clear error."""
     path = Path(directory) / SAVED_MODEL_NAME
     if not path.is_file():
@@ -65,13 +66,70 @@ def saved_model_ops(directory: str | Path) -> dict[str, int]:
         ValueError: the file is not a SavedModel proto.
     """
     counts: collections.Counter[str] = collections.Counter()
-    for meta_graph in _read_saved_model(directory).meta_graphs:
-        graph_def = meta_graph.graph_def
-        functions = {function.signature.name for function in graph_def.library.function}
-        node_lists = [graph_def.node] + [f.node_def for f in graph_def.library.function]
-        for nodes in node_lists:
-            counts.update(node.op for node in nodes if node.op not in functions)
+    for meta_graph in read_saved_model(directory).meta_graphs:
+        counts.update(node.op for node in graph_def_nodes(meta_graph.graph_def))
     return dict(sorted(counts.items()))
+
+
+def graph_def_nodes(graph_def: graph_pb2.GraphDef,
+                    function_names: Iterable[str] | None = None) -> Iterator[node_def_pb2.NodeDef]:
+    """Every op node of ``graph_def``: its top-level nodes and the nodes of its library functions.
+
+    A node whose op is the name of a library function is a call of that function, not an op, and
+    is left out (the function's own nodes are yielded with the library). With ``function_names``,
+    only those library functions are walked, and the top-level nodes are left out: the caller has
+    chosen a part of the graph (``signature_nodes``).
+    """
+    library = graph_def.library.function
+    functions = {function.signature.name for function in library}
+    if function_names is None:
+        node_lists = [graph_def.node] + [f.node_def for f in library]
+    else:
+        chosen = set(function_names)
+        node_lists = [f.node_def for f in library if f.signature.name in chosen]
+    for nodes in node_lists:
+        yield from (node for node in nodes if node.op not in functions)
+
+
+def _called_functions(node: node_def_pb2.NodeDef, functions: set[str]) -> set[str]:
+    """The library functions a node calls: its op (a direct call) and its function-valued attrs
+    (``f`` of PartitionedCall, the branches of If, the body and cond of While)."""
+    called = {node.op} & functions
+    for value in node.attr.values():
+        called.update(name for name in [value.func.name, *(f.name for f in value.list.func)]
+                      if name in functions)
+    return called
+
+
+def signature_nodes(meta_graph: meta_graph_pb2.MetaGraphDef,
+                    signature: str) -> list[node_def_pb2.NodeDef]:
+    """The op nodes that answering ``signature`` can run: the top-level nodes its outputs depend
+    on (inputs and control inputs, transitively) and every node of the functions those call,
+    nested calls and cond / while branches included. The checkpoint save / restore functions a
+    SavedModel also holds are reached from no signature and are left out.
+    """
+    graph_def = meta_graph.graph_def
+    by_name = {node.name: node for node in graph_def.node}
+    library = {f.signature.name: f for f in graph_def.library.function}
+    names = set(library)
+    outputs = meta_graph.signature_def[signature].outputs.values()
+    pending = [tensor.name.lstrip("^").split(":")[0] for tensor in outputs]
+    top, called = {}, set()
+    while pending:  # the top-level graph, backwards from the outputs
+        node = by_name.get(pending.pop())
+        if node is None or node.name in top:
+            continue
+        top[node.name] = node
+        called |= _called_functions(node, names)
+        pending.extend(name.lstrip("^").split(":")[0] for name in node.input)
+    walked: set[str] = set()
+    while called - walked:  # the library, through every call
+        name = (called - walked).pop()
+        walked.add(name)
+        for node in library[name].node_def:
+            called |= _called_functions(node, names)
+    return ([node for node in top.values() if node.op not in names]
+            + list(graph_def_nodes(graph_def, walked)))
 
 
 def non_stock_ops(ops: Iterable[str]) -> list[str]:
