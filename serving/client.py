@@ -34,6 +34,8 @@ Command line::
     python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model vbpr --metadata
     python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model ctl --item I7 \
         --look similar                                  # look head: complementary by default
+    python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model partial_dual \
+        --vote I3=1 --vote I9=-1 --k 5                  # a new customer from their votes
 """
 
 from __future__ import annotations
@@ -266,6 +268,9 @@ def build_parser(prog: str = "python -m tfrec_fashion_serving.client"
     parser.add_argument("--item", action="append", default=[],
                         help="a catalogue item to complete the look of (repeatable; models of "
                              "the look head)")
+    parser.add_argument("--vote", action="append", default=[], metavar="ITEM=VALUE",
+                        help="a new customer's vote on an item (repeatable): "
+                             "recommend_new_customer, models that fold customers in")
     parser.add_argument("--look", choices=(contract.COMPLEMENTARY.name, contract.SIMILAR.name),
                         default=contract.COMPLEMENTARY.name,
                         help="with --item: the items that complete it (default) or alike items")
@@ -289,16 +294,32 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Runs the command line; prints a table; returns 0, or 1 with the server's error."""
     parser = build_parser(prog) if prog else build_parser()
     args = parser.parse_args(argv)
-    if not (args.status or args.metadata or args.user or args.item):
-        parser.error("give --user or --item (one or more), --status or --metadata")
-    if args.user and args.item:
-        parser.error("give --user (recommend) or --item (the look head), not both")
+    if not (args.status or args.metadata or args.user or args.item or args.vote):
+        parser.error("give --user, --item or --vote (one or more), --status or --metadata")
+    if sum(map(bool, (args.user, args.item, args.vote))) > 1:
+        parser.error("give --user (recommend), --item (the look head) or --vote (a new "
+                     "customer), not two of them")
+    try:
+        args.vote = [_vote(text) for text in args.vote]
+    except ValueError as error:
+        parser.error(str(error))
     try:
         print(_run(args))
     except grpc.RpcError as error:
         print(f"error: {error.code().name}: {error.details()}", file=sys.stderr)
         return 1
     return 0
+
+
+def _vote(text: str) -> tuple[str, float]:
+    """``ITEM=VALUE`` -> (item id, vote)."""
+    item, separator, value = text.rpartition("=")
+    try:
+        if not (separator and item):
+            raise ValueError
+        return item, float(value)
+    except ValueError:
+        raise ValueError(f"--vote takes ITEM=VALUE, e.g. I3=1. Received: {text!r}") from None
 
 
 def _run(args: argparse.Namespace) -> str:
@@ -315,6 +336,13 @@ def _run(args: argparse.Namespace) -> str:
                       timeout=args.timeout)
         header = f"model {args.model} version {result['version']} signature {args.look}"
         return header + "\n" + format_recommendations(args.item, result, "item")
+    if args.vote:
+        signature = contract.RECOMMEND_NEW_CUSTOMER.name
+        result = recommend_new_customer(args.server, args.model, [args.vote], args.k,
+                                        args.category, args.exclude or None, args.version,
+                                        args.label, args.timeout)
+        header = f"model {args.model} version {result['version']} signature {signature}"
+        return header + "\n" + format_recommendations(["(new customer)"], result, "customer")
     result = recommend(args.server, args.model, args.user, args.k, args.category,
                        args.exclude or None, args.version, args.label, args.approximate,
                        args.timeout, exclude_seen=False if args.include_seen else None)

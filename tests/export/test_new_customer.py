@@ -252,6 +252,18 @@ def test_warmup_replays_and_our_server_answers_the_official_client(base, runs, a
         # An empty vote list over the wire: the cold start, not an error.
         cold = client.recommend_new_customer(target, "pd_biases", [[]], k=4)
         assert cold["cold_start"].tolist() == [True] and (cold["item_ids"] != b"").all()
+        # The command line: one new customer's votes, ITEM=VALUE.
+        ids = result.dataset.items.ids
+        capsys.readouterr()
+        assert client.main(["--server", target, "--model", "pd_biases", "--vote",
+                            f"{ids[0]}=1", "--vote", f"{ids[5]}=-1", "--k", "3"]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[0] == f"model pd_biases version 1 signature {SIGNATURE}"
+        expected = _python_answer(result, [[(ids[0], 1.0), (ids[5], -1.0)]], 3)
+        assert [line.split()[3] for line in printed[2:]] == list(expected["item_ids"][0])
+        with pytest.raises(SystemExit):
+            client.main(["--server", target, "--model", "pd_biases", "--vote", "no-value"])
+        assert "--vote takes ITEM=VALUE" in capsys.readouterr().err
 
 
 def test_the_parts_round_trip_through_the_run_directory(runs, assert_close):
