@@ -256,17 +256,21 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _check_ops(args: argparse.Namespace) -> int:
+    from tfrec_fashion_export.gpu_kernels import format_gpu_report, saved_model_gpu_report
     from tfrec_fashion_export.graph_ops import check_stock_ops, format_report
 
     try:
         report = check_stock_ops(args.saved_model)
+        gpu = saved_model_gpu_report(args.saved_model) if args.gpu else None
     except (FileNotFoundError, ValueError) as error:
         raise TfrecFashionError(str(error)) from None
     if args.list:
         for op, count in report["ops"].items():
             print(f"{op:<40}{count:>8}")
     print(format_report(report))
-    return 1 if report["non_stock"] else 0
+    if gpu is not None:
+        print(f"GPU kernels of the signatures: {format_gpu_report(gpu)}")
+    return 1 if report["non_stock"] or (gpu and gpu["flagged"]) else 0
 
 
 # ----------------------------------------------------------------------------- serve / query
@@ -443,7 +447,11 @@ COMMANDS: tuple[Command, ...] = (
         "use with TensorFlow's op registry; exit status 1 if any is missing or namespaced "
         "(a custom op, e.g. Scann>ScannSearchBatched).",
         args=(arg("saved_model", help="a SavedModel folder, e.g. exports/bpr_mf/1"),
-              arg("--list", action="store_true", help="print every op and its count"))),
+              arg("--list", action="store_true", help="print every op and its count"),
+              arg("--gpu", action="store_true",
+                  help="also list the signatures' ops that no GPU kernel of this TensorFlow "
+                  "build accepts (they run on the CPU), each with why that is right; exit "
+                  "status 1 if one is not known to belong on the CPU. Needs no GPU"))),
     Command("serve", "serve an export base over TensorFlow Serving's gRPC (and REST) API, e.g. "
             "`serve --export_base exports --rest_api_port 8501`", passthrough=_serve),
     Command("query", "ask a running server for recommendations, metadata or status with the "

@@ -4,10 +4,14 @@ build, except the ops ``gpu_kernels`` explains (``CPU_BY_DESIGN``, ``HOST_DTYPES
 without a GPU kernel fails here, by name. The kernel registry is the library's, so this runs on
 a machine without a GPU (the pip wheel is a CUDA build)."""
 
+import shutil
+
 import pytest
 import tensorflow as tf
 from tensorflow.core.framework import attr_value_pb2, node_def_pb2, types_pb2
+from tensorflow.core.protobuf import saved_model_pb2
 
+from tfrec_fashion.cli import main as cli_main
 from tfrec_fashion.config import from_dict
 from tfrec_fashion.training.harness import make_optimizer, train
 from tfrec_fashion.training.recipes.base import get_recipe
@@ -151,3 +155,20 @@ def test_every_op_of_the_exported_signatures_has_a_gpu_kernel(exports, family):
     # The checkpoint save / restore functions are in the SavedModel but in no signature.
     assert "SaveV2" not in report["on_cpu"] and "RestoreV2" not in report["on_cpu"]
     assert all(entry["signatures"] for entry in report["on_cpu"].values())
+
+
+def test_check_ops_gpu_prints_the_table_and_fails_on_a_flagged_op(exports, tmp_path, capsys):
+    assert cli_main(["check-ops", str(exports["pan"]), "--gpu"]) == 0
+    out = capsys.readouterr().out
+    assert "GPU kernels of the signatures:" in out and "0 flagged" in out
+    assert "LookupTableFindV2" in out and "by design: the serving head's string id" in out
+    # A host-only op no reason covers, put in every function (so in a signature's): exit 1.
+    copy = tmp_path / "1"
+    shutil.copytree(exports["pan"], copy)
+    saved_model = saved_model_pb2.SavedModel()
+    saved_model.ParseFromString((copy / "saved_model.pb").read_bytes())
+    for function in saved_model.meta_graphs[0].graph_def.library.function:
+        function.node_def.add(name="new_host_op", op="StringToHashBucketFast")
+    (copy / "saved_model.pb").write_bytes(saved_model.SerializeToString())
+    assert cli_main(["check-ops", str(copy), "--gpu"]) == 1
+    assert "StringToHashBucketFast" in capsys.readouterr().out
