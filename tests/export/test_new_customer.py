@@ -110,16 +110,17 @@ def _python_answer(result, votes, k, category="", exclude=(), exclude_voted=True
 
 
 def _check_answer(got, expected, item_vectors, assert_close, err_msg=""):
-    """Queries and scores to float32 rounding of the fold-in (sizes as the fold-in's own
-    graph test: the k x k solve's condition number, below 10 here, times a few dozen ulps of
-    the largest entry), scores relative to the size of their terms; ids equal wherever the
-    NumPy scores are not tied within that tolerance."""
+    """Queries and scores to float32 rounding of the fold-in: the k x k solve's condition
+    number (below 10 here) times a few ulps of the largest entry, scores relative to the size
+    of their terms (measured: 2 ulps of the largest query entry and score, both centrings, all
+    150 customers' own votes); ids equal wherever the NumPy scores are not tied within that
+    tolerance."""
     query, scores = got["query"], got["scores"]
     scale = np.abs(expected["query"]).max()
-    assert_close(query, expected["query"], ulps=128, scale=scale, err_msg=err_msg)
+    assert_close(query, expected["query"], ulps=64, scale=scale, err_msg=err_msg)
     terms = scale * np.abs(item_vectors).sum(axis=1).max()
-    assert_close(scores, expected["scores"], ulps=256, scale=terms, err_msg=err_msg)
-    tolerance = 256 * np.finfo(np.float32).eps * 2 * terms
+    assert_close(scores, expected["scores"], ulps=64, scale=terms, err_msg=err_msg)
+    tolerance = 64 * np.finfo(np.float32).eps * 2 * terms
     for row in range(len(query)):
         ranked = expected["scores"][row]
         gaps = np.abs(np.diff(ranked))
