@@ -60,7 +60,8 @@ CPU_BY_DESIGN: dict[str, str] = {
 # A node whose GPU kernels exist but refuse its dtype runs on the host when the dtype is one
 # TensorFlow keeps in host memory anyway.
 HOST_DTYPES: dict[str, str] = {
-    "string": "string tensors (ids) live in host memory: TensorFlow has no GPU strings",
+    "string": ("string tensors (ids; assert messages, such as tf.nn.compute_average_loss's in "
+               "the training step) live in host memory: TensorFlow has no GPU strings"),
     "int32": ("TensorFlow keeps int32 tensors in host memory by convention (shapes, indices): "
               "int32 variables and their gathers (the serving head's id -> category / row "
               "tables) have no GPU kernel"),

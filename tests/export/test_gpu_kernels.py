@@ -14,6 +14,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from tfrec_fashion.cli import main as cli_main
 from tfrec_fashion.config import from_dict
 from tfrec_fashion.training.harness import make_optimizer, train
+from tfrec_fashion.training.precision import precision_policy
 from tfrec_fashion.training.recipes.base import get_recipe
 from tfrec_fashion.training.run_config import RunConfig
 from tfrec_fashion_export.gpu_kernels import (CPU_BY_DESIGN, HOST_DTYPES, assert_gpu_kernels,
@@ -44,7 +45,8 @@ FAMILIES = {
                                          "hidden_dim": 16, "embedding_dim": 8,
                                          "similar_image_size": 32}),
 }
-STRING_CONST = {"Const": ["no GPU kernel for dtype=string"]}  # assert messages, metric names
+# tf.nn.compute_average_loss's assert messages (tasks scale the loss by the global batch).
+STRING_CONST = {"Const": ["no GPU kernel for dtype=string"]}
 # What runs on the CPU, per family: the README's table. Anything else fails the test.
 EXPECTED_TRAIN_STEP = {
     "bpr_mf": STRING_CONST, "vbpr": STRING_CONST, "dvbpr": STRING_CONST, "two_tower": {},
@@ -121,6 +123,22 @@ def test_every_op_of_the_training_step_has_a_gpu_kernel(family, tmp_path):
     assert report["op_types"] >= 30  # the forward pass, gradients and the optimizer's update
     on_cpu = {op: list(entry["why"]) for op, entry in report["on_cpu"].items()}
     assert on_cpu == EXPECTED_TRAIN_STEP[family], format_gpu_report(report)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("family", ["bpr_mf", "vbpr"])
+def test_a_mixed_precision_step_keeps_its_gpu_kernels(family, precision, tmp_path):
+    """Half-precision dtypes are where a GPU kernel can be missing for one dtype only."""
+    config = _config(tmp_path, family, precision=precision)
+    recipe = get_recipe(config.model, config.train, config.seed)
+    recipe.prepare(config.data.build())
+    with precision_policy(precision):
+        model = recipe.build_model()
+        model.compile(optimizer=make_optimizer(config.train))
+    train_data, _ = recipe.datasets()
+    report = assert_gpu_kernels(train_step_gpu_report(model, train_data), f"{family}'s step")
+    on_cpu = {op: list(entry["why"]) for op, entry in report["on_cpu"].items()}
+    assert on_cpu == STRING_CONST, format_gpu_report(report)
 
 
 @pytest.fixture(scope="module")

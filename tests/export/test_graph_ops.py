@@ -9,7 +9,8 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from tfrec_fashion_export.graph_ops import (assert_stock_ops, check_stock_ops, format_report,
-                                            non_stock_ops, saved_model_ops)
+                                            non_stock_ops, read_saved_model, saved_model_ops,
+                                            signature_nodes)
 
 
 class _TinyRecommender(tf.Module):
@@ -124,3 +125,16 @@ def test_a_file_that_is_not_a_saved_model_is_a_clear_error(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"\xff\xff\xff not a proto")
     with pytest.raises(ValueError, match="not a SavedModel"):
         saved_model_ops(tmp_path)
+
+
+def test_a_signature_reaches_its_functions_but_not_the_checkpoint_machinery(saved_model_dir):
+    meta_graph = read_saved_model(saved_model_dir).meta_graphs[0]
+    ops = {node.op for node in signature_nodes(meta_graph, "recommend")}
+    # Its body, through the top-level call: the lookup, the gather, the matmul and the top k.
+    assert {"LookupTableFindV2", "ResourceGather", "MatMul", "TopKV2", "Placeholder"} <= ops
+    # The SavedModel's save / restore functions are in its library, reached from no signature.
+    assert "SaveV2" in saved_model_ops(saved_model_dir)
+    assert not ops & {"SaveV2", "RestoreV2", "MergeV2Checkpoints"}
+    # The load-time initialiser fills the table.
+    assert "LookupTableImportV2" in {node.op for node in signature_nodes(
+        meta_graph, "__saved_model_init_op")}
