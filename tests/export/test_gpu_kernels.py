@@ -62,6 +62,18 @@ def _config(run_dir, family, **train):
                                  "train": {**TRAIN, **train}, "run_dir": str(run_dir)})
 
 
+def _step_report(config, family):
+    """The GPU-kernel report of the training step the harness would run for ``config``, built
+    as the harness builds it (under the run's precision policy), traced, not run."""
+    recipe = get_recipe(config.model, config.train, config.seed)
+    recipe.prepare(config.data.build())
+    with precision_policy(config.train.precision):
+        model = recipe.build_model()
+        model.compile(optimizer=make_optimizer(config.train))
+    train_data, _ = recipe.datasets()
+    return assert_gpu_kernels(train_step_gpu_report(model, train_data), f"{family}'s step")
+
+
 def _node(op, **types):
     return node_def_pb2.NodeDef(name="n", op=op, attr={
         name: attr_value_pb2.AttrValue(type=dtype) for name, dtype in types.items()})
@@ -113,13 +125,7 @@ def test_unexplained_ops_are_flagged_and_explained_ones_carry_their_reason():
 # ----------------------------------------------------------------------------- the models
 @pytest.mark.parametrize("family", FAMILIES)
 def test_every_op_of_the_training_step_has_a_gpu_kernel(family, tmp_path):
-    config = _config(tmp_path, family)
-    recipe = get_recipe(config.model, config.train, config.seed)
-    recipe.prepare(config.data.build())
-    model = recipe.build_model()
-    model.compile(optimizer=make_optimizer(config.train))
-    train_data, _ = recipe.datasets()
-    report = assert_gpu_kernels(train_step_gpu_report(model, train_data), f"{family}'s step")
+    report = _step_report(_config(tmp_path, family), family)
     assert report["op_types"] >= 30  # the forward pass, gradients and the optimizer's update
     on_cpu = {op: list(entry["why"]) for op, entry in report["on_cpu"].items()}
     assert on_cpu == EXPECTED_TRAIN_STEP[family], format_gpu_report(report)
@@ -129,14 +135,7 @@ def test_every_op_of_the_training_step_has_a_gpu_kernel(family, tmp_path):
 @pytest.mark.parametrize("family", ["bpr_mf", "vbpr"])
 def test_a_mixed_precision_step_keeps_its_gpu_kernels(family, precision, tmp_path):
     """Half-precision dtypes are where a GPU kernel can be missing for one dtype only."""
-    config = _config(tmp_path, family, precision=precision)
-    recipe = get_recipe(config.model, config.train, config.seed)
-    recipe.prepare(config.data.build())
-    with precision_policy(precision):
-        model = recipe.build_model()
-        model.compile(optimizer=make_optimizer(config.train))
-    train_data, _ = recipe.datasets()
-    report = assert_gpu_kernels(train_step_gpu_report(model, train_data), f"{family}'s step")
+    report = _step_report(_config(tmp_path, family, precision=precision), family)
     on_cpu = {op: list(entry["why"]) for op, entry in report["on_cpu"].items()}
     assert on_cpu == STRING_CONST, format_gpu_report(report)
 
