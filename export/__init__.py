@@ -5,6 +5,8 @@ named signatures, a TFRS retrieval index inside the SavedModel, warm-up requests
 ``models.config`` for TensorFlow Serving. A SavedModel written here loads with TensorFlow alone:
 no project code, no custom ops; every export lists its graph's ops and is refused if one is not
 in TensorFlow's op registry (``graph_ops``), so stock TF Serving can load whatever is published.
+``gpu_kernels`` lists the ops of the signatures (and of a model's training step) that no GPU
+kernel of this TensorFlow build accepts, each with why it belongs on the CPU (``check-ops --gpu``).
 
 Layout of an export base::
 
