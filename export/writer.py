@@ -23,8 +23,9 @@ from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from tfrec_fashion_export.browse import write_browse_assets
 from tfrec_fashion_export.graph_ops import assert_stock_ops, format_report
-from tfrec_fashion_export.index import (describe_scan, recall_against_brute_force,
-                                        refuse_low_recall)
+from tfrec_fashion_export.index import (DEFAULT_TARGET_RECALL, describe_scan,
+                                        recall_against_brute_force, refuse_low_recall,
+                                        tune_partitioned)
 from tfrec_fashion.training.serving_parts import Parts, RetrievalParts
 from tfrec_fashion_export.heads import head_of
 from tfrec_fashion_export.module import RecommenderModule
@@ -64,7 +65,11 @@ def export_parts(parts: Parts, base: str | Path, name: str, version: int | None 
             exactly; its recall@10 against exact scores is printed and described.
         index_params: the partitioned index's ``PartitionedTopK`` arguments (n_partitions,
             n_probe, rerank, quantization, seed); default the layer's; the Hamming index's
-            ``rerank`` (default 100, at least the default k).
+            ``rerank`` (default 100, at least the default k). ``target_recall`` (partitioned
+            retrieval index): choose n_probe and rerank as the fastest setting whose recall@10
+            meets it on half the customers (``index.tune_partitioned``; the curve is printed and
+            described), checked on the other half. Without n_probe or target_recall the index
+            probes more than its default until recall@10 reaches 0.9 (``DEFAULT_TARGET_RECALL``).
         min_recall: with "partitioned" or "hamming", refuse the export (nothing written) if
             any measured recall@10 is below this.
         run_dir: the run the parts come from (default ``parts.info["run_dir"]``, which
@@ -105,14 +110,25 @@ def export_parts(parts: Parts, base: str | Path, name: str, version: int | None 
 def _write_version(parts: Parts, directory: Path, name: str, version: int,
                    index: str, index_params: dict | None, min_recall: float | None) -> None:
     head = head_of(parts)
+    index_params = dict(index_params or {})
+    target = index_params.pop("target_recall", None)
+    if target is not None and (index != "partitioned" or parts.HEAD != RetrievalParts.HEAD):
+        raise ValueError("target_recall tunes the retrieval head's partitioned index only")
     # "scann" keeps the exact index inside; index_params on an exact index are refused there.
     module = head.build(parts, "brute_force" if index == "scann" else index, index_params)
     index_info = {"kind": "brute_force"}
     if index != "brute_force" and head.index_report is not None:  # a head's own indexes
         index_info = head.index_report(module, parts, min_recall)
     elif index == "partitioned":
+        tune_rows, check_rows = _held_out_halves(len(parts.user_ids))
+        tuning = None
+        if target is not None or "n_probe" not in index_params:
+            tuning = _tune(module, parts, tune_rows, target)
         index_info = module.index.describe()
-        index_info["recall_at_10"] = _check_recall(module, parts, index_info, min_recall)
+        if tuning is not None:
+            index_info["tuning"] = tuning
+        index_info["recall_at_10"] = _check_recall(module, parts, index_info, min_recall,
+                                                   check_rows)
     signatures = module.signatures()
     tf.saved_model.save(module, str(directory), signatures=signatures)
     ops = assert_stock_ops(directory)  # a graph stock TF Serving cannot load is never published
@@ -134,14 +150,47 @@ def _write_version(parts: Parts, directory: Path, name: str, version: int,
     (extra / INFO_FILE).write_text(json.dumps(info, indent=2))
 
 
-def _check_recall(module: RecommenderModule, parts: RetrievalParts, described: dict,
-                  min_recall: float | None) -> dict:
-    """Prints (and returns) the partitioned index's recall@10 against BruteForce on the users'
-    vectors; raises if below ``min_recall``. ``described``: the index's ``describe()``."""
+def _held_out_halves(n_users: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Customers' rows in two random halves: one to tune the index on, one to check it on (both
+    all rows for a single customer)."""
+    rows = np.random.default_rng(seed).permutation(n_users)
+    if n_users < 2:
+        return rows, rows
+    return np.sort(rows[:n_users // 2]), np.sort(rows[n_users // 2:])
+
+
+def _tune(module: RecommenderModule, parts: RetrievalParts, rows: np.ndarray,
+          target: float | None) -> dict:
+    """``index.tune_partitioned`` on the customers ``rows``: to ``target`` over every setting,
+    or (None) only probing more than built until the default target is met; prints the curve."""
     categories = np.unique(parts.item_categories)
+    tuning = tune_partitioned(
+        module.index, parts.item_vectors, np.searchsorted(categories, parts.item_categories),
+        len(categories), parts.user_vectors[rows],
+        None if parts.seen is None else parts.seen[rows],
+        target=DEFAULT_TARGET_RECALL if target is None else target, only_raise=target is None)
+    print(f"partitioned index tuned to recall@10 >= {tuning['target']} on {len(rows)} "
+          f"customers' queries (worst of any category, one category, bought items left out):")
+    for point in tuning["curve"]:
+        print(f"    n_probe {point['n_probe']:>5}  rerank {point['rerank']:>5}  scanned "
+              f"{point['scanned_share']:6.1%}  recall@10 {point['recall']:.3f}  "
+              f"{point['queries_per_second']:>9,.0f} queries/s")
+    chosen = tuning["chosen"]
+    print(f"    chosen: n_probe {chosen['n_probe']}, rerank {chosen['rerank']}"
+          + ("" if tuning["met"] else " (the target was not met: the highest recall measured)"))
+    return tuning
+
+
+def _check_recall(module: RecommenderModule, parts: RetrievalParts, described: dict,
+                  min_recall: float | None, rows: np.ndarray | None = None) -> dict:
+    """Prints (and returns) the partitioned index's recall@10 against BruteForce on the users'
+    vectors (``rows`` of them: the customers the index was not tuned on); raises if below
+    ``min_recall``. ``described``: the index's ``describe()``."""
+    categories = np.unique(parts.item_categories)
+    rows = np.arange(len(parts.user_ids)) if rows is None else rows
     recall = recall_against_brute_force(
         module.index, parts.item_vectors, np.searchsorted(categories, parts.item_categories),
-        len(categories), parts.user_vectors, parts.seen)
+        len(categories), parts.user_vectors[rows], None if parts.seen is None else parts.seen[rows])
     seen = (f", {recall['seen_excluded']:.3f} (bought items left out, as recommend does by "
             "default)") if "seen_excluded" in recall else ""
     print(f"partitioned index: {describe_scan(described)}: recall@{recall['k']} against "

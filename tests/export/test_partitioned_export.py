@@ -157,7 +157,7 @@ def test_the_export_reports_recall_and_refuses_one_below_min_recall(run, tmp_pat
     printed = capsys.readouterr().out
     assert "recall@10 against BruteForce" in printed and "all in TensorFlow" in printed
     recall = json.loads((path / "assets.extra" / INFO_FILE).read_text())["index"]["recall_at_10"]
-    assert recall["queries"] == len(parts.user_ids)
+    assert recall["queries"] == len(parts.user_ids) - len(parts.user_ids) // 2  # held-out half
     assert 0.3 < recall["any_category"] < 1.0 and 0.3 < recall["one_category"] <= 1.0
     assert 0.0 < recall["seen_excluded"] <= 1.0  # what recommend answers by default
     with pytest.raises(ValueError, match="below min_recall"):
@@ -203,3 +203,54 @@ def test_cli_exports_with_index_parameters_and_checks_ops(run, tmp_path, capsys)
     assert "Scann>ScannSearchBatched" in capsys.readouterr().out
     assert cli_main(["export", str(run.run_dir), "--base", str(base), "--n-probe", "3"]) == 2
     assert "--index partitioned only" in capsys.readouterr().err
+
+
+def _random_catalogue(n_items=40_000, n_users=600, dim=16, seed=7):
+    """Unclustered Gaussian vectors in 4 categories: the case the default n_probe served
+    poorly (every partition about as likely to hold a query's best items)."""
+    from tfrec_fashion.training.serving_parts import RetrievalParts
+
+    rng = np.random.default_rng(seed)
+    return RetrievalParts(
+        user_ids=np.array([f"u{n}" for n in range(n_users)]),
+        item_ids=np.array([f"i{n}" for n in range(n_items)]),
+        item_categories=np.array(["top", "bottom", "shoes", "bag"])[rng.integers(0, 4, n_items)],
+        user_vectors=rng.normal(size=(n_users, dim)).astype(np.float32),
+        item_vectors=rng.normal(size=(n_items, dim)).astype(np.float32),
+        info={"model": "random_catalogue"})
+
+
+@pytest.mark.parametrize("target", [0.6, 0.95])
+def test_a_recall_target_is_met_on_customers_the_index_was_not_tuned_on(target, tmp_path,
+                                                                         capsys):
+    parts = _random_catalogue()
+    path = export_parts(parts, tmp_path, "shop", index="partitioned",
+                        index_params={"target_recall": target})
+    index = json.loads((path / "assets.extra" / INFO_FILE).read_text())["index"]
+    tuning, checked = index["tuning"], index["recall_at_10"]
+    assert tuning["met"] and tuning["chosen"]["n_probe"] == index["n_probe"]
+    chosen = next(point for point in tuning["curve"]
+                  if (point["n_probe"], point["rerank"]) == (index["n_probe"], index["rerank"]))
+    assert chosen["recall"] >= target
+    # Checked on the other 300 customers: within their sampling error (~0.01) of the target.
+    assert checked["queries"] == 300
+    assert min(checked["any_category"], checked["one_category"]) >= target - 0.02
+    assert index["scanned_share"] < 0.5 if target < 0.9 else index["scanned_share"] > 0.2
+    assert "partitioned index tuned to recall@10 >= " in capsys.readouterr().out
+
+
+def test_without_n_probe_the_index_probes_more_until_the_default_target(tmp_path):
+    parts = _random_catalogue()
+    path = export_parts(parts, tmp_path, "shop", index="partitioned")
+    index = json.loads((path / "assets.extra" / INFO_FILE).read_text())["index"]
+    curve = index["tuning"]["curve"]
+    assert curve[0]["recall"] < 0.9  # the default n_probe alone falls short here
+    met = [point for point in curve if point["recall"] >= 0.9]
+    assert index["n_probe"] == min(point["n_probe"] for point in met) > curve[0]["n_probe"]
+    # The fewest probes that meet it: one fewer was measured and fell short.
+    assert any(point["n_probe"] == index["n_probe"] - 1 and point["recall"] < 0.9
+               for point in curve)
+    assert min(index["recall_at_10"]["any_category"],
+               index["recall_at_10"]["one_category"]) >= 0.88
+    with pytest.raises(ValueError, match="target_recall tunes the retrieval head's"):
+        export_parts(parts, tmp_path, "shop", index_params={"target_recall": 0.9})
