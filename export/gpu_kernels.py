@@ -66,7 +66,8 @@ HOST_DTYPES: dict[str, str] = {
               "int32 variables and their gathers (the serving head's id -> category / row "
               "tables) have no GPU kernel"),
     "bool": ("TensorFlow registers no GPU gather of a bool variable (ResourceGatherNd): the "
-             "serving head's fixed masks are read on the host"),
+             "compatibility head's category-partner matrix is read on the host, a few pairs "
+             "per request"),
 }
 
 
@@ -115,8 +116,9 @@ def _gpu_kernels(op: str) -> tuple:
 
 
 def missing_gpu_kernel(node: node_def_pb2.NodeDef) -> tuple[str, list[str]] | None:
-    """Why ``node`` would run on the CPU and the dtypes involved: ``("no GPU kernel", [])`` or
-    ``("no GPU kernel for T=int32", ["int32"])``; None when a registered GPU kernel accepts it."""
+    """Why ``node`` would run on the CPU and the dtypes to blame: ``("no GPU kernel", [])`` or
+    ``("no GPU kernel for T=string Tmultiples=int32", ["string"])``; None when a registered GPU
+    kernel accepts it."""
     gpu = _gpu_kernels(node.op)
     if not gpu:
         return "no GPU kernel", []
@@ -124,7 +126,16 @@ def missing_gpu_kernel(node: node_def_pb2.NodeDef) -> tuple[str, list[str]] | No
         return None
     dtypes = _constrained_dtypes(node, gpu)
     text = " ".join(f"{name}={','.join(types)}" for name, types in dtypes.items())
-    return f"no GPU kernel for {text}", sorted({t for types in dtypes.values() for t in types})
+    # The dtypes no GPU kernel takes for their attr (Tile's T=string, not its Tmultiples=int32);
+    # when each is taken by some kernel but no kernel takes them together, all of them.
+    allowed = collections.defaultdict(set)
+    for kernel in gpu:
+        for constraint in kernel.constraint:
+            allowed[constraint.name].update(
+                tf.dtypes.as_dtype(t).name for t in constraint.allowed_values.list.type)
+    refused = {t for name, types in dtypes.items() for t in types if t not in allowed[name]}
+    return f"no GPU kernel for {text}", sorted(refused or
+                                               {t for types in dtypes.values() for t in types})
 
 
 def _by_design(op: str, dtypes: list[str], by_design: Mapping[str, str],

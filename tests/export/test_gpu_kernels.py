@@ -96,6 +96,10 @@ def test_missing_kernels_and_refused_dtypes_are_told_apart():
     assert missing_gpu_kernel(_node("ResourceGather", dtype=types_pb2.DT_INT32,
                                     Tindices=types_pb2.DT_INT32)) == (
         "no GPU kernel for Tindices=int32 dtype=int32", ["int32"])
+    # Tile's GPU kernels take int32 multiples but no strings: the string is to blame.
+    assert missing_gpu_kernel(_node("Tile", T=types_pb2.DT_STRING,
+                                    Tmultiples=types_pb2.DT_INT32)) == (
+        "no GPU kernel for T=string Tmultiples=int32", ["string"])
     # An attr the node leaves unset is its op's default (Cast's Truncate, here no constraint).
     assert missing_gpu_kernel(_node("Cast", SrcT=types_pb2.DT_FLOAT,
                                     DstT=types_pb2.DT_HALF)) is None
@@ -142,10 +146,12 @@ def test_a_mixed_precision_step_keeps_its_gpu_kernels(family, precision, tmp_pat
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    """A retrieval export (DVBPR: recommend, embed_item, ...) and an outfit export (PAN)."""
+    """A retrieval export (DVBPR: recommend, embed_item, ...), an outfit export (PAN) and a
+    pair export (the compatibility head: complete_pair, score_pairs)."""
     root = tmp_path_factory.mktemp("gpu_kernels")
     paths = {}
-    for family, train_section in (("dvbpr", {}), ("pan", {"steps_per_epoch": None})):
+    for family, train_section in (("dvbpr", {}), ("pan", {"steps_per_epoch": None}),
+                                  ("pair_compatibility", {"steps_per_epoch": None})):
         result = train(_config(root / family, family, **train_section))
         paths[family] = export_run(result.run_dir, root / "exports", family)
     return paths
@@ -157,6 +163,9 @@ EXPECTED_EXPORT = {
               "VarHandleOp"},
     "pan": {"Const", "HashTableV2", "LookupTableFindV2", "LookupTableImportV2",
             "ResourceGather", "SelectV2", "Tile", "VarHandleOp"},
+    "pair_compatibility": {"Const", "Equal", "HashTableV2", "LookupTableFindV2",
+                           "LookupTableImportV2", "NotEqual", "ResourceGather",
+                           "ResourceGatherNd", "SelectV2", "Tile", "VarHandleOp"},
 }
 
 
@@ -164,8 +173,8 @@ EXPECTED_EXPORT = {
 def test_every_op_of_the_exported_signatures_has_a_gpu_kernel(exports, family):
     report = assert_gpu_kernels(saved_model_gpu_report(exports[family]), f"{family}'s export")
     assert set(report["on_cpu"]) == EXPECTED_EXPORT[family], format_gpu_report(report)
-    # Only the id lookups, the seen-items lists and string / int32 tensors: the math is on the GPU.
-    host = {HOST_DTYPES["string"], HOST_DTYPES["int32"]}
+    # Only the id lookups, the seen-items lists and host dtypes: the math is on the GPU.
+    host = set(HOST_DTYPES.values())
     for op, entry in report["on_cpu"].items():
         for why, reason in entry["why"].items():
             assert reason == CPU_BY_DESIGN.get(op) if why == "no GPU kernel" else reason in host
