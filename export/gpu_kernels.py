@@ -16,11 +16,15 @@ Two kinds of graph are checked, walked with ``graph_ops``'s node walking:
 - a SavedModel's signatures: the nodes each signature can run (``graph_ops.signature_nodes``),
   not the checkpoint save / restore functions every SavedModel also holds.
 
-Ops without a GPU kernel are either on ``CPU_BY_DESIGN`` (op -> why it is right on the CPU) or
-flagged: a test fails when a model grows a flagged op, which would run on the CPU unseen.
+Ops without a GPU kernel are explained by ``CPU_BY_DESIGN`` (op -> why it is right on the CPU),
+or, where GPU kernels exist but refuse the node's dtype, by ``HOST_DTYPES`` (string, int32, bool:
+dtype -> why); any other is flagged, and a test fails when a model grows one, which would
+otherwise run on the CPU unseen. A kernel is necessary, not sufficient: the placer still keeps
+an op beside a CPU resource it reads (a hash table, an int32 variable).
 
     report = saved_model_gpu_report("exports/dvbpr/1")
-    print(format_gpu_report(report))  # 212 op types (3,456 nodes) ...; 5 on the CPU by design ...
+    print(format_gpu_report(report))  # 53 op types (1,227 nodes), TensorFlow 2.21.0 (CUDA
+                                      # build): 11 run on the CPU, 0 flagged, then one per op
     assert_gpu_kernels(report)        # ValueError naming any flagged op
 """
 
