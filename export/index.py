@@ -29,6 +29,8 @@ items qualify.
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
@@ -320,8 +322,6 @@ def tune_partitioned(index: FilteredPartitioned, item_vectors: np.ndarray,
 def _queries_per_second(index: tf.Module, queries: np.ndarray, k: int = 10) -> float:
     """Queries/s of ``index`` answering ``queries`` (any category, no exclusions) in batches of
     ``TIMING_BATCH``, the faster of two passes (the first also traces)."""
-    import time
-
     best = np.inf
     for _ in range(2):
         started = time.perf_counter()

@@ -92,13 +92,13 @@ class OutfitModule(tf.Module):
         self.code_variables = list(self.codes.variables)
         self.hamming_index = None
         if self.codes.user_free:  # every item's code once, packed: the request reads words
-            slots = np.maximum(parts.item_slots(), 0)
-            users = np.repeat(parts.cold_start_vector[None].astype(np.float32), CODE_BATCH, 0)
+            slots = np.maximum(self.item_slots.numpy(), 0)  # items of no slot: never allowed
+            user = parts.cold_start_vector.astype(np.float32)[None]  # read by no code here
             codes = np.concatenate([
-                self.codes.item_codes(users[:len(rows)], parts.item_vectors[rows],
+                self.codes.item_codes(np.repeat(user, len(rows), 0), parts.item_vectors[rows],
                                       slots[rows]).numpy()
-                for rows in np.array_split(np.arange(self.n_items),
-                                           max(1, -(-self.n_items // CODE_BATCH)))])
+                for rows in np.split(np.arange(self.n_items),
+                                     range(CODE_BATCH, self.n_items, CODE_BATCH))])
             self.hamming_index = HammingTopK(k=self.rerank).index(codes)
 
     def index_report(self, parts: OutfitParts, min_recall: float | None) -> dict:
@@ -133,7 +133,6 @@ class OutfitModule(tf.Module):
         approximate = self.fill_in_the_blank(*request)["item_ids"].numpy()
         exact = self.exact_fill_in_the_blank(*request)["item_ids"].numpy()
         return {"k": k, "queries": queries, "recall": recall_at_k(approximate, exact)}
-
 
     def _outfit_rows(self, item_ids: tf.Tensor, what: str, blank: tf.Tensor | None = None
                      ) -> tf.Tensor:
