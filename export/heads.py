@@ -17,9 +17,10 @@ import numpy as np
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
-from tfrec_fashion.training.serving_parts import (CompatibilityParts, LookParts, OutfitParts,
-                                                  Parts, RetrievalParts)
+from tfrec_fashion.training.serving_parts import (CompatibilityParts, GenerationParts, LookParts,
+                                                  OutfitParts, Parts, RetrievalParts)
 from tfrec_fashion_export.compatibility import CompatibilityModule
+from tfrec_fashion_export.design import DesignModule
 from tfrec_fashion_export.look import LookModule
 from tfrec_fashion_export.module import RecommenderModule
 from tfrec_fashion_export.outfits import OutfitModule
@@ -118,6 +119,24 @@ def _look_description(parts: LookParts) -> dict[str, Any]:
                       "complementary: style_vectors)"}
 
 
+def _generation_warmup(parts: GenerationParts) -> dict[str, dict[str, np.ndarray]]:
+    """One design of the first category for a known customer and an unknown one."""
+    return contract.design_warmup_inputs(list(parts.user_ids), parts.categories[0], 1)
+
+
+def _generation_description(parts: GenerationParts) -> dict[str, Any]:
+    return {"categories": parts.categories, "image_shape": parts.image_shape,
+            "latent_dim": parts.gan.latent_dim,
+            "phi_shape": parts.phi.input_spec.shape.as_list()[1:],
+            "design": {"restarts": parts.settings.restarts, "steps": parts.settings.steps,
+                       "learning_rate": parts.settings.learning_rate,
+                       "max_n": parts.settings.restarts,
+                       "command_line_eta": parts.settings.eta},  # a request's eta: default 1
+            "scores": "theta_u . Phi(image) (DVBPR's preference); objective = scores - eta "
+                      "(D(image, c) - 1)^2 (eq. 9)",
+            "cold_start": "unknown customers are designed for with the mean customer's theta"}
+
+
 HEADS: dict[str, ExportHead] = {
     RetrievalParts.HEAD: ExportHead(
         contract.RETRIEVAL, lambda parts, index, params: RecommenderModule(parts, index, params),
@@ -133,6 +152,9 @@ HEADS: dict[str, ExportHead] = {
         contract.LOOK, lambda parts, index, params: LookModule(parts, index, params),
         _look_warmup, _look_description, ("brute_force", "partitioned"),
         lambda module, parts, min_recall: module.index_report(parts, min_recall)),
+    GenerationParts.HEAD: ExportHead(
+        contract.GENERATION, lambda parts, index, params: DesignModule(parts),
+        _generation_warmup, _generation_description, ("brute_force",)),
 }
 
 

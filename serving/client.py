@@ -19,6 +19,9 @@ for many calls)::
     looks = client.complementary("127.0.0.1:8500", "ctl", ["I7"], k=5)   # look head
     client.similar("127.0.0.1:8500", "ctl", images=photo, category="top")  # a new product
 
+    designs = client.design("127.0.0.1:8500", "design_gan", ["U1"], "shoes", n=4, seed=7)
+    designs["images"]         # float32 [1, 4, H, W, 3] in [0, 1]; designs["scores"] [1, 4]
+
     client.predict("127.0.0.1:8500", "vbpr", {"user_id": np.array([b"U1"])},
                    signature="user_query")            # any signature, any inputs
     client.metadata("127.0.0.1:8500", "vbpr")          # {signature: SignatureDef}
@@ -176,6 +179,20 @@ def complementary(target: str | grpc.Channel, model: str,
     return predict(target, model, look_inputs(item_ids, images, k, category, item_category,
                                               exclude),
                    contract.COMPLEMENTARY.name, version, label, timeout)
+
+
+def design(target: str | grpc.Channel, model: str, user_ids: Sequence[str],
+           category: str | Sequence[str], n: int = contract.DEFAULT_DESIGNS,
+           seed: int | Sequence[int] = 0, eta: float | Sequence[float] | None = None,
+           version: int | None = None, label: str | None = None, timeout: float = 60.0
+           ) -> dict[str, np.ndarray]:
+    """``n`` new images per customer designed for them in ``category`` (generation head,
+    ``design``): ``images`` float32 [B, n, H, W, 3] in [0, 1], ``scores`` (their preference)
+    and ``objective`` [B, n], ``cold_start`` [B]. The same seed gives the same designs.
+    Arguments as ``contract.design_inputs``; the ascent runs in the server, so the default
+    timeout is longer than a lookup's."""
+    return predict(target, model, contract.design_inputs(user_ids, category, n, seed, eta),
+                   contract.DESIGN.name, version, label, timeout)
 
 
 def metadata(target: str | grpc.Channel, model: str, version: int | None = None,

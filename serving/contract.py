@@ -78,6 +78,24 @@ the catalogue, values in [0, 1], H x W the model's): an image of 0 x 0 pixels (t
 no image (a model without an image path refuses any other). ``category`` is always the
 category searched. The query item itself is never returned.
 
+:data:`GENERATION` (new images a customer would like, from a conditional GAN by preference
+maximisation: paper 003, III-D)::
+
+    design (= serving_default)
+        user_id string [B]; category string [B]; n int32 [B] = [8]; seed int32 [B] = [0];
+        eta float32 [B] = [1]
+        -> images float32 [B, n, H, W, 3] (in [0, 1]), scores float32 [B, n] (the customer's
+           preference theta_u . Phi(image)), objective float32 [B, n] (eq. 9: the score less
+           eta times the realism penalty (D(image) - 1)^2), cold_start bool [B]
+
+Each row runs the model's fixed ascent (m restarts, a fixed number of Adam steps on z', in the
+graph) from starting points drawn from its ``seed`` (same seed, same answer) and returns ``n``
+distinct restarts sampled with probability proportional to exp(objective) (eq. 11), in the
+order drawn. ``n`` is one number for the whole request (a batch-size-1 input or equal rows),
+1 <= n <= m; ``eta`` >= 0. An unknown category, an n out of range or unequal over the rows and
+a negative eta are INVALID_ARGUMENT naming them; an unknown customer is designed for with the
+mean customer's theta, flagged by ``cold_start``.
+
 Beside each version, in ``assets.extra/``: :data:`WARMUP_FILE` (TF Serving's warm-up records),
 :data:`DESCRIPTION_FILE` (what was exported), :data:`ANN_DIRECTORY` (the optional ScaNN
 index that our server answers as :data:`RECOMMEND_APPROXIMATE`) and what the browse page shows:
@@ -245,7 +263,19 @@ COMPLEMENTARY = Signature(
 # The image's height, width and channels are any size in the SignatureDef and checked in the
 # graph against the model's, so a wrong shape is INVALID_ARGUMENT naming the expected one.
 LOOK = Head("look", (SIMILAR, COMPLEMENTARY), default=COMPLEMENTARY.name)
-HEADS = {head.name: head for head in (RETRIEVAL, COMPATIBILITY, OUTFIT, LOOK)}
+
+DEFAULT_DESIGNS = 8
+DESIGN = Signature(
+    "design",
+    inputs=(_ids("user_id"), _ids("category"),
+            Tensor("n", tf.int32, (None,), [DEFAULT_DESIGNS]),
+            Tensor("seed", tf.int32, (None,), [0]), Tensor("eta", tf.float32, (None,), [1.0])),
+    outputs=(Tensor("images", tf.float32, (None, None, None, None, None)),
+             Tensor("scores", tf.float32, (None, None)),
+             Tensor("objective", tf.float32, (None, None)),
+             Tensor("cold_start", tf.bool, (None,))))
+GENERATION = Head("generation", (DESIGN,), default=DESIGN.name)
+HEADS = {head.name: head for head in (RETRIEVAL, COMPATIBILITY, OUTFIT, LOOK, GENERATION)}
 
 
 def embed_item(input_spec: tf.TensorSpec) -> Signature:
@@ -457,6 +487,42 @@ def look_warmup_inputs(item_id: str, category: str, image_shape: Sequence[int] |
         COMPLEMENTARY.name: look_inputs(ids, images, k, "" if complements else category,
                                         ["", category][:len(ids)], exclude=[""]),
     }
+
+
+def design_inputs(user_ids: Sequence[str], category: str | Sequence[str],
+                  n: int = DEFAULT_DESIGNS, seed: int | Sequence[int] = 0,
+                  eta: float | Sequence[float] | None = None) -> dict[str, np.ndarray]:
+    """``design``'s inputs for B customers (:data:`GENERATION`), batch size B each.
+
+    Args:
+        user_ids: B customer ids (an unknown one is the cold-start customer).
+        category: the category to design, one for all rows or one per row.
+        n: designs per row (one number for the request).
+        seed: the ascent's seed, one for all rows or one per row.
+        eta: the realism weight, one or per row; None: the signature's default (1).
+    """
+    batch = len(user_ids)
+
+    def rows(name, value, dtype):
+        values = [value] * batch if np.ndim(value) == 0 or isinstance(value, (str, bytes)) \
+            else list(value)
+        if len(values) != batch:
+            raise ValueError(f"{name} has {len(values)} entries for {batch} customers")
+        return string_array(values) if dtype is None else np.asarray(values, dtype)
+
+    inputs = {"user_id": string_array(user_ids), "category": rows("category", category, None),
+              "n": np.full(batch, n, np.int32), "seed": rows("seed", seed, np.int32)}
+    if eta is not None:
+        inputs["eta"] = rows("eta", eta, np.float32)
+    return inputs
+
+
+def design_warmup_inputs(user_ids: Sequence[str], category: str, n: int
+                         ) -> dict[str, dict[str, np.ndarray]]:
+    """One ``design`` request: a known customer and an unknown one (the cold-start path),
+    every input given (each row runs a whole ascent: two rows are enough to trace it)."""
+    return {DESIGN.name: design_inputs([*user_ids[:1], UNKNOWN_USER], category, n, [0, 1],
+                                       1.0)}
 
 
 def string_array(values) -> np.ndarray:

@@ -22,6 +22,10 @@ of the dataclasses here, each naming its head in ``HEAD``:
   customer): each item's vector in a space of alike items and in a style space of items that
   complete each other, and optionally two :class:`ItemEmbedder` of a new product's image into
   them. The complete-the-look models.
+- :class:`GenerationParts` (head "generation": ``design``, new images a customer would like):
+  a conditional GAN's generator and discriminator (:class:`ConditionalGan`), DVBPR's image path
+  Phi (an :class:`ItemEmbedder`) and its customers' theta_u, with the ascent's
+  :class:`DesignSettings`. The GAN design model (paper 003).
 
 Layout (written atomically: ``serving.tmp-*`` then one rename)::
 
@@ -40,6 +44,10 @@ Layout (written atomically: ``serving.tmp-*`` then one rename)::
     <run_dir>/serving/similar_embedder/, style_embedder/
                                    SavedModels: ``call(image)`` -> a new product's similar /
                                    style vector (look models with an image path)
+    <run_dir>/serving/generator/, discriminator/, phi/
+                                   SavedModels: ``call(z, category)`` -> images,
+                                   ``call(images, category)`` -> realism, ``call(image)`` -> Phi
+                                   (the generation head)
     <run_dir>/serving/thumbnails.* every item's image on one sheet, for the browse page (runs
                                    whose dataset has images; ``thumbnails.py``)
 
@@ -653,10 +661,204 @@ class LookParts:
                    **embedders)
 
 
+@dataclasses.dataclass
+class DesignSettings:
+    """How the ``design`` signature searches (paper 003, III-D), fixed in the export's graph.
+
+    Args:
+        restarts: m, the random starting points of each request's ascent (the paper's 64); a
+            request's n designs are sampled among them, so n <= m.
+        steps: Adam steps on z' from each start (a fixed count: the graph's loop runs exactly
+            this many).
+        learning_rate: Adam's step size on z'.
+        eta: the realism weight of eq. 9 that ``tfrec-fashion design`` uses by default (the
+            served signature's default is the contract's, 1).
+    """
+
+    restarts: int = 64
+    steps: int = 100
+    learning_rate: float = 0.05
+    eta: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("restarts", "steps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < 1:
+                raise ValueError(f"{name} must be a positive integer. Received: {name}={value!r}")
+            setattr(self, name, int(value))
+        if not (np.isfinite(self.learning_rate) and self.learning_rate > 0):
+            raise ValueError(f"learning_rate must be positive. Received: "
+                             f"learning_rate={self.learning_rate!r}")
+        if not (np.isfinite(self.eta) and self.eta >= 0):
+            raise ValueError(f"eta must be >= 0. Received: eta={self.eta!r}")
+        self.learning_rate, self.eta = float(self.learning_rate), float(self.eta)
+
+
+@dataclasses.dataclass
+class ConditionalGan:
+    """A trained conditional GAN's two networks as graph functions (differentiable: the design
+    ascent takes gradients through both).
+
+    Args:
+        latent_dim: L, the size of z.
+        image_shape: (H, W, 3) of a generated image.
+        generate: graph-safe (z float32 [B, L], category int32 [B]) -> images float32
+            [B, H, W, 3] in [0, 1], inference mode.
+        discriminate: graph-safe (images float32 [B, H, W, 3], category int32 [B]) -> float32
+            [B], the realism D(x, c) (1 = real, 0 = fake), inference mode.
+        variables: every variable the two functions read.
+    """
+
+    latent_dim: int
+    image_shape: tuple[int, int, int]
+    generate: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    discriminate: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    variables: Sequence[tf.Variable]
+
+    def __post_init__(self) -> None:
+        self.latent_dim = int(self.latent_dim)
+        self.image_shape = tuple(int(side) for side in self.image_shape)
+        if len(self.image_shape) != 3 or self.image_shape[2] != 3 or self.latent_dim < 1:
+            raise ValueError(f"a GAN generates images [H, W, 3] from z of size >= 1. Received: "
+                             f"image_shape={list(self.image_shape)}, "
+                             f"latent_dim={self.latent_dim}")
+
+    def input_signatures(self) -> dict[str, list[tf.TensorSpec]]:
+        category = tf.TensorSpec([None], tf.int32, "category")
+        return {"generator": [tf.TensorSpec([None, self.latent_dim], tf.float32, "z"),
+                              category],
+                "discriminator": [tf.TensorSpec([None, *self.image_shape], tf.float32,
+                                                "images"), category]}
+
+
+@dataclasses.dataclass
+class GenerationParts:
+    """What a conditional GAN trained beside a DVBPR run contributes to an export (head
+    "generation": ``design``, new images a customer would like, paper 003 III-C/D).
+
+    Args:
+        user_ids: str [U], the customers of the DVBPR run.
+        user_vectors: float32 [U, K], their theta_u; an unknown customer gets their mean,
+            flagged ``cold_start``.
+        categories: the GAN's categories, index c of the networks' category input (the dataset's
+            ``items.category`` values, sorted).
+        gan: the generator and discriminator.
+        phi: DVBPR's image path Phi: an ``ItemEmbedder`` "image" [None, Hp, Wp, 3] in [0, 1] ->
+            float32 [B, K] (a generated image is resized to Hp x Wp, nearest neighbour, when the
+            sizes differ).
+        settings: the ascent's restarts, steps, learning rate and default eta.
+        item_ids: str [N], the catalogue items a design may be tailored from (prototypes);
+            may be empty.
+        item_categories: str [N], each one of ``categories``.
+        item_images: uint8 [N, H, W, 3] at the GAN's image shape, or None (no tailoring).
+        info: JSON-able facts written to ``assets.extra/tfrec_fashion.json`` (model, dataset,
+            the DVBPR run).
+    """
+
+    HEAD: ClassVar[str] = "generation"
+
+    user_ids: np.ndarray
+    user_vectors: np.ndarray
+    categories: list[str]
+    gan: ConditionalGan
+    phi: ItemEmbedder
+    settings: DesignSettings = dataclasses.field(default_factory=DesignSettings)
+    item_ids: np.ndarray | None = None
+    item_categories: np.ndarray | None = None
+    item_images: np.ndarray | None = None
+    info: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.categories = [str(category) for category in self.categories]
+        if not self.categories or len(set(self.categories)) != len(self.categories) or \
+                "" in self.categories:
+            raise ValueError(f"categories must be distinct non-empty names. Received: "
+                             f"{self.categories}")
+        self.user_ids, self.item_ids, self.item_categories = _catalogue(
+            self.user_ids, [] if self.item_ids is None else self.item_ids,
+            [] if self.item_categories is None else self.item_categories)
+        unknown = sorted(set(self.item_categories.tolist()) - set(self.categories))
+        if unknown:
+            raise ValueError(f"item_categories name categories the GAN lacks: {unknown}; it "
+                             f"has {self.categories}")
+        self.user_vectors = np.asarray(self.user_vectors, np.float32)
+        shape = self.phi.input_spec.shape
+        if self.phi.input_name != "image" or shape.rank != 4 or shape[3] != 3 or \
+                None in shape[1:3]:
+            raise ValueError(f"phi takes an image float32 [None, H, W, 3] with H and W known. "
+                             f"Received: {self.phi.input_name} {shape}")
+        if self.user_vectors.ndim != 2 or len(self.user_vectors) != len(self.user_ids) or \
+                not len(self.user_ids):
+            raise ValueError(f"user_vectors must be [{len(self.user_ids)}, K] (one row per user "
+                             f"id, at least one). Received: shape={self.user_vectors.shape}")
+        _check_finite(user_vectors=self.user_vectors)
+        if self.item_images is not None:
+            self.item_images = np.asarray(self.item_images)
+            expected = (len(self.item_ids), *self.gan.image_shape)
+            if self.item_images.dtype != np.uint8 or self.item_images.shape != expected:
+                raise ValueError(f"item_images must be uint8 {list(expected)} (one per item id, "
+                                 f"at the GAN's size). Received: {self.item_images.dtype} "
+                                 f"{list(self.item_images.shape)}")
+
+    @property
+    def cold_start_vector(self) -> np.ndarray:
+        """An unknown customer's theta: the mean customer's, float32 [K]."""
+        return self.user_vectors.mean(axis=0)
+
+    @property
+    def image_shape(self) -> list[int]:
+        """[H, W, 3] of a design."""
+        return list(self.gan.image_shape)
+
+    def category_index(self, category: str) -> int:
+        """The GAN's index of ``category``; ValueError naming the known ones."""
+        if category not in self.categories:
+            raise ValueError(f"unknown category {category!r}; the categories are "
+                             f"{', '.join(self.categories)}")
+        return self.categories.index(category)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        arrays = {"user_ids": self.user_ids, "user_vectors": self.user_vectors,
+                  "item_ids": self.item_ids, "item_categories": self.item_categories}
+        if self.item_images is not None:
+            arrays["item_images"] = self.item_images
+        return arrays
+
+    def functions(self) -> dict[str, tuple[Callable, list[tf.TensorSpec], Sequence]]:
+        signatures = self.gan.input_signatures()
+        return {"generator": (self.gan.generate, signatures["generator"], self.gan.variables),
+                "discriminator": (self.gan.discriminate, signatures["discriminator"],
+                                  self.gan.variables),
+                "phi": (self.phi.embed, [self.phi.input_spec], self.phi.variables)}
+
+    def describe_functions(self) -> dict[str, Any]:
+        return {"categories": self.categories, "latent_dim": self.gan.latent_dim,
+                "image_shape": self.image_shape,
+                "phi_shape": self.phi.input_spec.shape.as_list()[1:],
+                "settings": dataclasses.asdict(self.settings)}
+
+    @classmethod
+    def restore(cls, arrays: dict[str, np.ndarray], functions: dict[str, Any],
+                described: dict[str, Any], info: dict) -> "GenerationParts":
+        (generate, gan_variables), (discriminate, more) = (functions["generator"],
+                                                           functions["discriminator"])
+        # Both loaded functions' variables: a loaded function whose variables nothing
+        # references any more cannot run.
+        gan = ConditionalGan(described["latent_dim"], described["image_shape"], generate,
+                             discriminate, [*gan_variables, *more])
+        embed, phi_variables = functions["phi"]
+        phi = ItemEmbedder("image", tf.TensorSpec([None, *described["phi_shape"]], tf.float32,
+                                                  "image"), embed, phi_variables)
+        return cls(arrays["user_ids"], arrays["user_vectors"], described["categories"], gan,
+                   phi, DesignSettings(**described["settings"]), arrays["item_ids"],
+                   arrays["item_categories"], arrays.get("item_images"), info)
+
+
 PARTS_TYPES: dict[str, type] = {RetrievalParts.HEAD: RetrievalParts,
                                 CompatibilityParts.HEAD: CompatibilityParts,
-                                OutfitParts.HEAD: OutfitParts, LookParts.HEAD: LookParts}
-Parts = RetrievalParts | CompatibilityParts | OutfitParts | LookParts
+                                OutfitParts.HEAD: OutfitParts, LookParts.HEAD: LookParts,
+                                GenerationParts.HEAD: GenerationParts}
+Parts = RetrievalParts | CompatibilityParts | OutfitParts | LookParts | GenerationParts
 
 
 # ----------------------------------------------------------------------------- from a recipe
