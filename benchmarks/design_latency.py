@@ -14,9 +14,11 @@ K = 32; the cost of an ascent does not depend on the weights); with it, that des
 serving parts. Two sweeps: the steps at ``--base-restarts`` restarts, the restarts at
 ``--base-steps`` steps. Each request designs ``--n`` images for one known customer (the
 answer, [1, n, H, W, 3], is small next to the ascent); the median of ``--repeats`` requests is
-reported after one untimed request. The ascent is linear in both (each step runs G, D and Phi
-forward and back on m images), so the ratios show how far a setting is from that line: fixed
-costs (sampling, the answer, gRPC) weigh at the small settings.
+reported after one untimed request, the settings timed in turn within each round (a shared
+machine's changing load falls on all of them alike). The ascent's work is linear in both
+(each step runs G, D and Phi forward and back on m images), so the ratios show how far a
+setting is from that line: fixed costs (sampling, the answer, gRPC) weigh at the small
+settings, and small batches leave cores idle.
 """
 
 from __future__ import annotations
@@ -86,32 +88,38 @@ def model_name(steps: int, restarts: int) -> str:
     return f"design_s{steps}_m{restarts}"
 
 
-def median_ms(call, repeats: int) -> tuple[float, list[float]]:
-    """(median, all) milliseconds of ``repeats`` calls after one untimed call."""
-    call()
-    times = []
-    for _ in range(repeats):
-        begin = time.perf_counter()
+def interleaved_medians(calls: list, repeats: int) -> list[float]:
+    """Median milliseconds of each call over ``repeats`` rounds, after one untimed call each.
+    Each round times every call once, so a load that changes during the run (a shared
+    machine) falls on every setting alike and the ratios stay fair."""
+    for call in calls:
         call()
-        times.append((time.perf_counter() - begin) * 1000)
-    return float(np.median(times)), times
+    times = [[] for _ in calls]
+    for _ in range(repeats):
+        for index, call in enumerate(calls):
+            begin = time.perf_counter()
+            call()
+            times[index].append((time.perf_counter() - begin) * 1000)
+    return [float(np.median(values)) for values in times]
 
 
 def measure(args, parts: GenerationParts, base: Path) -> list[dict]:
-    """Exports every setting, times it in-graph, then served (one server for all)."""
+    """Exports every setting, times them in-graph, then served (one server for all)."""
     inputs = design_inputs([str(parts.user_ids[0])], parts.categories[0], args.n, 0, None)
-    rows = []
+    tensors = {name: tf.constant(value) for name, value in inputs.items()}
+    tensors["eta"] = tf.constant([1.0])  # a loaded signature takes every input
+    rows, calls = [], []
     for steps, restarts in settings_to_measure(args):
         settings = dataclasses.replace(parts.settings, steps=steps, restarts=restarts)
         version = export_parts(dataclasses.replace(parts, settings=settings), base,
                                model_name(steps, restarts))
         signature = tf.saved_model.load(str(version)).signatures[DESIGN.name]
-        tensors = {name: tf.constant(value) for name, value in inputs.items()}
-        tensors["eta"] = tf.constant([1.0])  # a loaded signature takes every input
-        in_graph, _ = median_ms(lambda: signature(**tensors)["images"].numpy(), args.repeats)
-        rows.append({"steps": steps, "restarts": restarts, "in_graph_ms": in_graph})
-        print(f"  exported and timed steps {steps:>4} restarts {restarts:>4}: in-graph "
-              f"{in_graph:9.1f} ms", file=sys.stderr, flush=True)
+        calls.append(lambda signature=signature: signature(**tensors)["images"].numpy())
+        rows.append({"steps": steps, "restarts": restarts})
+        print(f"  exported steps {steps:>4} restarts {restarts:>4}", file=sys.stderr,
+              flush=True)
+    for row, median in zip(rows, interleaved_medians(calls, args.repeats)):
+        row["in_graph_ms"] = median
     if args.served:
         server = ServerProcess(str(base / "models.config"))
         try:
@@ -119,11 +127,13 @@ def measure(args, parts: GenerationParts, base: Path) -> list[dict]:
                 server.wait_serving(model_name(row["steps"], row["restarts"]), timeout=600)
             with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
                 stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-                for row in rows:
-                    name = model_name(row["steps"], row["restarts"])
-                    request = predict_request(name, inputs, DESIGN.name)
-                    row["served_ms"], _ = median_ms(lambda: stub.Predict(request, timeout=600),
-                                                    args.repeats)
+                requests = [predict_request(model_name(row["steps"], row["restarts"]), inputs,
+                                            DESIGN.name) for row in rows]
+                served = interleaved_medians(
+                    [lambda request=request: stub.Predict(request, timeout=600)
+                     for request in requests], args.repeats)
+            for row, median in zip(rows, served):
+                row["served_ms"] = median
         finally:
             server.stop()
     return rows
