@@ -17,7 +17,8 @@ interrupted one resumes. ``--sweep`` tunes one method on validation instead (``s
 Methods that read another run's output (PSA-Net reads a Partial Dual or StyNet run's customer
 embeddings) name it: ``embedding_runs`` are trained first, in ``<run_dir>/<name>`` like methods,
 but are not tabulated (their protocol may differ), and a method's ``model.customer_embeddings``
-that is the name of an embedding run (or of an earlier method) is pointed at that run's folder.
+(or ``model.dvbpr_run``: the DVBPR run a design GAN reads, ``RUN_REFERENCES``) that is the name of
+an embedding run (or of an earlier method) is pointed at that run's folder.
 ``paper_deltas`` (method -> the paper's change in % relative to ``proposed``) adds the paper's
 layout above the table (PSA-Net's Table 1): each method's ``relative_metric`` and its change
 relative to ``proposed`` in % beside the paper's. ``paper_values`` (method -> metric -> the
@@ -38,6 +39,10 @@ from tfrec_fashion.data.sources import DATA_SOURCES
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.model_configs import MODEL_CONFIGS
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
+
+
+#: Model config fields that name another run's folder; in a table they may name one of its runs.
+RUN_REFERENCES = ("customer_embeddings", "dvbpr_run")
 
 
 @dataclasses.dataclass
@@ -62,8 +67,8 @@ class TableConfig:
         run_dir: the table's folder; method runs go in ``<run_dir>/<method>``.
         seed: the runs' seed.
         embedding_runs: name -> ``MethodConfig`` of runs trained before the methods and not
-            tabulated; a method's ``model.customer_embeddings`` may name one (or an earlier
-            method), meaning its run folder.
+            tabulated; a method's ``model.customer_embeddings`` or ``model.dvbpr_run`` may name
+            one (or an earlier method), meaning its run folder.
         paper_deltas: method -> the paper's change of ``relative_metric`` relative to
             ``proposed``, in %; when given, the table starts with the measured changes beside
             these.
@@ -100,10 +105,11 @@ class TableConfig:
     def run_config(self, method: str) -> RunConfig:
         entry = {**self.embedding_runs, **self.methods}[method]
         model = entry.model
-        path = getattr(model, "customer_embeddings", None)
-        if path in self.embedding_runs or path in self.methods:
-            model = dataclasses.replace(model, customer_embeddings=str(
-                Path(self.run_dir) / _folder(path)))
+        for field in RUN_REFERENCES:
+            path = getattr(model, field, None)
+            if path in self.embedding_runs or path in self.methods:
+                model = dataclasses.replace(model, **{field: str(
+                    Path(self.run_dir) / _folder(path))})
         return RunConfig(model=model, data=self.data, train=entry.train or self.train,
                          run_dir=str(Path(self.run_dir) / _folder(method)), seed=self.seed)
 

@@ -28,6 +28,11 @@ the_look    LookEvaluation`` (the outfit        Table`` (triplet accuracy, FITB,
             split; triplet accuracy, FITB,      outfit AUC, embedding spread beside
             similar-item precision@10)          random, similar as complementary,
                                                 the oracles; similar-item P@10)
+design      ``design.DesignEvaluation`` (top-3  ``design_table.DesignTable`` (paper 003
+            images per (customer, category)     Table IV: random real, random generated,
+            from four sources: preference,      retrieval, synthesis, beside the paper's
+            inception score, 1 - SSIM, planted  numbers; the eta sweep of Fig. 3 and
+            true score, Frechet distance)       its PNG)
 ==========  ==================================  =====================================
 
 **Adding a protocol** (as "pairs" was: AUC of held-out +1/-1 pair votes):
@@ -133,6 +138,14 @@ def _complete_the_look_table(label: str, runs: dict[str, dict[str, Any]], *, pro
     return CompleteTheLookTable.from_runs(label, runs)
 
 
+def _design_table(label: str, runs: dict[str, dict[str, Any]], *, proposed: str,
+                  reference: str) -> Any:
+    # Imported here so reading the registry stays light.
+    from tfrec_fashion.evaluation.design_table import DesignTable
+
+    return DesignTable.from_runs(label, runs)
+
+
 def _triplet_accuracies(metrics: Mapping[str, Any]) -> dict[str, float]:
     """The complete-the-look rows beside the model by their test triplet accuracy."""
     return {key.replace("_test_triplet_accuracy", ""): value for key, value in metrics.items()
@@ -177,6 +190,16 @@ PROTOCOLS: dict[str, Protocol] = {protocol.name: protocol for protocol in (
                          "similar_as_complementary_test_triplet_accuracy",
                          "oracle_test_triplet_accuracy", "similar_precision_at_10"),
         curve_references=_triplet_accuracies),
+    Protocol(
+        name="design",
+        evaluation="tfrec_fashion.evaluation.design:DesignEvaluation",
+        table=_design_table,
+        summary_columns=("synthesis_preference_mean", "retrieval_preference_mean",
+                         "synthesis_true_score_mean", "retrieval_true_score_mean",
+                         "random_real_true_score_mean", "synthesis_quality_mean",
+                         "synthesis_beats_retrieval_true", "classifier_test_accuracy"),
+        # A GAN's curves are its losses; no row of the protocol is on their scale.
+        curve_references=lambda metrics: {}),
 )}
 
 
