@@ -43,6 +43,8 @@ import numpy as np
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from tfrec_fashion.losses.lsgan import realism_penalty
+
 # Adam's moment decays and epsilon (Kingma & Ba's defaults; the paper gives none).
 ADAM_BETA_1, ADAM_BETA_2, ADAM_EPSILON = 0.9, 0.999, 1e-8
 # z ~ U(-1, 1) is kept this far inside (-1, 1) so that atanh(z) is finite.
@@ -128,7 +130,7 @@ def _evaluate(generator, discriminator, phi, theta, z_prime, category, eta, phi_
                          f"{tuple(theta.shape)}")
     preference = tf.reduce_sum(vectors * theta, axis=-1)  # theta_u . Phi(Delta G_c(z))
     realism = tf.reshape(_discriminate(discriminator, images, categories), [-1])
-    penalty = tf.square(realism - 1.0)  # L_real = (D_c(G_c(z)) - 1)^2
+    penalty = realism_penalty(realism)  # L_real = (D_c(G_c(z)) - 1)^2
     return images, preference - eta * penalty, preference, penalty
 
 
