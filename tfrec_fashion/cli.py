@@ -276,9 +276,26 @@ def _query(argv: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- visualize
 def _visualize(args: argparse.Namespace) -> int:
+    from tfrec_fashion.config import read_yaml
+    from tfrec_fashion.errors import ConfigError
     from tfrec_fashion.visualisation.attention import COLUMNS, check_request
     from tfrec_fashion.visualisation.attention_files import weights_text, write_attention_maps
+    from tfrec_fashion.visualisation.design_attention import is_design_run, write_design_maps
 
+    config_file = Path(args.run_dir) / "config.yaml"
+    if config_file.is_file() and is_design_run(read_yaml(config_file).get("model", {})):
+        if args.items:
+            raise ConfigError("a design_gan run maps its own designs, not catalogue items: "
+                              "leave out --items (choose them with --category, --n, --seed)")
+        written, category = write_design_maps(
+            args.run_dir, args.users, args.out or Path(args.run_dir) / "attention", args.method,
+            args.category, args.n, args.eta, args.seed, args.sanity)
+        print(f"attention maps ({args.method}) of {len(args.users)} customers' preference over "
+              f"designs for {args.users[0]} in {category!r}: {written.png} "
+              f"(maps: {written.arrays})")
+        if written.sanity_line is not None:
+            print(written.sanity_line)
+        return 0
     # Model, method, customers and items are checked against the run's files first, in a line.
     request = check_request(args.run_dir, args.users, args.items, args.method)
     written = write_attention_maps(request, args.out or Path(args.run_dir) / "attention",
@@ -513,7 +530,10 @@ COMMANDS: tuple[Command, ...] = (
         "the outfit score, each item in the customer's held-out outfit, and "
         "pan_spatial_attention.png, its own spatial attention) and complete the look with an "
         "image backbone (no customers: a column per anchor item, the map of its compatibility "
-        "cos(s_anchor, s_item) over each item's image; swap the two to map the anchor's image).",
+        "cos(s_anchor, s_item) over each item's image; swap the two to map the anchor's image). "
+        "For a design_gan run: the first customer's designs in --category (a row per design), a "
+        "column per customer with the map of their DVBPR preference theta_u . Phi over it "
+        "(design_attention_<method>.png).",
         args=(RUN_DIR,
               arg("--user", "--anchor", action="append", required=True, dest="users",
                   metavar="USER",
@@ -529,7 +549,15 @@ COMMANDS: tuple[Command, ...] = (
               arg("--sanity", action="store_true",
                   help="also run the two sanity checks (model-parameter and customer "
                   "randomisation) on the same items: prints one line, writes "
-                  "sanity_<method>.json"))),
+                  "sanity_<method>.json"),
+              arg("--category", help="design_gan runs: the category designed (default: that of "
+                  "the first customer's best catalogue item)"),
+              arg("--n", type=int, help="design_gan runs: designs mapped (default 6, at most the "
+                  "run's restarts)"),
+              arg("--eta", type=float, help="design_gan runs: realism weight of eq. 9 (default: "
+                  "the run's)"),
+              arg("--seed", type=int, default=0,
+                  help="design_gan runs: the restarts' and the sampling's seed"))),
     Command(
         "report", "write one self-contained HTML report of a run directory or the demo's workdir",
         _report,
