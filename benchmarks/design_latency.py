@@ -104,7 +104,8 @@ def interleaved_medians(calls: list, repeats: int) -> list[float]:
 
 
 def measure(args, parts: GenerationParts, base: Path) -> list[dict]:
-    """Exports every setting, times them in-graph, then served (one server for all)."""
+    """Exports every setting, then times each in-graph and served (one server for all, in
+    its own process) in the same rounds."""
     inputs = design_inputs([str(parts.user_ids[0])], parts.categories[0], args.n, 0, None)
     tensors = {name: tf.constant(value) for name, value in inputs.items()}
     tensors["eta"] = tf.constant([1.0])  # a loaded signature takes every input
@@ -118,24 +119,25 @@ def measure(args, parts: GenerationParts, base: Path) -> list[dict]:
         rows.append({"steps": steps, "restarts": restarts})
         print(f"  exported steps {steps:>4} restarts {restarts:>4}", file=sys.stderr,
               flush=True)
-    for row, median in zip(rows, interleaved_medians(calls, args.repeats)):
-        row["in_graph_ms"] = median
-    if args.served:
-        server = ServerProcess(str(base / "models.config"))
-        try:
-            for row in rows:  # every model loaded (its warm-up replayed) before any timing
-                server.wait_serving(model_name(row["steps"], row["restarts"]), timeout=600)
-            with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
-                stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-                requests = [predict_request(model_name(row["steps"], row["restarts"]), inputs,
-                                            DESIGN.name) for row in rows]
-                served = interleaved_medians(
-                    [lambda request=request: stub.Predict(request, timeout=600)
-                     for request in requests], args.repeats)
-            for row, median in zip(rows, served):
-                row["served_ms"] = median
-        finally:
-            server.stop()
+    if not args.served:
+        for row, median in zip(rows, interleaved_medians(calls, args.repeats)):
+            row["in_graph_ms"] = median
+        return rows
+    server = ServerProcess(str(base / "models.config"))
+    try:
+        for row in rows:  # every model loaded (its warm-up replayed) before any timing
+            server.wait_serving(model_name(row["steps"], row["restarts"]), timeout=600)
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel:
+            stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+            requests = [predict_request(model_name(row["steps"], row["restarts"]), inputs,
+                                        DESIGN.name) for row in rows]
+            calls += [lambda request=request: stub.Predict(request, timeout=600)
+                      for request in requests]  # in the same rounds as the in-graph calls
+            medians = interleaved_medians(calls, args.repeats)
+    finally:
+        server.stop()
+    for row, in_graph, served in zip(rows, medians[:len(rows)], medians[len(rows):]):
+        row["in_graph_ms"], row["served_ms"] = in_graph, served
     return rows
 
 
