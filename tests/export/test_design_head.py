@@ -224,3 +224,40 @@ def test_warmup_replays_and_our_server_answers_the_official_client(toy, base, as
                                 for name, value in request.items()}, signature="design")
             assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert message in error.value.details()
+
+
+def test_a_conditional_lsgan_run_directory_serves_its_python_ascent(tmp_path, assert_close):
+    """The real networks' path, as the design_gan recipe writes it: Keras G, D and Phi saved as
+    the run's parts, loaded, exported (the ascent differentiates the restored functions) and
+    answering in a fresh process as the ascent through the original Keras models."""
+    from tfrec_fashion.models.lsgan import ConditionalLSGAN
+    from tfrec_fashion.training.serving_parts import ConditionalGan, ItemEmbedder
+
+    tf.keras.utils.set_random_seed(0)
+    gan = ConditionalLSGAN(len(CATEGORIES), image_size=8, latent_dim=LATENT,
+                           generator_filters=4, discriminator_filters=4)
+    phi = tf.keras.Sequential([tf.keras.Input((8, 8, 3)), tf.keras.layers.Flatten(),
+                               tf.keras.layers.Dense(3)])
+    users = np.random.default_rng(5).normal(size=(3, 3)).astype(np.float32)
+    parts = GenerationParts(
+        ["a", "b", "c"], users, CATEGORIES,
+        ConditionalGan(LATENT, (8, 8, 3), lambda z, c: gan.generator([z, c], training=False),
+                       lambda x, c: gan.discriminator([x, c], training=False), gan.variables),
+        ItemEmbedder("image", tf.TensorSpec([None, 8, 8, 3], tf.float32, "image"),
+                     lambda images: phi(images, training=False), phi.variables), SETTINGS)
+    save_parts(parts, tmp_path / "run" / "serving")
+    version = export_parts(load_parts(tmp_path / "run"), tmp_path / "base", "lsgan")
+    request = contract.design_inputs(["c", "b"], ["top", "bag"], 3, [2, 3], [1.0, 0.0])
+    answer = testing.answers_in_fresh_process(str(version), {"design": request})[0]["design"]
+    for row, (user, category, seed, eta) in enumerate((("c", "top", 2, 1.0),
+                                                       ("b", "bag", 3, 0.0))):
+        z_prime = initial_latents(SETTINGS.restarts, LATENT, seed)
+        designs = maximise_preference(gan.generator, gan.discriminator, phi,
+                                      users["abc".index(user)], CATEGORIES.index(category),
+                                      z_prime, SETTINGS.steps, SETTINGS.learning_rate, eta)
+        chosen = softmax_sample(designs.objective, 3, seed).numpy()
+        assert_close(answer["images"][row], designs.images.numpy()[chosen], ulps=256,
+                     scale=1.0)
+        scores = designs.preference.numpy()[chosen]
+        assert_close(answer["scores"][row], scores, ulps=256, scale=np.abs(scores).max())
+        assert np.ptp(scores) > 0  # the designs differ: the check compares something
