@@ -40,7 +40,8 @@ from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.training.run_config import RunConfig
 
 DEFAULT_CONFIG = Path("configs/demo.yaml")
-PENDING_STAGES = ("the GAN's designs",)
+PENDING_STAGES: tuple[str, ...] = ()  # every stage of the brief is built
+DESIGNS_SHOWN = 8  # designs drawn per design run (the design signature's default n)
 ATTENTION_METHOD = "gradcam"  # the one that follows the customer (README "Attention maps")
 SERVED_K = 10
 LOOK_SHOWN = 5  # similar and complementary items drawn per query product
@@ -105,7 +106,8 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
     summary = _summary_table(results)
     print("\n" + summary)
     (workdir / "summary.md").write_text(summary + "\n")
-    print("Pending stages (not built yet): " + ", ".join(PENDING_STAGES))
+    if PENDING_STAGES:
+        print("Pending stages (not built yet): " + ", ".join(PENDING_STAGES))
     (workdir / "summary.json").write_text(json.dumps(results, indent=2, default=float))
     print(f"\nwrote {workdir / 'summary.md'} and per-run folders under {workdir}")
     from tfrec_fashion.visualisation.report import write_report
@@ -114,15 +116,21 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
     return results
 
 
+# Model fields that may name an earlier demo run: PSA-Net reads a run's customer embeddings,
+# the design GAN a DVBPR run's theta_u and Phi.
+RUN_FIELDS = ("customer_embeddings", "dvbpr_run")
+
+
 def _in_workdir(run: RunConfig, workdir: Path, runs: dict[str, RunConfig]) -> RunConfig:
-    """``run`` with a ``model.customer_embeddings`` that names another demo run (a relative path
-    whose first part is that run's name, e.g. ``partial_dual_synthetic``) pointed at its folder
-    in the workdir, where that run was trained (PSA-Net reads an earlier run's embeddings)."""
-    path = getattr(run.model, "customer_embeddings", None)
-    if path is None or Path(path).is_absolute() or Path(path).parts[0] not in runs:
+    """``run`` with each ``RUN_FIELDS`` field that names another demo run (a relative path whose
+    first part is that run's name, e.g. ``partial_dual_synthetic``) pointed at its folder in the
+    workdir, where that run was trained."""
+    named = {field: str(workdir / path) for field in RUN_FIELDS
+             if (path := getattr(run.model, field, None)) is not None
+             and not Path(path).is_absolute() and Path(path).parts[0] in runs}
+    if not named:
         return run
-    return dataclasses.replace(run, model=dataclasses.replace(
-        run.model, customer_embeddings=str(workdir / path)))
+    return dataclasses.replace(run, model=dataclasses.replace(run.model, **named))
 
 
 def _attention(result) -> str | None:
@@ -138,6 +146,8 @@ def _attention(result) -> str | None:
     from tfrec_fashion.visualisation.attention import AttentionError, check_request, image_path
     from tfrec_fashion.visualisation.attention_files import write_attention_maps
 
+    if result.recipe.protocol == "design":  # maps over the customer's designs
+        return _design_attention(result)
     try:
         path = image_path(read_yaml(result.run_dir / "config.yaml").get("model", {}))
     except AttentionError:
@@ -170,6 +180,90 @@ def _attention(result) -> str | None:
     if written.spatial_png is not None:
         print(f"    PAN's own spatial attention (Fig. 3): {written.spatial_png}")
     return written.sanity_line
+
+
+def _design_attention(result) -> str:
+    """A design run's maps: ``ATTENTION_METHOD`` maps of the designed-for customer's (the
+    demo's design customer, ``_design_customer``) and two other customers' DVBPR preference
+    over the first one's designs, with the sanity checks; returns the sanity line."""
+    import numpy as np
+
+    from tfrec_fashion.visualisation.design_attention import write_design_maps
+
+    user = _design_customer(result)
+    theta = result.recipe.user_vectors
+    cosine = theta @ theta[user] / np.maximum(
+        np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[user]), 1e-12)
+    cosine[user] = np.nan
+    users = [user, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
+    ids = [str(result.dataset.users.ids[u]) for u in users]
+    written, category = write_design_maps(result.run_dir, ids, result.run_dir / "attention",
+                                          ATTENTION_METHOD, sanity=True)
+    print(f"    attention: {written.png} ({', '.join(ids)}' preference over {ids[0]}'s designs "
+          f"in {category!r}: the customer designed for, the most alike, the most opposite)\n"
+          f"    {written.sanity_line}")
+    return written.sanity_line
+
+
+def _design_customer(result) -> int:
+    """The customer the demo designs for: the one surest of a catalogue item (their best
+    item's preference the highest), whose taste the designs can show most clearly."""
+    import numpy as np
+
+    recipe = result.recipe
+    return int(np.argmax((recipe.user_vectors @ recipe.item_vectors.T).max(axis=1)))
+
+
+def _query_design_model(result, target: str, name: str, path: Path) -> dict[str, Any]:
+    """Designs for the demo's design customer in the category of their best catalogue item,
+    through the served ``design`` signature (the official stub), checked against the trained
+    models and drawn beside the customer's history and the retrieval picks (delta(u, c), eq.
+    8): ``path``. Returns the checks: the served scores are DVBPR's theta_u . Phi of the served
+    images (``served_matches_keras``), the designs score above the category's catalogue items
+    on average, an unknown customer is flagged as the cold start."""
+    import numpy as np
+
+    from tfrec_fashion_serving import client
+    from tfrec_fashion.visualisation.item_grid import plot_item_grid
+
+    recipe, dataset = result.recipe, result.dataset
+    user = _design_customer(result)
+    user_id = str(dataset.users.ids[user])
+    preference = recipe.user_vectors[user] @ recipe.item_vectors.T  # every catalogue item's
+    category = recipe.categories[int(recipe.item_category[int(np.argmax(preference))])]
+    answer = client.design(target, name, [user_id, "new-customer"], category, n=DESIGNS_SHOWN)
+    images, served = np.asarray(answer["images"][0]), np.asarray(answer["scores"][0])
+    keras = recipe.designer(result.model).preference(images, np.full(len(images), user))
+    matches = bool(np.allclose(served, keras, rtol=1e-3, atol=1e-3 * max(1.0, np.abs(keras).max())))
+    in_category = np.flatnonzero(np.asarray(dataset.items.category) == category)
+    beats = bool(served.mean() > preference[in_category].mean())
+    cold = bool(answer["cold_start"][1]) and not bool(answer["cold_start"][0])
+    print(f"=== query {name} (official PredictionServiceStub): design for {user_id} in "
+          f"{category!r} -> {len(images)} images, preference {served.mean():.2f} (the "
+          f"category's catalogue items: mean {preference[in_category].mean():.2f}, best "
+          f"{preference[in_category].max():.2f}); unknown customer: cold start {cold}")
+    print(f"    served scores == DVBPR's theta_u . Phi of the served images: {matches}; designs "
+          f"beat the category's average item: {beats}")
+
+    def shown(rows) -> np.ndarray:  # catalogue items at the designs' size, in [0, 1]
+        return np.asarray(recipe.images[np.asarray(rows, int)], np.float32)
+
+    mine = dataset.interactions.user == user
+    bought = dataset.interactions.item[mine][np.argsort(dataset.interactions.timestamp[mine])]
+    bought = bought[-DESIGNS_SHOWN:]
+    retrieved = in_category[np.argsort(-preference[in_category], kind="stable")[:DESIGNS_SHOWN]]
+    blank = np.ones((DESIGNS_SHOWN - len(bought), *images.shape[1:]), np.float32)
+    grid = np.concatenate([shown(bought), blank, shown(retrieved), images])
+    captions = ([f"bought: {dataset.items.category[i]}" for i in bought] + [""] * len(blank)
+                + [f"retrieved #{rank} {preference[i]:.2f}" for rank, i in enumerate(retrieved, 1)]
+                + [f"design #{rank} {score:.2f}" for rank, score in enumerate(served, 1)])
+    plot_item_grid(grid, captions, path, columns=DESIGNS_SHOWN,
+                   title=f"{name}: designs for customer {user_id}\nrows: last purchases | the "
+                         f"best {category} in the catalogue by DVBPR, delta(u, c) | served "
+                         f"designs, delta-hat(u, c); scores theta_u . Phi")
+    print(f"    designs: {path}")
+    return {"served_matches_keras": matches, "served_designs_beat_category_mean": beats,
+            "served_design_cold_start_flagged": cold}
 
 
 def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
@@ -220,6 +314,12 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
                 continue
             if parts[name].HEAD == "outfit":
                 checks[name] = _query_outfit_model(result, target, name)
+                continue
+            if parts[name].HEAD == "generation":  # the first design run's designs are drawn
+                drawn = not any(parts[n].HEAD == "generation" for n in checks)
+                checks[name] = _query_design_model(
+                    result, target, name, workdir / ("designs.png" if drawn
+                                                     else f"{name}_designs.png"))
                 continue
             if parts[name].HEAD == "look":  # the first look run's answers are drawn
                 drawn = not any(parts[n].HEAD == "look" for n in checks)
