@@ -17,6 +17,11 @@ baselines beside them.
 - ``complete_the_look``: the same outfit split; triplet accuracy, FITB and outfit AUC of a style
   embedding on held-out outfits beside random, similar-as-complementary and the oracles, and
   similar-item precision@k (paper 004, ``CompleteTheLookTable``).
+- ``design``: paper 003's Table IV and Fig. 3: top-3 images per (customer, category) from random
+  real items, random generated ones, retrieval and synthesis (a ``Designer`` of arrays and
+  callables), scored by preference, inception score, 1 - SSIM, the planted true taste and a
+  Frechet distance, and the eta sweep (``DesignEvaluation``; ``design_table.DesignTable``);
+  ``design_quality``: those measures and the project's cached image classifier.
 - ``ranking_table`` (DVBPR's Table III) and ``rating_table``: the tables; ``baselines`` and
   ``rating_baselines``: the rows beside the model.
 
