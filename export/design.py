@@ -14,7 +14,9 @@ Serving runs it too.
 Bad requests fail inside the graph with ``InvalidArgumentError`` (INVALID_ARGUMENT when
 served), each naming the problem: an unknown category, n outside [1, m] or different over the
 rows, a negative or non-finite eta, category / n / seed / eta rows that are neither 1 nor the
-customers'. An unknown customer is designed for with the mean theta_u (``cold_start``).
+customers'. An unknown customer is designed for with the mean theta_u (``cold_start``). A
+model with fewer restarts than the contract's default n (8; a toy) refuses requests that leave
+n out, naming its range.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from tfrec_fashion.models.design import initial_latents, maximise_preference, so
 from tfrec_fashion.training.serving_parts import GenerationParts
 from tfrec_fashion_export.module import (broadcast_rows, head_signatures, lookup_table,
                                          vectors_or_default)
-from tfrec_fashion_serving.contract import DEFAULT_DESIGNS, DESIGN, GENERATION
+from tfrec_fashion_serving.contract import DESIGN, GENERATION
 
 
 class DesignModule(tf.Module):
@@ -41,10 +43,6 @@ class DesignModule(tf.Module):
     def __init__(self, parts: GenerationParts):
         super().__init__(name="generation")
         settings = parts.settings
-        if settings.restarts < DEFAULT_DESIGNS:
-            raise ValueError(f"the design signature's default n is {DEFAULT_DESIGNS}, sampled "
-                             f"among the restarts: restarts must be at least that. Received: "
-                             f"restarts={settings.restarts}")
         self.restarts, self.steps = settings.restarts, settings.steps
         self.learning_rate = settings.learning_rate
         self.latent_dim = parts.gan.latent_dim

@@ -98,7 +98,7 @@ PARSES = [
     ("report", ["d"], {"directory": "d", "out": None}),
     ("report", ["d", "--out", "r.html"], {"directory": "d", "out": "r.html"}),
     ("design", ["r", "--user", "u1", "--category", "shoes"],
-     {"run_dir": "r", "user": "u1", "category": "shoes", "n": 8, "eta": None, "seed": 0,
+     {"run_dir": "r", "user": "u1", "category": "shoes", "n": None, "eta": None, "seed": 0,
       "from_item": None, "out": None}),
     ("design", ["r", "--user", "u1", "--n", "3", "--eta", "0.5", "--seed", "7", "--from-item",
                 "i9", "--out", "g.png"],

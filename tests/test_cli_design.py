@@ -51,6 +51,16 @@ def test_designs_are_the_served_signatures_with_their_scores(run, tmp_path, caps
     assert grid[..., :3].std() > 10  # images drawn, not a blank page
 
 
+def test_n_defaults_to_eight_or_the_runs_restarts(tmp_path, capsys):
+    from tfrec_fashion.training.serving_parts import DesignSettings
+
+    _, parts = toy_parts(DesignSettings(restarts=4, steps=2, learning_rate=0.1))
+    save_parts(parts, tmp_path / "serving")
+    assert main(["design", str(tmp_path), "--user", "u0", "--category", "bag", "--out",
+                 str(tmp_path / "g.png")]) == 0
+    assert len(printed_scores(capsys.readouterr().out)[1]) == 4
+
+
 def test_an_unknown_customer_is_the_cold_start_and_the_grid_says_so(run, tmp_path, capsys):
     run_dir, _, parts = run
     assert main(["design", str(run_dir), "--user", "nobody", "--category", "top", "--n", "2",

@@ -331,6 +331,8 @@ def _design(args: argparse.Namespace) -> int:
                                 "a DVBPR run)")
     request = check_design_request(parts, args.user, args.category, args.from_item)
     eta = parts.settings.eta if args.eta is None else args.eta
+    if args.n is None:
+        args.n = min(8, parts.settings.restarts)
     if args.n < 1 or (args.from_item is None and args.n > parts.settings.restarts):
         raise TfrecFashionError(f"--n must be in [1, {parts.settings.restarts}] (the run's "
                                 f"restarts m). Received: {args.n}")
@@ -582,8 +584,8 @@ COMMANDS: tuple[Command, ...] = (
               arg("--user", required=True, help="customer id"),
               arg("--category", help="the category to design, e.g. shoes (with --from-item: "
                   "the item's, may be left out)"),
-              arg("--n", type=int, default=8, help="designs to draw (default 8; at most the "
-                  "run's restarts m); with --from-item, the tailoring stages shown"),
+              arg("--n", type=int, help="designs to draw (default 8, or the run's restarts m "
+                  "if fewer; at most m); with --from-item, the tailoring stages shown"),
               arg("--eta", type=float, help="realism weight of eq. 9 (default: the run's, 1)"),
               arg("--seed", type=int, default=0, help="the restarts' and the sampling's seed "
                   "(same seed, same designs)"),

@@ -163,8 +163,6 @@ def test_parts_refuse_what_cannot_serve(toy):
         GenerationParts(parts.user_ids, parts.user_vectors, CATEGORIES, parts.gan, parts.phi,
                         item_ids=parts.item_ids, item_categories=parts.item_categories,
                         item_images=parts.item_images[:, :2])
-    with pytest.raises(ValueError, match="default n is 8, sampled among the restarts"):
-        DesignModule(toy_parts(DesignSettings(restarts=4))[1])
     with pytest.raises(ValueError, match="restarts must be a positive integer"):
         DesignSettings(restarts=0)
     with pytest.raises(ValueError, match="eta must be >= 0"):
@@ -194,6 +192,15 @@ def test_bad_requests_fail_in_the_graph_naming_the_problem(base, change, message
     inputs.update({name: tf.constant(value) for name, value in change.items()})
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         model.signatures["design"](**inputs)
+
+
+def test_a_model_with_fewer_restarts_than_the_default_n_names_its_range(tmp_path):
+    _, parts = toy_parts(DesignSettings(restarts=4, steps=2, learning_rate=0.1))
+    module = DesignModule(parts)
+    inputs = {"user_id": tf.constant(["u0"]), "category": tf.constant(["top"])}
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"n must be in \[1, 4\]"):
+        module.design(**inputs)  # the default n, 8
+    assert module.design(**inputs, n=tf.constant([4]))["images"].shape == (1, 4, SIDE, SIDE, 3)
 
 
 def test_warmup_replays_and_our_server_answers_the_official_client(toy, base, assert_close):
