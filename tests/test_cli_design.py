@@ -117,3 +117,39 @@ def test_a_run_of_another_head_is_refused(tmp_path, capsys):
     assert main(["design", str(tmp_path), "--user", "u0", "--category", "bag"]) == 2
     assert "serves the retrieval head; `design` needs a GAN design run" in \
         capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_trained_design_gan_run_designs_exports_and_serves_the_same(tmp_path, capsys):
+    """End to end on the harness: a tiny DVBPR run, the design GAN beside it, then `design`
+    on the run directory and `export` of it, whose signature in a fresh process gives the
+    scores the command printed."""
+    from tfrec_fashion.config import from_dict
+    from tfrec_fashion.training.harness import train
+    from tfrec_fashion.training.run_config import RunConfig
+    from tfrec_fashion.training.serving_parts import load_parts
+    from tfrec_fashion_serving import testing
+    from tests.training.test_design_gan_recipe import DVBPR, WORLD, gan_config
+
+    train(from_dict(RunConfig, {
+        "data": WORLD, "model": DVBPR, "run_dir": str(tmp_path / "dvbpr"),
+        "train": {"epochs": 1, "batch_size": 32, "steps_per_epoch": 4, "learning_rate": 0.01,
+                  "verbose": 0}}))
+    run_dir = train(gan_config(tmp_path / "gan", tmp_path / "dvbpr")).run_dir
+    parts = load_parts(run_dir)
+    user, n = str(parts.user_ids[1]), parts.settings.restarts
+    capsys.readouterr()
+    assert main(["design", str(run_dir), "--user", user, "--category", "shoes", "--seed", "5",
+                 "--out", str(tmp_path / "grid.png")]) == 0
+    _, preference, _ = printed_scores(capsys.readouterr().out)
+    assert len(preference) == n
+    assert main(["export", str(run_dir), "--base", str(tmp_path / "exports")]) == 0
+    request = contract.design_inputs([user], "shoes", n, 5, parts.settings.eta)
+    answer = testing.answers_in_fresh_process(str(tmp_path / "exports" / "design_gan" / "1"),
+                                              {"design": request})[0]["design"]
+    np.testing.assert_allclose(answer["scores"][0], preference, atol=0.006)
+    module = DesignModule(parts)  # what the command drew
+    drawn = module.design(**{k: tf.constant(v) for k, v in request.items()})["images"].numpy()
+    # A GAN trained for 6 steps draws near-grey images: they differ by ~1e-3, so compare finer.
+    assert answer["images"].shape == (1, n, 32, 32, 3) and np.ptp(drawn) > 1e-4
+    np.testing.assert_allclose(answer["images"], drawn, rtol=0, atol=2e-6)
