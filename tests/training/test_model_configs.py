@@ -13,6 +13,7 @@ import pytest
 from tfrec_fashion.evaluation.protocols import PROTOCOLS
 from tfrec_fashion.models.complete_the_look import CompleteTheLook
 from tfrec_fashion.models.dvbpr import DVBPR
+from tfrec_fashion.models.lsgan import ConditionalLSGAN
 from tfrec_fashion.models.pair_compatibility import PairCompatibility
 from tfrec_fashion.models.pan import PAN
 from tfrec_fashion.models.partial_dual import PartialDual
@@ -28,7 +29,7 @@ from tfrec_fashion.training.run_config import TrainConfig
 MODELS = {"two_tower": TwoTowerRetrieval, "bpr_mf": VBPR, "vbpr": VBPR, "tvbpr": VBPR,
           "ivbpr": VBPR, "dvbpr": DVBPR, "stynet": StyNet, "partial_dual": PartialDual,
           "pair_compatibility": PairCompatibility, "psa_net": PSANet, "pan": PAN,
-          "complete_the_look": CompleteTheLook}
+          "complete_the_look": CompleteTheLook, "design_gan": ConditionalLSGAN}
 
 
 def test_every_registered_config_is_checked_here():

@@ -16,8 +16,9 @@ The networks are Fig. 2's DCGAN-like pair, scaled to ``image_size`` (32 or 64 he
        tiled]) down to 4x4 -> flatten -> dense 1, an unbounded score (least squares, no sigmoid)
 
 Widths double at each coarser resolution from ``generator_filters`` (G's layer at H/2) and
-``discriminator_filters`` (D's first layer): 32 and 32 give G 4x4x128, 8x8x64, 16x16x32 at 32
-px. D has no batch normalisation, so its score of an image does not depend on the batch it came
+``discriminator_filters`` (D's first layer): 64 and 32 give G 4x4x256, 8x8x128, 16x16x64 and D
+16x16x32, 8x8x64, 4x4x128 at 32 px (the Fashion-MNIST world's garments, recognisable per
+category after ~2,500 steps of batch 32, about 3 minutes on 2 CPU cores). D has no batch normalisation, so its score of an image does not depend on the batch it came
 in, and ``discriminate`` (inference mode) is the function D was trained as: eq. 9's realism
 penalty reads it on single designs.
 
@@ -76,7 +77,7 @@ class ConditionalLSGAN(tf.keras.Model):
     """
 
     def __init__(self, n_categories: int, image_size: int = 32, latent_dim: int = 100,
-                 generator_filters: int = 32, discriminator_filters: int = 32,
+                 generator_filters: int = 64, discriminator_filters: int = 32,
                  beta_1: float = 0.5, **kwargs):
         super().__init__(**kwargs)
         for value, name in ((n_categories, "n_categories"), (latent_dim, "latent_dim"),

@@ -566,6 +566,61 @@ class CompleteTheLookConfig:
             raise ValueError(f"model.image_size must be positive. Received: {self.image_size}")
 
 
+@MODEL_CONFIGS.register("design_gan")
+@dataclasses.dataclass
+class DesignGanConfig:
+    """``models.lsgan.ConditionalLSGAN`` (paper 003, III-C): a conditional least-squares GAN of
+    the catalogue's images by category, the generator of personalised design (III-D) for the
+    customers of a DVBPR run on the same dataset, held to the design protocol (Table IV).
+
+    Args:
+        dvbpr_run: the run directory of a finished DVBPR run on the same dataset (required):
+            its theta_u and Phi score the designs; a run on another dataset is refused.
+        image_size, latent_dim, generator_filters, discriminator_filters, beta_1: see
+            ``ConditionalLSGAN`` (32 or 64 px; z of 100; widths at the finest layer; Adam's
+            beta_1 for both players).
+        design_restarts, design_steps, design_learning_rate, design_eta: preference
+            maximisation (eq. 9-11, ``models.design``) as the evaluation and the export run
+            it: m random starts, Adam steps on z' and their size, the realism weight eta.
+        trials, eta_trials: the design protocol's (customer, category) queries for Table IV
+            and for each eta of the sweep (``evaluation.design.DesignEvaluation``).
+    """
+
+    RECIPE: ClassVar[str] = "tfrec_fashion.training.recipes.design_gan:DesignGanRecipe"
+    RECIPE_FIELDS: ClassVar[tuple[str, ...]] = ("dvbpr_run", "design_restarts", "design_steps",
+                                                 "design_learning_rate", "design_eta",
+                                                 "trials", "eta_trials")
+
+    name: str = "design_gan"
+    dvbpr_run: Optional[str] = None
+    image_size: int = 32
+    latent_dim: int = 100
+    generator_filters: int = 64
+    discriminator_filters: int = 32
+    beta_1: float = 0.5
+    design_restarts: int = 64
+    design_steps: int = 100
+    design_learning_rate: float = 0.05
+    design_eta: float = 1.0
+    trials: int = 200
+    eta_trials: int = 50
+
+    def __post_init__(self) -> None:
+        for field in ("image_size", "latent_dim", "generator_filters", "discriminator_filters",
+                      "design_restarts", "design_steps", "trials", "eta_trials"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"model.{field} must be positive. Received: "
+                                 f"{field}={getattr(self, field)}")
+        if self.image_size < 8 or self.image_size & (self.image_size - 1):
+            raise ValueError("model.image_size must be a power of two >= 8 (32, 64). "
+                             f"Received: image_size={self.image_size}")
+        if not 0 <= self.beta_1 < 1 or not self.design_learning_rate > 0:
+            raise ValueError("model.beta_1 must be in [0, 1) and design_learning_rate positive. "
+                             f"Received: beta_1={self.beta_1}, design_learning_rate="
+                             f"{self.design_learning_rate}")
+        _non_negative(self, "design_eta")
+
+
 def _non_negative(config: object, *fields: str) -> None:
     for field in fields:
         if getattr(config, field) < 0:
