@@ -83,14 +83,17 @@ its kin) export through the **compatibility** head (``complete_pair`` = serving_
 ``score_pairs``; ``contract.COMPATIBILITY``); complete-the-look models through the item-to-item
 **look** head (``complementary`` = serving_default, ``similar``; ``contract.LOOK``: by item id or
 a new product's image, cosine through the retrieval index, brute force or partitioned, no
-customer). ``heads.HEADS`` maps a head to its module, its warm-up requests and its description;
-the parts' ``HEAD`` chooses it.
+customer); the design GAN through the **generation** head (``design`` = serving_default;
+``contract.GENERATION``: a customer's new images in a category, the preference maximisation
+running inside the graph). ``heads.HEADS`` maps a head to its module, its warm-up requests and
+its description; the parts' ``HEAD`` chooses it.
 
 Modules: ``runs.export_run`` (a run directory -> a version; ``tfrec-fashion export``: reads only
 ``<run_dir>/serving``, the parts the run wrote when training ended, never the dataset or the
 feature extractors), ``heads`` (head -> module, warm-up, description), ``module.RecommenderModule``
 (the retrieval signatures), ``compatibility.CompatibilityModule`` (the compatibility
-signatures), ``look.LookModule`` (the look signatures), ``index`` (``FilteredBruteForce``, the
+signatures), ``look.LookModule`` (the look signatures), ``design.DesignModule`` (the
+generation signature), ``index`` (``FilteredBruteForce``, the
 TFRS index with its category filter; ``FilteredPartitioned``, the approximate one; the
 export-time recall check),
 ``writer.export_parts`` (atomic versions, warm-up, description, op check), ``graph_ops`` (a
