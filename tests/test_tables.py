@@ -79,6 +79,15 @@ def test_every_table_config_in_configs_loads(path):
         assert Path(config.run_config(method).run_dir).parent == Path(config.run_dir)
 
 
+def test_a_design_gans_dvbpr_run_may_name_an_embedding_run_of_the_table():
+    # configs/table4_design.yaml: the GAN reads the DVBPR run the table trains first.
+    config = load_config(TableConfig, CONFIGS / "table4_design.yaml")
+    gan, dvbpr = config.run_config("LSGAN"), config.run_config("DVBPR")
+    assert gan.model.dvbpr_run == dvbpr.run_dir == str(Path(config.run_dir) / "dvbpr")
+    assert gan.data == dvbpr.data  # one data section: the GAN accepts the run
+    assert list(config.methods) == ["LSGAN"]  # the DVBPR run is not tabulated
+
+
 def test_configs_folder_has_table_configs():
     assert (CONFIGS / "table3_synthetic.yaml").is_file()  # so the glob above is not empty
 
