@@ -53,6 +53,18 @@ def test_generator_gives_images_in_0_1_and_discriminator_one_score_each(size):
     assert abs(scored[0] - scored[1]) > 1e-6
 
 
+def test_a_grey_generator_draws_the_same_pixels_on_every_channel():
+    model = ConditionalLSGAN(n_categories=2, image_size=16, grey=True, **TINY)
+    images = model.generate(model.sample_latent(3, seed=0), tf.constant([0, 1, 1])).numpy()
+    assert images.shape == (3, 16, 16, 3)
+    np.testing.assert_array_equal(images[..., 0], images[..., 1])
+    np.testing.assert_array_equal(images[..., 0], images[..., 2])
+    assert images.std() > 0  # not a constant image either
+    colour = ConditionalLSGAN(n_categories=2, image_size=16, **TINY)
+    drawn = colour.generate(colour.sample_latent(3, seed=0), tf.constant([0, 1, 1])).numpy()
+    assert np.abs(drawn[..., 0] - drawn[..., 1]).max() > 0
+
+
 def test_bad_arguments_are_refused_naming_the_value():
     with pytest.raises(ValueError, match="`image_size` must be a power of two >= 8.*image_size=48"):
         ConditionalLSGAN(n_categories=2, image_size=48)
@@ -104,7 +116,7 @@ def test_a_few_hundred_steps_learn_the_conditional_images():
 
 def test_get_config_round_trip_rebuilds_the_same_networks():
     model = ConditionalLSGAN(n_categories=3, image_size=32, latent_dim=12, generator_filters=6,
-                             discriminator_filters=5, beta_1=0.3, name="gan")
+                             discriminator_filters=5, beta_1=0.3, grey=True, name="gan")
     config = model.get_config()
     rebuilt = ConditionalLSGAN.from_config(json.loads(json.dumps(config)))
     assert rebuilt.get_config() == config

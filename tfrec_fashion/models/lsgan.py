@@ -63,6 +63,9 @@ class ConditionalLSGAN(tf.keras.Model):
         discriminator_filters: D's first layer's width, doubled at each stride-2 layer.
         beta_1: Adam's first-moment decay for both optimizers when compiled with Adam
             (DCGAN's 0.5; Keras' 0.9 lets the two players oscillate).
+        grey: G draws one channel, repeated on R, G and B, for grey catalogues (Fashion-MNIST):
+            its images then cannot leave the data's grey axis, which the design ascent would
+            otherwise use to move Phi with colour speckle no real item has.
 
     Inputs to ``fit``: dict batches {"image": float32 [B, H, W, 3] in [0, 1], "category":
     int32 [B]}; logs ``d_loss``, ``g_loss`` (eq. 7's V(D), V(G)), ``d_real`` and ``d_fake``
@@ -78,7 +81,7 @@ class ConditionalLSGAN(tf.keras.Model):
 
     def __init__(self, n_categories: int, image_size: int = 32, latent_dim: int = 100,
                  generator_filters: int = 64, discriminator_filters: int = 32,
-                 beta_1: float = 0.5, **kwargs):
+                 beta_1: float = 0.5, grey: bool = False, **kwargs):
         super().__init__(**kwargs)
         for value, name in ((n_categories, "n_categories"), (latent_dim, "latent_dim"),
                             (generator_filters, "generator_filters"),
@@ -97,8 +100,10 @@ class ConditionalLSGAN(tf.keras.Model):
         self.generator_filters = generator_filters
         self.discriminator_filters = discriminator_filters
         self.beta_1 = beta_1
+        self.grey = bool(grey)
         # === Layers ===
-        self.generator = _generator(n_categories, image_size, latent_dim, generator_filters)
+        self.generator = _generator(n_categories, image_size, latent_dim, generator_filters,
+                                    self.grey)
         self.discriminator = _discriminator(n_categories, image_size, discriminator_filters)
         self.discriminator_optimizer: tf.keras.optimizers.Optimizer | None = None
         self.trackers = {name: tf.keras.metrics.Mean(name)
@@ -186,7 +191,7 @@ class ConditionalLSGAN(tf.keras.Model):
         return {"n_categories": self.n_categories, "image_size": self.image_size,
                 "latent_dim": self.latent_dim, "generator_filters": self.generator_filters,
                 "discriminator_filters": self.discriminator_filters, "beta_1": self.beta_1,
-                "name": self.name}
+                "grey": self.grey, "name": self.name}
 
 
 @register_serializable
@@ -214,8 +219,8 @@ def _widths(image_size: int, finest: int) -> list[int]:
     return [finest * 2 ** level for level in range(int(math.log2(image_size)) - 2)]
 
 
-def _generator(n_categories: int, image_size: int, latent_dim: int,
-               filters: int) -> tf.keras.Model:
+def _generator(n_categories: int, image_size: int, latent_dim: int, filters: int,
+               grey: bool) -> tf.keras.Model:
     z = tf.keras.Input((latent_dim,), name="z")
     category = tf.keras.Input((), dtype=tf.int32, name="category")
     widths = _widths(image_size, filters)[::-1]  # 4x4 first
@@ -234,11 +239,13 @@ def _generator(n_categories: int, image_size: int, latent_dim: int,
                                             name=f"deconv_{size}x{size}")(x)
         x = tf.keras.layers.ReLU()(tf.keras.layers.BatchNormalization(
             name=f"bn_{size}x{size}")(x))
-    x = tf.keras.layers.Conv2DTranspose(3, _KERNEL, strides=2, padding="same",
-                                        kernel_initializer=_initializer(), name="to_rgb")(x)
+    x = tf.keras.layers.Conv2DTranspose(1 if grey else 3, _KERNEL, strides=2, padding="same",
+                                        kernel_initializer=_initializer(), name="to_pixels")(x)
     # DCGAN's tanh, mapped to the project's [0, 1] images.
-    image = tf.keras.layers.Rescaling(0.5, offset=0.5, name="image")(
+    image = tf.keras.layers.Rescaling(0.5, offset=0.5, name="pixels")(
         tf.keras.layers.Activation("tanh")(x))
+    if grey:
+        image = tf.keras.layers.Concatenate(name="grey_to_rgb")([image] * 3)
     return tf.keras.Model([z, category], image, name="generator")
 
 

@@ -576,9 +576,9 @@ class DesignGanConfig:
     Args:
         dvbpr_run: the run directory of a finished DVBPR run on the same dataset (required):
             its theta_u and Phi score the designs; a run on another dataset is refused.
-        image_size, latent_dim, generator_filters, discriminator_filters, beta_1: see
+        image_size, latent_dim, generator_filters, discriminator_filters, beta_1, grey: see
             ``ConditionalLSGAN`` (32 or 64 px; z of 100; widths at the finest layer; Adam's
-            beta_1 for both players).
+            beta_1 for both players; G draws grey images, for a grey catalogue).
         design_restarts, design_steps, design_learning_rate, design_eta: preference
             maximisation (eq. 9-11, ``models.design``) as the evaluation and the export run
             it: m random starts, Adam steps on z' and their size, the realism weight eta.
@@ -598,6 +598,7 @@ class DesignGanConfig:
     generator_filters: int = 64
     discriminator_filters: int = 32
     beta_1: float = 0.5
+    grey: bool = False
     design_restarts: int = 64
     design_steps: int = 100
     design_learning_rate: float = 0.05
