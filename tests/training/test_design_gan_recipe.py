@@ -82,6 +82,15 @@ def test_a_dvbpr_run_of_another_dataset_is_refused_naming_both(dvbpr_run, tmp_pa
     assert not (tmp_path / "gan").exists()  # refused before the run directory is written
 
 
+def test_a_dvbpr_run_of_the_same_items_and_customers_with_other_tastes_is_refused(dvbpr_run,
+                                                                                  tmp_path):
+    # Same seed, so the same name and ids; another taste setting, so other interactions: the
+    # DVBPR run's theta_u would describe other customers.
+    other = {**WORLD, "visual_weight": 0.3}
+    with pytest.raises(ConfigError, match="was trained on dataset 'synthetic_60x120_seed0'"):
+        train(gan_config(tmp_path / "gan", dvbpr_run, data=other))
+
+
 def test_a_missing_dvbpr_run_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="model.dvbpr_run: name the directory"):
         train(from_dict(RunConfig, {"data": WORLD, "model": GAN, "train": GAN_TRAIN,

@@ -200,8 +200,12 @@ def load_dvbpr_run(run_dir: str | None, dataset: FashionDataset) -> tuple[Recipe
 
 
 def _same_dataset(a: FashionDataset, b: FashionDataset) -> bool:
-    return (a.name == b.name and np.array_equal(np.asarray(a.items.ids), np.asarray(b.items.ids))
-            and np.array_equal(np.asarray(a.users.ids), np.asarray(b.users.ids)))
+    # The interactions too: two worlds of one seed share their name and ids, but a taste
+    # setting (e.g. visual_weight) changes who bought what, so theta_u means something else.
+    same = [(a.items.ids, b.items.ids), (a.users.ids, b.users.ids),
+            (a.interactions.user, b.interactions.user), (a.interactions.item, b.interactions.item)]
+    return a.name == b.name and all(np.array_equal(np.asarray(x), np.asarray(y))
+                                    for x, y in same)
 
 
 def _describe(dataset: FashionDataset) -> str:
