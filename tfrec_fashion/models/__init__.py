@@ -13,7 +13,12 @@ loss): the compatibility serving head's minimal model, PSA-Net without the custo
 ``psa_net.py`` is PSA-Net itself (subspace masks mixed by attention on a customer's fixed
 embedding); ``pan.py`` scores whole outfits for a customer from binary codes (PAN, with
 user-aware attention, and FHN as its switch); ``complete_the_look.py`` embeds any item's
-content in a unit style space where items worn together lie close (triplet loss, paper 004).
+content in a unit style space where items worn together lie close (triplet loss, paper 004);
+``lsgan.py`` is paper 003's conditional LSGAN G(z, c), D(x, c) of the catalogue's images, and
+``design.py`` its preference maximisation (eq. 9-12): an Adam ascent on the GAN's latent code
+in a ``tf.while_loop`` against a DVBPR customer's theta_u . Phi, generic over any differentiable
+generator, discriminator and Phi, the one implementation the evaluation, the CLI and the served
+``design`` signature share.
 
 May import: layers, losses, metrics, tasks, tensorflow, tensorflow_recommenders. Never imports data
 loaders, training, export or serving.
