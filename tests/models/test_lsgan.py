@@ -53,6 +53,18 @@ def test_generator_gives_images_in_0_1_and_discriminator_one_score_each(size):
     assert abs(scored[0] - scored[1]) > 1e-6
 
 
+def test_a_batch_of_one_is_the_same_image_as_in_a_larger_batch():
+    # Tailoring generates its one inverted prototype alone (a batch of one).
+    model = ConditionalLSGAN(n_categories=3, image_size=16, **TINY)
+    z, category = model.sample_latent(2, seed=4), tf.constant([2, 1])
+    together = model.generate(z, category).numpy()
+    alone = model.generate(z[:1], category[:1]).numpy()
+    assert alone.shape == (1, 16, 16, 3)
+    np.testing.assert_allclose(alone[0], together[0], rtol=1e-5, atol=1e-6)
+    score = model.discriminate(alone, category[:1]).numpy()
+    assert score.shape == (1,) and np.isfinite(score).all()
+
+
 def test_a_grey_generator_draws_the_same_pixels_on_every_channel():
     model = ConditionalLSGAN(n_categories=2, image_size=16, grey=True, **TINY)
     images = model.generate(model.sample_latent(3, seed=0), tf.constant([0, 1, 1])).numpy()

@@ -195,6 +195,23 @@ class ConditionalLSGAN(tf.keras.Model):
 
 
 @register_serializable
+class CategoryOneHot(tf.keras.layers.Layer):
+    """one_hot(c): int [B] -> float32 [B, n_categories], for any B including 1 (Keras'
+    CategoryEncoding drops the batch axis of a batch of one, which broke tailoring: its inverted
+    prototype is one latent code)."""
+
+    def __init__(self, n_categories: int, **kwargs):
+        super().__init__(**kwargs)
+        self.n_categories = n_categories
+
+    def call(self, category) -> tf.Tensor:
+        return tf.one_hot(tf.cast(category, tf.int32), self.n_categories)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "n_categories": self.n_categories}
+
+
+@register_serializable
 class TiledCategory(tf.keras.layers.Layer):
     """Appends one_hot(c) to every position of a feature map: ([B, h, w, C], int [B]) ->
     [B, h, w, C + n_categories] (how Fig. 2 conditions the convolutional layers on c)."""
@@ -224,8 +241,7 @@ def _generator(n_categories: int, image_size: int, latent_dim: int, filters: int
     z = tf.keras.Input((latent_dim,), name="z")
     category = tf.keras.Input((), dtype=tf.int32, name="category")
     widths = _widths(image_size, filters)[::-1]  # 4x4 first
-    one_hot = tf.keras.layers.CategoryEncoding(n_categories, output_mode="one_hot",
-                                               name="one_hot")(category)
+    one_hot = CategoryOneHot(n_categories, name="one_hot")(category)
     x = tf.keras.layers.Concatenate(name="z_and_category")([z, one_hot])
     x = tf.keras.layers.Dense(4 * 4 * widths[0], use_bias=False,
                               kernel_initializer=_initializer(), name="project")(x)
