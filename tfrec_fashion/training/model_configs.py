@@ -233,11 +233,8 @@ class StyNetConfig:
     def __post_init__(self) -> None:
         _non_negative(self, "history_length", "retrieval_weight", "l2")
         _one_of(self, "feature_source", FEATURE_SOURCES)
-        for field in ("embedding_dim", "id_embedding_dim", "feature_embedding_dim",
-                      "hidden_units"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"model.{field} must be positive. Received: "
-                                 f"{field}={getattr(self, field)}")
+        _positive(self, "embedding_dim", "id_embedding_dim", "feature_embedding_dim",
+                        "hidden_units")
         if not 0.0 <= self.id_dropout < 1.0:
             raise ValueError("model.id_dropout must be in [0, 1). Received: "
                              f"id_dropout={self.id_dropout}")
@@ -425,10 +422,7 @@ class PsaNetConfig:
         _one_of(self, "combiner", ("masks", "fc"))
         _one_of(self, "loss", ("contrastive", "triplet"))
         _non_negative(self, "l2")
-        for field in ("representation_dim", "hidden_dim", "subspaces", "attention_hidden_dim"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"model.{field} must be positive. Received: "
-                                 f"{field}={getattr(self, field)}")
+        _positive(self, "representation_dim", "hidden_dim", "subspaces", "attention_hidden_dim")
         if not self.margin > 0 or (self.image_size is not None and self.image_size < 1):
             raise ValueError(f"model.margin and image_size must be positive. Received: "
                              f"margin={self.margin}, image_size={self.image_size}")
@@ -508,10 +502,7 @@ class PanConfig:
         if not 0 <= self.hard_negative_ratio <= 1:
             raise ValueError("model.hard_negative_ratio must be in [0, 1]. Received: "
                              f"{self.hard_negative_ratio}")
-        for field in ("code_bits", "embedding_dim", "channel_reduction", "hard_candidates"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"model.{field} must be positive. Received: "
-                                 f"{field}={getattr(self, field)}")
+        _positive(self, "code_bits", "embedding_dim", "channel_reduction", "hard_candidates")
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"model.image_size must be positive. Received: {self.image_size}")
 
@@ -558,10 +549,7 @@ class CompleteTheLookConfig:
         if not 0 <= self.dropout_rate < 1 or not self.margin > 0:
             raise ValueError(f"model.dropout_rate must be in [0, 1) and model.margin positive. "
                              f"Received: dropout_rate={self.dropout_rate}, margin={self.margin}")
-        for field in ("hidden_dim", "embedding_dim", "similar_image_size"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"model.{field} must be positive. Received: "
-                                 f"{field}={getattr(self, field)}")
+        _positive(self, "hidden_dim", "embedding_dim", "similar_image_size")
         if self.image_size is not None and self.image_size < 1:
             raise ValueError(f"model.image_size must be positive. Received: {self.image_size}")
 
@@ -607,11 +595,8 @@ class DesignGanConfig:
     eta_trials: int = 50
 
     def __post_init__(self) -> None:
-        for field in ("image_size", "latent_dim", "generator_filters", "discriminator_filters",
-                      "design_restarts", "design_steps", "trials", "eta_trials"):
-            if getattr(self, field) < 1:
-                raise ValueError(f"model.{field} must be positive. Received: "
-                                 f"{field}={getattr(self, field)}")
+        _positive(self, "image_size", "latent_dim", "generator_filters", "discriminator_filters",
+                        "design_restarts", "design_steps", "trials", "eta_trials")
         if self.image_size < 8 or self.image_size & (self.image_size - 1):
             raise ValueError("model.image_size must be a power of two >= 8 (32, 64). "
                              f"Received: image_size={self.image_size}")
@@ -620,6 +605,13 @@ class DesignGanConfig:
                              f"Received: beta_1={self.beta_1}, design_learning_rate="
                              f"{self.design_learning_rate}")
         _non_negative(self, "design_eta")
+
+
+def _positive(config: object, *fields: str) -> None:
+    for field in fields:
+        if getattr(config, field) < 1:
+            raise ValueError(f"model.{field} must be positive. Received: "
+                             f"{field}={getattr(config, field)}")
 
 
 def _non_negative(config: object, *fields: str) -> None:
