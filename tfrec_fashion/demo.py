@@ -166,12 +166,7 @@ def _attention(result) -> str | None:
         return written.sanity_line
     else:
         with np.load(result.run_dir / "serving" / "arrays.npz") as arrays:  # the export's
-            theta, items = arrays["user_vectors"], arrays["item_vectors"]
-        first = int(np.argmax((theta @ items.T).max(axis=1)))
-        cosine = theta @ theta[first] / np.maximum(
-            np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[first]), 1e-12)
-        cosine[first] = np.nan
-        users = [first, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
+            users = _surest_alike_opposite(arrays["user_vectors"], arrays["item_vectors"])
         why = "the customer surest of a top item, the most alike, the most opposite"
     ids = [str(result.dataset.users.ids[u]) for u in users]
     request = check_request(result.run_dir, ids, method=ATTENTION_METHOD)
@@ -182,20 +177,33 @@ def _attention(result) -> str | None:
     return written.sanity_line
 
 
+def _surest_customer(theta, items) -> int:
+    """The customer (row of theta [U, D]) who scores their top item of items [N, D] highest."""
+    import numpy as np
+
+    return int(np.argmax((theta @ items.T).max(axis=1)))
+
+
+def _surest_alike_opposite(theta, items) -> list[int]:
+    """The customers whose maps the demo draws: the one who scores their top item highest
+    (theta [U, D] . items [N, D]), then the customer most alike and the one most opposite to
+    them (cosine of their vectors)."""
+    import numpy as np
+
+    first = _surest_customer(theta, items)
+    cosine = theta @ theta[first] / np.maximum(
+        np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[first]), 1e-12)
+    cosine[first] = np.nan
+    return [first, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
+
+
 def _design_attention(result) -> str:
     """A design run's maps: ``ATTENTION_METHOD`` maps of the designed-for customer's (the
     demo's design customer, ``_design_customer``) and two other customers' DVBPR preference
     over the first one's designs, with the sanity checks; returns the sanity line."""
-    import numpy as np
-
     from tfrec_fashion.visualisation.design_attention import write_design_maps
 
-    user = _design_customer(result)
-    theta = result.recipe.user_vectors
-    cosine = theta @ theta[user] / np.maximum(
-        np.linalg.norm(theta, axis=1) * np.linalg.norm(theta[user]), 1e-12)
-    cosine[user] = np.nan
-    users = [user, int(np.nanargmax(cosine)), int(np.nanargmin(cosine))]
+    users = _surest_alike_opposite(result.recipe.user_vectors, result.recipe.item_vectors)
     ids = [str(result.dataset.users.ids[u]) for u in users]
     written, category = write_design_maps(result.run_dir, ids, result.run_dir / "attention",
                                           ATTENTION_METHOD, sanity=True)
@@ -208,10 +216,7 @@ def _design_attention(result) -> str:
 def _design_customer(result) -> int:
     """The customer the demo designs for: the one surest of a catalogue item (their best
     item's preference the highest), whose taste the designs can show most clearly."""
-    import numpy as np
-
-    recipe = result.recipe
-    return int(np.argmax((recipe.user_vectors @ recipe.item_vectors.T).max(axis=1)))
+    return _surest_customer(result.recipe.user_vectors, result.recipe.item_vectors)
 
 
 def _query_design_model(result, target: str, name: str, path: Path) -> dict[str, Any]:
@@ -224,13 +229,14 @@ def _query_design_model(result, target: str, name: str, path: Path) -> dict[str,
     import numpy as np
 
     from tfrec_fashion_serving import client
+    from tfrec_fashion.visualisation.design_attention import best_item_category
     from tfrec_fashion.visualisation.item_grid import plot_item_grid
 
     recipe, dataset = result.recipe, result.dataset
     user = _design_customer(result)
     user_id = str(dataset.users.ids[user])
     preference = recipe.user_vectors[user] @ recipe.item_vectors.T  # every catalogue item's
-    category = recipe.categories[int(recipe.item_category[int(np.argmax(preference))])]
+    category = best_item_category(recipe, user)
     answer = client.design(target, name, [user_id, "new-customer"], category, n=DESIGNS_SHOWN)
     images, served = np.asarray(answer["images"][0]), np.asarray(answer["scores"][0])
     keras = recipe.designer(result.model).preference(images, np.full(len(images), user))

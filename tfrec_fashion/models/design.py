@@ -122,7 +122,7 @@ def _evaluate(generator, discriminator, phi, theta, z_prime, category, eta, phi_
     """Images, objective, preference and penalty at z' (eq. 9 with z = tanh(z'))."""
     categories = _categories(category, z_prime)
     images = _generate(generator, tf.tanh(z_prime), categories)
-    vectors = _phi(phi, _upscale(images, phi_size or _phi_input_size(phi)))
+    vectors = _phi(phi, upscale(images, phi_size or _phi_input_size(phi)))
     if theta.shape[-1] is not None and vectors.shape[-1] is not None \
             and theta.shape[-1] != vectors.shape[-1]:
         raise ValueError(f"`theta` must have one entry per dimension of phi's item vectors "
@@ -340,11 +340,14 @@ def _phi_input_size(phi) -> tuple[int, int] | None:
     return (int(height), int(width)) if height and width else None
 
 
-def _upscale(images: tf.Tensor, size) -> tf.Tensor:
-    """Delta: nearest-neighbour resize to Phi's input size, when the sizes differ."""
+def upscale(images: Any, size) -> tf.Tensor:
+    """Delta of eq. 9: images [B, H, W, 3] (a tensor or an array) nearest-neighbour resized to
+    Phi's input ``size`` (H', W') when the sizes differ (None: unchanged); the one resize the
+    ascent, the evaluation, the CLI's grid and the maps all put designs through."""
+    images = tf.convert_to_tensor(images, tf.float32)
     if size is None or tuple(images.shape[1:3]) == tuple(size):
         return images
-    return tf.image.resize(images, size, method="nearest")
+    return tf.image.resize(images, tuple(size), method="nearest")
 
 
 def _latent_dim(generator, latent_dim: int | None) -> int:

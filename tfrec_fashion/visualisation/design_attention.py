@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tfrec_fashion.visualisation.attention import (SCORE_OF_IMAGE, AttentionError,
+from tfrec_fashion.visualisation.attention import (SCORE_OF_IMAGE, AttentionError, _indices,
                                                    attention_maps, plot_attention_grid)
 from tfrec_fashion.visualisation.attention_files import WrittenMaps, _file_name
 from tfrec_fashion.visualisation.sanity import sanity_checks, sanity_line
@@ -43,6 +43,14 @@ def is_design_run(model_section: dict) -> bool:
     return model_section.get("name") == MODEL_NAME
 
 
+def best_item_category(recipe, user: int) -> str:
+    """The category of customer ``user``'s best catalogue item by DVBPR (retrieval's delta(u,
+    c), eq. 8): where a design for them is shown when no category is asked for. ``recipe``: a
+    design_gan run's (its ``user_vectors``, ``item_vectors``, ``item_category``, ``categories``)."""
+    best = int(np.argmax(recipe.item_vectors @ recipe.user_vectors[user]))
+    return recipe.categories[int(recipe.item_category[best])]
+
+
 def write_design_maps(run_dir: str | Path, users: Sequence[str], out: str | Path,
                       method: str, category: str | None = None, n: int | None = None,
                       eta: float | None = None, seed: int = 0,
@@ -55,35 +63,30 @@ def write_design_maps(run_dir: str | Path, users: Sequence[str], out: str | Path
         AttentionError: no customer, an unknown customer or category, ``n`` outside [1, the
             run's restarts].
     """
+    from tfrec_fashion.models.design import upscale
     from tfrec_fashion.training.harness import load_run  # TensorFlow starts here
 
     if not users:
         raise AttentionError("name at least one customer (--user): the designs are the first "
                              "one's")
     _, recipe, model = load_run(run_dir)
-    user_ids = [str(u) for u in np.asarray(recipe.dataset.users.ids)]
-    position = {user: index for index, user in enumerate(user_ids)}
-    unknown = [user for user in users if user not in position]
-    if unknown:
-        raise AttentionError(f"unknown customer id {unknown[0]!r} (this run knows "
-                             f"{len(user_ids)} customers, e.g. {', '.join(user_ids[:3])})")
-    indices = [position[user] for user in users]
+    indices = _indices(users, [str(u) for u in np.asarray(recipe.dataset.users.ids)],
+                       "customer")
     restarts = recipe.model_config.design_restarts
     n = min(DEFAULT_DESIGNS, restarts) if n is None else n
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= restarts:
         raise AttentionError(f"designs to draw must be in [1, {restarts}] (the run's restarts). "
                              f"Received: n={n!r}")
     categories = list(recipe.categories)
-    if category is None:  # the category of the customer's best catalogue item (eq. 8)
-        best = int(np.argmax(recipe.item_vectors @ recipe.user_vectors[indices[0]]))
-        category = categories[int(recipe.item_category[best])]
+    if category is None:
+        category = best_item_category(recipe, indices[0])
     if category not in categories:
         raise AttentionError(f"unknown category {category!r}; this GAN designs "
                              f"{', '.join(categories)}")
     eta = recipe.model_config.design_eta if eta is None else float(eta)
     designer = recipe.designer(model)
     designs, objective = designer.design(indices[0], categories.index(category), n, eta, seed)
-    images = _at_phi_size(designs, recipe.dvbpr.image_shape[:2])
+    images = upscale(designs, recipe.dvbpr.image_shape[:2]).numpy()  # eq. 9's Delta
     dvbpr_recipe, dvbpr = recipe.dvbpr_recipe, recipe.dvbpr
     score = SCORE_OF_IMAGE["dvbpr"](dvbpr_recipe, dvbpr, recipe.user_vectors[indices])
     maps = attention_maps(score, images, method)
@@ -109,12 +112,3 @@ def write_design_maps(run_dir: str | Path, users: Sequence[str], out: str | Path
             json.dumps(checks, indent=2, default=float))
     return WrittenMaps(png, arrays, sanity_line=line), category
 
-
-def _at_phi_size(images: np.ndarray, size: Sequence[int]) -> np.ndarray:
-    """Designs at the GAN's size -> Phi's input size (eq. 9's nearest-neighbour Delta)."""
-    images = np.asarray(images, np.float32)
-    if tuple(images.shape[1:3]) == tuple(size):
-        return images
-    import tensorflow as tf
-
-    return tf.image.resize(images, tuple(size), method="nearest").numpy()

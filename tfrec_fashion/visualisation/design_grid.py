@@ -19,7 +19,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
 from tfrec_fashion.errors import ConfigError
-from tfrec_fashion.models.design import invert, maximise_preference
+from tfrec_fashion.models.design import invert, maximise_preference, upscale
 from tfrec_fashion.training.serving_parts import GenerationParts
 from tfrec_fashion.visualisation.figures import save_figure
 
@@ -112,9 +112,7 @@ def preference_and_realism(parts: GenerationParts, request: DesignRequest, image
                            ) -> tuple[np.ndarray, np.ndarray]:
     """theta_u . Phi(image) and D(image, c) of each image [N, H, W, 3]: float32 [N] each."""
     images = tf.constant(images, tf.float32)
-    size = parts.phi.input_spec.shape[1:3]
-    upscaled = images if tuple(images.shape[1:3]) == tuple(size) else \
-        tf.image.resize(images, size, method="nearest")
+    upscaled = upscale(images, parts.phi.input_spec.shape[1:3])  # eq. 9's Delta
     preference = parts.phi.embed(upscaled).numpy() @ request.theta
     category = tf.fill([len(images)], request.category_index)
     return preference.astype(np.float32), parts.gan.discriminate(images, category).numpy()

@@ -38,7 +38,8 @@ from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.evaluation.design import Designer, DesignEvaluation
 from tfrec_fashion.evaluation.design_quality import frechet_distance
 from tfrec_fashion.layers.item_content import item_images
-from tfrec_fashion.models.design import initial_latents, maximise_preference, softmax_sample
+from tfrec_fashion.models.design import (initial_latents, maximise_preference, softmax_sample,
+                                         upscale)
 from tfrec_fashion.models.dvbpr import DVBPR
 from tfrec_fashion.models.lsgan import ConditionalLSGAN
 from tfrec_fashion.training.callbacks import EpochMetrics
@@ -107,7 +108,7 @@ class DesignGanRecipe(Recipe):
         """Phi(Delta x) of images at the GAN's size: float32 [N, K] (nearest-neighbour
         resized to DVBPR's input, as eq. 9's Delta)."""
         size = self.dvbpr.image_shape[:2]
-        return np.concatenate([self.dvbpr.embed_items(_resized(images[start:start + _BATCH],
+        return np.concatenate([self.dvbpr.embed_items(upscale(images[start:start + _BATCH],
                                                                size)).numpy()
                                for start in range(0, len(images), _BATCH)])
 
@@ -227,9 +228,3 @@ def discriminate(model: ConditionalLSGAN, images: np.ndarray, category: Any) -> 
                                               category[start:start + _BATCH]).numpy()
                            for start in range(0, len(images), _BATCH)])
 
-
-def _resized(images: np.ndarray, size: tuple[int, int]) -> tf.Tensor:
-    images = tf.convert_to_tensor(images, tf.float32)
-    if tuple(images.shape[1:3]) == tuple(size):
-        return images
-    return tf.image.resize(images, size, method="nearest")
