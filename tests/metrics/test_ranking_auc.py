@@ -76,6 +76,25 @@ def test_matches_double_loop_over_pairs(seed, use_mask):
     )
 
 
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_one_positive_rows_match_double_loop(use_mask):
+    # Leave-one-out rows (one positive each, the implicit protocol's) take the sort-free path;
+    # mixed in with rows of several positives, which keep the rank path. Ties count 1/2 in both.
+    rng = np.random.default_rng(3)
+    n_users, n_items = 40, 25
+    scores = rng.integers(0, 4, size=(n_users, n_items)).astype(float)
+    positives = np.zeros((n_users, n_items), dtype=bool)
+    positives[np.arange(n_users), rng.integers(0, n_items, n_users)] = True
+    positives[:5] |= rng.random((5, n_items)) < 0.3  # a few rows with several positives
+    exclude = rng.random((n_users, n_items)) < 0.2  # may exclude a row's only positive
+    item_mask = rng.random(n_items) < 0.6
+    mask = item_mask if use_mask else np.ones(n_items, dtype=bool)
+    expected = reference_auc_values(scores, positives, exclude, mask)
+    got = per_user_auc_values(scores, positives, exclude, item_mask if use_mask else None)
+    np.testing.assert_allclose(got, expected, equal_nan=True)
+    assert np.isfinite(got).sum() > n_users // 2
+
+
 def test_matches_sklearn_roc_auc_per_user():
     rng = np.random.default_rng(7)
     scores = rng.integers(0, 3, size=(20, 50)).astype(float)

@@ -7,7 +7,8 @@ positive nor observed for u in training/validation),
 
 and the reported AUC is the mean of AUC_u over users. It is computed from average ranks (the
 Mann-Whitney U statistic), so a tie counts 1/2 exactly as in ``sklearn.metrics.roc_auc_score``,
-and the cost is one sort per user row, never a loop over (i, j) pairs. Users are processed in row
+and the cost is one sort per user row, never a loop over (i, j) pairs (a row with a single
+positive, the leave-one-out case, needs no sort: one comparison pass). Users are processed in row
 batches, so the memory is bounded by ``batch_size x n_items``.
 """
 
@@ -178,14 +179,27 @@ def _auc_of_rows(scores: np.ndarray, positives: np.ndarray, candidates: np.ndarr
     n_negative = candidates.sum(axis=1) - n_positive
     if np.isnan(scores[candidates]).any():
         raise ValueError("`scores` must not contain NaN (found NaN among the ranked items)")
-    # Non-candidates become NaN, which rankdata leaves out: ranks run 1..n_candidates per row,
-    # averaged over ties.
-    ranks = scipy.stats.rankdata(
-        np.where(candidates, scores, np.nan), method="average", axis=1, nan_policy="omit"
-    )
-    positive_rank_sum = np.where(positive, ranks, 0.0).sum(axis=1)
-    # Mann-Whitney U: pairs (i, j) with x_ui > x_uj, plus 1/2 per tie.
-    wins = positive_rank_sum - n_positive * (n_positive + 1) / 2.0
+    wins = np.zeros(len(scores))
+    # Rows with one positive (leave-one-out: every row of the implicit protocol) need no sort:
+    # the positive's wins are the negatives scored below it plus 1/2 per tie, the same count
+    # as its average rank gives, in one pass over the row (the validation AUC every epoch).
+    single = n_positive == 1
+    if single.any():
+        rows = scores[single]
+        positive_score = rows[positive[single]][:, None]  # one per row, in row order
+        negative = candidates[single] & ~positive[single]
+        wins[single] = (((rows < positive_score) & negative).sum(axis=1)
+                        + 0.5 * ((rows == positive_score) & negative).sum(axis=1))
+    several = n_positive > 1
+    if several.any():
+        # Non-candidates become NaN, which rankdata leaves out: ranks run 1..n_candidates per
+        # row, averaged over ties.
+        ranks = scipy.stats.rankdata(np.where(candidates[several], scores[several], np.nan),
+                                     method="average", axis=1, nan_policy="omit")
+        positive_rank_sum = np.where(positive[several], ranks, 0.0).sum(axis=1)
+        # Mann-Whitney U: pairs (i, j) with x_ui > x_uj, plus 1/2 per tie.
+        count = n_positive[several]
+        wins[several] = positive_rank_sum - count * (count + 1) / 2.0
     pairs = n_positive * n_negative
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(pairs > 0, wins / np.maximum(pairs, 1), np.nan)
