@@ -210,8 +210,8 @@ def ensure_peer_venv(venv: Path, requirements: Sequence[str] = PEER_REQUIREMENTS
     python = venv_python(venv)
     if python.exists() and stamp.exists() and stamp.read_text().strip() == wanted:
         return python
-    print(f"Building the peer venv in {venv} ({' '.join(requirements)}); a few minutes",
-          flush=True)
+    print(f"Building the peer venv in {venv} ({' '.join(requirements)}); under a minute "
+          "with a warm pip cache", flush=True)
     started = time.perf_counter()
     subprocess.run([_base_python(), "-m", "venv", "--clear", str(venv)], check=True)
     done = subprocess.run([str(python), "-m", "pip", "install", "--quiet",

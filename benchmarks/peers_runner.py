@@ -215,6 +215,12 @@ def run(split_path: str | Path, out_path: str | Path) -> dict[str, np.ndarray]:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) == 1:
+        # `make benchmark` runs every script here without arguments: this one is run by
+        # peers.py inside the peer venv, so alone it only says so.
+        print("peers_runner.py is run by benchmarks/peers.py inside the peer venv:\n"
+              + __doc__.split("\n\n")[1])
+        sys.exit(0)
     if len(sys.argv) != 3:
-        raise SystemExit(__doc__.split("\n\n")[1])
+        raise SystemExit("usage:" + __doc__.split("\n\n")[1])
     run(sys.argv[1], sys.argv[2])
