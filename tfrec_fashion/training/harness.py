@@ -44,6 +44,7 @@ from tfrec_fashion.config import from_dict, read_yaml, save_config, to_dict
 from tfrec_fashion.data.dataset import FashionDataset
 from tfrec_fashion.errors import ConfigError
 from tfrec_fashion.data.embeddings import FILE_NAME as EMBEDDINGS_FILE
+from tfrec_fashion.training.callbacks import ValidatedEarlyStopping, validating_every
 from tfrec_fashion.training.precision import precision_policy
 from tfrec_fashion.training.recipes import Recipe, SolverRecipe, get_recipe
 from tfrec_fashion.training.run_config import RunConfig, TrainConfig
@@ -51,7 +52,8 @@ from tfrec_fashion.training.serving_parts import DIRECTORY as SERVING_DIRECTORY,
 from tfrec_fashion.training.thumbnails import images_in_order
 
 # Keys that may change between an interrupted run and its resumption.
-_RESUMABLE_CHANGES = {"train.epochs", "train.verbose", "train.early_stopping_patience"}
+_RESUMABLE_CHANGES = {"train.epochs", "train.verbose", "train.early_stopping_patience",
+                      "train.validation_freq"}
 
 
 @dataclasses.dataclass
@@ -147,7 +149,9 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
         if not model.built:
             raise TypeError(f"the {config.model.name} recipe must return a built model (all "
                             "variables created) so that an interrupted run can be restored")
-        model.compile(optimizer=make_optimizer(train_config))
+        model.compile(optimizer=make_optimizer(train_config),
+                      steps_per_execution=train_config.steps_per_execution,
+                      jit_compile=train_config.jit_compile)
     train_data, validation_data = recipe.datasets()
 
     csv_path = run_dir / "logs" / "training.csv"
@@ -159,16 +163,17 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     if previous_best is not None:
         checkpoint.best = previous_best
     callbacks: list[tf.keras.callbacks.Callback] = [
-        *recipe.callbacks(model),  # first: they add the monitored validation metrics to logs
+        # First: they add the monitored validation metrics to logs (every validation_freq epochs).
+        *validating_every(recipe.callbacks(model), train_config.validation_freq),
         tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
         checkpoint,
         tf.keras.callbacks.CSVLogger(str(csv_path), append=True),
         tf.keras.callbacks.TensorBoard(str(run_dir / "logs" / "tensorboard"), profile_batch=0),
     ]
     if train_config.early_stopping_patience:
-        callbacks.append(tf.keras.callbacks.EarlyStopping(
-            monitor=train_config.monitor, mode=train_config.monitor_mode,
-            patience=train_config.early_stopping_patience))
+        callbacks.append(ValidatedEarlyStopping(
+            train_config.validation_freq, monitor=train_config.monitor,
+            mode=train_config.monitor_mode, patience=train_config.early_stopping_patience))
     started = time.perf_counter()
     model.fit(train_data, validation_data=validation_data, epochs=train_config.epochs,
               steps_per_epoch=train_config.steps_per_epoch, callbacks=callbacks,

@@ -28,8 +28,8 @@ class TrainConfig:
         learning_rate: optimizer step size.
         optimizer: "adam", "adagrad" or "sgd".
         steps_per_epoch: batches per epoch for samplers that draw fresh data (null = one pass).
-        early_stopping_patience: epochs without improvement of ``monitor`` before stopping
-            (0 disables early stopping).
+        early_stopping_patience: validations without improvement of ``monitor`` before
+            stopping (epochs when ``validation_freq`` is 1; 0 disables early stopping).
         monitor: the logged quantity that picks the best epoch, e.g. "val_auc" or "val_loss".
         monitor_mode: "max" or "min" for ``monitor``.
         strategy: "default" (one device), "mirrored" (all local devices) or "multi_worker"
@@ -40,6 +40,14 @@ class TrainConfig:
             compute, float32 variables, dynamic loss scaling) or "mixed_bfloat16" (no loss
             scaling needed). Only models whose config declares ``MIXED_PRECISION`` accept a
             mixed policy (``training.precision``).
+        validation_freq: validate (the recipe's epoch metrics, e.g. ``val_auc``) every this many
+            epochs: epochs N, 2N, ... and the last, plus the first epoch a process trains (so
+            the log has its columns); the other epochs log NaN and neither checkpoint nor count
+            towards early stopping (``training.callbacks``).
+        steps_per_execution: training steps per call of the compiled train function (Keras
+            ``compile``): fewer Python round trips for small models; batch-level callbacks see
+            every N-th step.
+        jit_compile: compile the train step with XLA (Keras ``compile(jit_compile=True)``).
     """
 
     epochs: int = 10
@@ -54,9 +62,12 @@ class TrainConfig:
     deterministic: bool = True
     verbose: int = 1
     precision: Literal["float32", "mixed_float16", "mixed_bfloat16"] = "float32"
+    validation_freq: int = 1
+    steps_per_execution: int = 1
+    jit_compile: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "validation_freq", "steps_per_execution"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"train.{name} must be positive. Received: "
                                  f"{name}={getattr(self, name)}")
