@@ -78,13 +78,13 @@ RECOMMENDERS_NOTE = (
 QUICK_ITERATIONS = {"cornac_bpr": 10, "implicit_bpr": 10, "implicit_als": 3, "cornac_mf": 5,
                     "cornac_svd": 5, "surprise_svd": 5}
 RANKING_GRIDS = {
-    "cornac_bpr": {"learning_rate": (0.001, 0.01, 0.05), "lambda_reg": (0.001, 0.01)},
-    "implicit_bpr": {"learning_rate": (0.01, 0.05), "regularization": (0.001, 0.01)},
-    "implicit_als": {"regularization": (0.01, 0.1, 1.0), "alpha": (1.0, 10.0)},
+    "cornac_bpr": {"learning_rate": (0.001, 0.01, 0.05, 0.1), "lambda_reg": (0.001, 0.01)},
+    "implicit_bpr": {"learning_rate": (0.003, 0.01, 0.05), "regularization": (0.001, 0.01)},
+    "implicit_als": {"regularization": (0.01, 0.1, 1.0), "alpha": (1.0, 10.0, 40.0)},
 }
 RATING_GRIDS = {
-    "cornac_mf": {"lambda_reg": (0.02, 0.05, 0.1), "max_iter": (20, 50)},
-    "surprise_svd": {"reg_all": (0.02, 0.05, 0.1), "n_epochs": (20, 50)},
+    "cornac_mf": {"lambda_reg": (0.02, 0.05, 0.1, 0.2), "max_iter": (20, 50, 100)},
+    "surprise_svd": {"reg_all": (0.02, 0.05, 0.1, 0.2), "n_epochs": (20, 50, 100)},
 }
 
 
