@@ -1,6 +1,7 @@
 # Every set-up step on a fresh machine, idempotent: a second run only re-checks stamps.
 #   make demo   - install, fetch data, run the end-to-end demo (writes runs/demo)
 #   make test   - install, fetch data, run the test suite (.ci/run calls this)
+#   make peers  - our models beside Cornac / implicit / surprise on MovieLens-100K (benchmarks/peers.py)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -8,7 +9,7 @@ STAMP := $(VENV)/.tfrec-fashion-installed
 FASHION_MNIST := /usr/share/datasets/fashion-mnist
 PYTEST_ARGS ?=
 
-.PHONY: install data demo test test-slow benchmark clean
+.PHONY: install data demo test test-slow benchmark peers clean
 
 install: $(STAMP)
 
@@ -45,6 +46,11 @@ test-slow: data
 
 benchmark: data
 	@for script in benchmarks/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Our BPR-MF, Partial Dual and StyNet beside Cornac, implicit and surprise (a venv of their own,
+# built in the data home on first use), every number in one run.
+peers: data
+	$(BIN)/python benchmarks/peers.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
