@@ -64,7 +64,13 @@ class RecommenderModel(tfrs.Model):
         return self._logged(loss, self.regularization_loss())
 
     def _logged(self, loss: tf.Tensor, regularization_loss: tf.Tensor) -> dict[str, tf.Tensor]:
-        metrics = {metric.name: metric.result() for metric in self.metrics}
+        # Keras ``fit`` sums what the replicas return (its "auto" reduction outside TPUs): right
+        # for the losses, each replica's share, but a metric's result is already the global
+        # value on every replica (its state is synced on read), which MultiWorkerMirrored then
+        # counted once per worker. Each replica returns its 1/N of it, so the sum is the value.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        metrics = {metric.name: metric.result() if replicas == 1 else metric.result() / replicas
+                   for metric in self.metrics}
         metrics.update(loss=loss, regularization_loss=regularization_loss,
                        total_loss=loss + regularization_loss)
         return metrics

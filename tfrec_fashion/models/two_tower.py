@@ -61,12 +61,15 @@ class TwoTowerRetrieval(RecommenderModel):
 
     def compute_loss(self, features, training: bool = False) -> tf.Tensor:
         users = self.user_tower(features["user"])
-        items = self.item_tower(features["item"])
+        # The negatives are the whole global batch's items on every replica (see
+        # ``global_candidates``), not this replica's share: the loss is the one-replica loss.
+        items, item_ids, probability = global_candidates(
+            self.item_tower(features["item"]), features["item"], features.get("item_probability"))
         # Accidental hits (the batch's own positive repeated as a negative) are removed, and
         # when given, each item's sampling probability corrects the in-batch softmax for
         # popular items appearing as negatives more often (logQ correction, Yi et al. 2019).
-        return self.task(users, items, candidate_ids=features["item"],
-                         candidate_sampling_probability=features.get("item_probability"),
+        return self.task(users, items, candidate_ids=item_ids,
+                         candidate_sampling_probability=probability,
                          compute_metrics=not training)
 
     def call(self, users: tf.Tensor) -> tf.Tensor:
@@ -89,3 +92,32 @@ class TwoTowerRetrieval(RecommenderModel):
         return {"n_users": self.n_users, "n_items": self.n_items,
                 "embedding_dim": self.embedding_dim, "l2": self.l2,
                 "temperature": self.temperature, "name": self.name}
+
+
+def global_candidates(*candidates: tf.Tensor | None) -> list[tf.Tensor | None]:
+    """The in-batch candidates of every replica, this replica's own first (None stays None).
+
+    Under a distribution strategy each replica sees its share of the global batch; TFRS's
+    ``Retrieval`` task would take only that share as the negatives (B/N candidates on N
+    replicas instead of B), a different and easier loss than one replica's, which costs
+    retrieval quality as replicas are added (tensorflow/recommenders #710). Gathered from all
+    replicas (``ReplicaContext.all_gather``, whose gradient returns each replica its rows), every
+    replica scores its queries against the same B candidates as one replica would. The rows
+    are rolled so that this replica's candidates come first: the task takes query k's positive
+    to be candidate k, and the softmax does not depend on the order of the others. With one
+    replica the tensors are returned as they are.
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return list(candidates)
+    present = [tensor for tensor in candidates if tensor is not None]
+    devices = tf.distribute.get_strategy().extended.worker_devices
+    # One replica per worker (MultiWorkerMirrored on CPUs) runs under no device scope, and the
+    # gather needs tensors placed on a device ("destinations can not be empty").
+    with tf.device(devices[0] if len(devices) == 1 else None):
+        sizes = context.all_gather(tf.shape(present[0])[:1], axis=0)
+        offset = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
+        # One gather per tensor: a batched gather packs its tensors into one, of one dtype.
+        gathered = iter([context.all_gather(tf.identity(tensor), axis=0) for tensor in present])
+    return [None if tensor is None else tf.roll(next(gathered), -offset, axis=0)
+            for tensor in candidates]
