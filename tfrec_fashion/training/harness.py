@@ -22,6 +22,15 @@ A killed run is resumed by running the same command again: BackupAndRestore rest
 optimizer and epoch, and the best-so-far value of the monitored quantity is recovered from the
 CSV log so the best checkpoint is not overwritten by a worse epoch. A finished run is never
 overwritten unless asked (``overwrite=True``).
+
+Multi-worker runs (``train.strategy: multi_worker``, one process per worker, each with its
+``TF_CONFIG``) share one run directory, which must be on a filesystem every worker sees: the
+chief (worker 0, or the "chief" task) writes the layout above; the other workers keep their own
+``config.yaml``, ``logs/``, ``model/``, ``metrics.json`` ... under
+``<run_dir>/workers/<type>_<index>/``, but train from the chief's ``backup/`` (Keras'
+``BackupAndRestore`` restores every worker from it and lets only the chief write it) and end on
+the chief's best checkpoint. A run that lost a worker is resumed by starting every worker again
+with the same command.
 """
 
 from __future__ import annotations
@@ -124,24 +133,29 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     Returns:
         A ``TrainResult`` with the best epoch's model and its held-out metrics.
     """
-    run_dir = Path(run_dir or config.run_dir)
+    shared_dir = Path(run_dir or config.run_dir)
     task = _non_chief_task()
-    if task is not None:
-        # Non-chief workers of a multi-worker run keep their (identical) files apart.
-        run_dir = run_dir / "workers" / f"{task['type']}_{task['index']}"
+    # Non-chief workers of a multi-worker run keep their (identical) files apart; the training
+    # state (backup/) and the best checkpoint are the chief's, in ``shared_dir``.
+    run_dir = (shared_dir if task is None
+               else shared_dir / "workers" / f"{task['type']}_{task['index']}")
     train_config = config.train
     # A finished run (without overwrite) or a changed config under an interrupted one is refused
     # before the data is built: that can take minutes (image features) and must not be wasted.
-    state = _check_run_dir(run_dir, config, overwrite)
+    # Every worker judges the shared directory, so all of them resume, or none.
+    state = _check_run_dir(shared_dir, config, overwrite)
     set_seeds(config.seed, train_config.deterministic)
     strategy = make_strategy(train_config.strategy)
     recipe = get_recipe(config.model, train_config, config.seed)
     dataset = config.data.build()
     # Whatever the data lacks for this model fails here, before the run directory is written.
     recipe.prepare(dataset)
-    _prepare_run_dir(run_dir, state)
-    save_config(config, run_dir / "config.yaml")
+    if task is None:
+        _prepare_run_dir(run_dir, state)
+        save_config(config, run_dir / "config.yaml")
     if isinstance(recipe, SolverRecipe):
+        if task is not None:
+            _prepare_worker_dir(run_dir, state, config)
         return _train_with_solver(recipe, dataset, run_dir)
     # The model's layers keep the policy they were built under (``training.precision``).
     with strategy.scope(), precision_policy(train_config.precision):
@@ -152,10 +166,17 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
         model.compile(optimizer=make_optimizer(train_config),
                       steps_per_execution=train_config.steps_per_execution,
                       jit_compile=train_config.jit_compile)
+    if task is not None:
+        # After the model's variables exist: creating them waited for the chief's initial
+        # values, so the chief has prepared (or, with overwrite, emptied) the shared directory.
+        _prepare_worker_dir(run_dir, state, config)
+    _check_same_backup(strategy, shared_dir / "backup")
     train_data, validation_data = recipe.datasets()
 
     csv_path = run_dir / "logs" / "training.csv"
-    best_path = run_dir / "checkpoints" / "best"
+    # The chief's path on every worker: Keras writes it on the chief only (the others write a
+    # temporary copy and delete it), and every worker reloads it after fit.
+    best_path = shared_dir / "checkpoints" / "best"
     checkpoint = tf.keras.callbacks.ModelCheckpoint(
         str(best_path), monitor=train_config.monitor, mode=train_config.monitor_mode,
         save_best_only=True, save_weights_only=True, verbose=0)
@@ -165,7 +186,7 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     callbacks: list[tf.keras.callbacks.Callback] = [
         # First: they add the monitored validation metrics to logs (every validation_freq epochs).
         *validating_every(recipe.callbacks(model), train_config.validation_freq),
-        tf.keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        tf.keras.callbacks.BackupAndRestore(str(shared_dir / "backup")),
         checkpoint,
         tf.keras.callbacks.CSVLogger(str(csv_path), append=True),
         tf.keras.callbacks.TensorBoard(str(run_dir / "logs" / "tensorboard"), profile_batch=0),
@@ -180,7 +201,10 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
               verbose=train_config.verbose)
     fit_seconds = round(time.perf_counter() - started, 1)
 
-    if not _has_backup(run_dir):
+    # Every worker's last backup and the chief's last best checkpoint are written before any
+    # worker goes on (a no-op on one worker).
+    _barrier(strategy)
+    if task is None and not _has_backup(run_dir):
         shutil.rmtree(run_dir / "backup", ignore_errors=True)
     history = read_log(csv_path)
     if best_path.with_suffix(".index").exists():
@@ -197,6 +221,44 @@ def train(config: RunConfig, run_dir: str | Path | None = None,
     }
     _write_results(recipe, model, run_dir, summary)
     return TrainResult(run_dir, model, recipe, dataset, history, summary)
+
+
+def _prepare_worker_dir(worker_dir: Path, state: str, config: RunConfig) -> None:
+    """A non-chief worker's own directory: kept when resuming (its CSV log goes on), else
+    emptied; with the config it ran (``config.yaml``)."""
+    if state != "interrupted":
+        shutil.rmtree(worker_dir, ignore_errors=True)
+    worker_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, worker_dir / "config.yaml")
+
+
+def _barrier(strategy: tf.distribute.Strategy) -> None:
+    """Waits until every worker of a multi-worker strategy gets here (an all-reduce); returns
+    at once under any other strategy."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    strategy.reduce(tf.distribute.ReduceOp.SUM,
+                    strategy.run(lambda: tf.constant(1.0)), axis=None).numpy()
+
+
+def _check_same_backup(strategy: tf.distribute.Strategy, backup_dir: Path) -> None:
+    """Refuses, on every worker at once, a multi-worker run whose workers see different
+    training states in the chief's ``backup_dir`` (the newest checkpoint's number, 0 = none).
+
+    ``BackupAndRestore`` restores every worker from there; a worker that cannot read it (the
+    run directory is not on a shared filesystem) would start again while the others resume,
+    and the workers' collectives would stop matching (an error or a hang in the first step)."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    latest = tf.train.latest_checkpoint(str(backup_dir / "chief"))
+    number = int(latest.rsplit("-", 1)[1]) if latest else 0
+    seen = strategy.gather(strategy.run(lambda: tf.constant([number], tf.int64)), axis=0)
+    seen = sorted(set(seen.numpy().tolist()))
+    if len(seen) > 1:
+        raise ConfigError(
+            f"the workers see different training states in {backup_dir} (backups "
+            f"{', '.join(map(str, seen))}; 0 = none): every worker must see the chief's run "
+            "directory, so put run_dir on a filesystem shared by all workers")
 
 
 def _train_with_solver(recipe: SolverRecipe, dataset: FashionDataset,
@@ -311,7 +373,12 @@ def _prepare_run_dir(run_dir: Path, state: str) -> None:
 def _has_backup(run_dir: Path) -> bool:
     """True when BackupAndRestore left training state behind (it keeps an empty folder at the end)."""
     backup = run_dir / "backup"
-    return backup.is_dir() and any(path.is_file() for path in backup.rglob("*"))
+    # A multi-worker run's non-chief workers write a "workertemp_<id>" copy that they delete
+    # (one left by a killed worker is no state: every worker restores from the chief's).
+    return backup.is_dir() and any(
+        path.is_file() and not any(part.startswith("workertemp_")
+                                   for part in path.relative_to(backup).parts)
+        for path in backup.rglob("*"))
 
 
 def config_differences(run_dir: str | Path, config: RunConfig,
