@@ -452,7 +452,12 @@ def run_ranking(python: Path, run_dir: Path, quick: bool) -> tuple[dict, list[di
     evaluation = ImplicitEvaluation(result.dataset, seed=config.seed, model_name="peers")
     split = evaluation.split
     latent_dim = config.model.latent_dim
-    ours = {"method": f"BPR-MF (ours, d={latent_dim})", "short": "BPR-MF",
+    train_config = config.train
+    every = getattr(train_config, "validation_freq", 1)
+    label = (f"BPR-MF (ours, d={latent_dim}, batch {train_config.batch_size}, "
+             f"{metrics['epochs_run']} epochs" + (f", validated every {every}" if every > 1 else "")
+             + ")")
+    ours = {"method": label, "short": "BPR-MF",
             "test_auc": metrics["test_auc"], "val_auc": metrics.get("best_val_auc"),
             "cold_test_auc": metrics["cold_test_auc"], "fit_seconds": metrics["fit_seconds"],
             "unit": "triplets/s", "epochs": metrics["epochs_run"],
