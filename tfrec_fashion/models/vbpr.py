@@ -202,11 +202,15 @@ class VBPR(RecommenderModel):
         if epochs is not None:
             epochs = tf.concat([epochs, epochs], axis=0)  # i and j are compared at the same t
         # The training scores are the served inner products, so training and serving agree.
-        user_rows = tf.tile(self._user_rows(users), [2, 1])
-        x_ui, x_uj = tf.split(tf.reduce_sum(user_rows * self._item_rows(items, epochs), -1), 2)
+        user_rows = self._user_rows(users)  # [batch, D]
+        item_rows = self._item_rows(items, epochs)  # [2 batch, D]: i's, then j's
+        positive_rows, negative_rows = tf.split(item_rows, 2)
+        x_ui = tf.reduce_sum(user_rows * positive_rows, -1)
+        x_uj = tf.reduce_sum(user_rows * negative_rows, -1)
         # Every triplet carries the shared penalty, so the task's mean over the global batch
         # divides it like the rest: a per-triplet mean whose replica sum counts it once.
-        return self.task(x_ui, x_uj, self._triplet_penalty(users, items), self._shared_penalty())
+        return self.task(x_ui, x_uj, self._triplet_penalty(user_rows, item_rows),
+                         self._shared_penalty())
 
     def _batch_epochs(self, features) -> tf.Tensor | None:
         """The batch's "epoch" column, int32 [batch] checked in [0, T); None unless TVBPR."""
@@ -225,20 +229,26 @@ class VBPR(RecommenderModel):
         with tf.control_dependencies(checks):
             return tf.identity(epochs)
 
-    def _triplet_penalty(self, users: tf.Tensor, items: tf.Tensor) -> tf.Tensor:
-        """L2 of the triplet's own rows, [batch]; ``items`` is [pos_items; neg_items]."""
+    def _triplet_penalty(self, user_rows: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
+        """L2 of the triplet's own rows, [batch], read from the score's rows (``_user_rows``
+        [batch, D], ``_item_rows`` [2 batch, D] of [pos_items; neg_items]): one embedding lookup
+        per table and step serves the score and its penalty (a second lookup cost as much again
+        in gathers and in the optimizer's sparse-gradient sums, the largest ops of the step)."""
         def squares(values: tf.Tensor) -> tf.Tensor:  # [n, d] -> [n], in float32 (the loss's)
             return tf.reduce_sum(tf.square(tf.cast(values, tf.float32)), -1)
 
         def pair_sum(values: tf.Tensor) -> tf.Tensor:  # [2 batch, d] -> [batch]: i's + j's
             return tf.add(*tf.split(squares(values), 2))
 
-        penalty = 0.5 * self.l2_bias * pair_sum(self.beta_item(items))
+        # Columns: user [1, gamma_u, theta_u, 1], item [beta_i, gamma_i, theta_i, beta' . f_i].
+        latent = slice(1, 1 + self.latent_dim)
+        penalty = 0.5 * self.l2_bias * pair_sum(item_rows[:, :1])
         if self.latent_dim:
             penalty += 0.5 * self.l2_latent * (
-                squares(self.gamma_user(users)) + pair_sum(self.gamma_item(items)))
+                squares(user_rows[:, latent]) + pair_sum(item_rows[:, latent]))
         if self.has_visual:
-            penalty += 0.5 * self.l2_visual * squares(self.theta_user(users))
+            visual = slice(1 + self.latent_dim, 1 + self.latent_dim + self.visual_dim)
+            penalty += 0.5 * self.l2_visual * squares(user_rows[:, visual])
         return penalty
 
     def _shared_penalty(self) -> tf.Tensor:
