@@ -1,8 +1,11 @@
-"""The two-tower's in-batch softmax under a distribution strategy (``two_tower.global_candidates``)
-and the metrics ``RecommenderModel`` logs: one step of ``fit`` on one batch moves the weights the
-same on 1 and on 2 replicas (two logical CPUs, ``MirroredStrategy``), because every replica
-scores its queries against the whole batch's candidates, not its half; and a logged metric
-(VBPR's pairwise accuracy) is the same number on 1 and 2 replicas. Run in a fresh process:
+"""The two-tower's in-batch softmax under a distribution strategy (``two_tower.global_candidates``),
+the tasks' mean over a global batch that splits unevenly (``losses.averaging``) and the metrics
+``RecommenderModel`` logs: one step of ``fit`` on one batch of 63 moves the weights the same on
+1 and on 2 replicas (two logical CPUs, ``MirroredStrategy``; 32 and 31 rows), because every
+replica scores its queries against the whole batch's candidates, not its half, and divides by
+the true global batch (VBPR's step differed by 0.8% of its size when each replica divided by
+twice its own); and a logged metric (VBPR's pairwise accuracy) is the same number on 1 and 2
+replicas. Run in a fresh process:
 logical devices must be set before TensorFlow initialises them. The multi-worker runs
 themselves are ``tests/training/test_multi_worker.py`` (slow)."""
 
@@ -25,12 +28,13 @@ SCRIPT = textwrap.dedent("""
     from tfrec_fashion.models.vbpr import VBPR
 
     rng = np.random.default_rng(0)
-    pairs = {"user": rng.integers(0, 30, 64).astype(np.int32),
-             "item": rng.integers(0, 50, 64).astype(np.int32),
-             "item_probability": rng.uniform(0.01, 0.1, 64).astype(np.float32)}
-    triplets = {"user": rng.integers(0, 30, 64).astype(np.int32),
-                "pos_item": rng.integers(0, 50, 64).astype(np.int32),
-                "neg_item": rng.integers(0, 50, 64).astype(np.int32)}
+    # 63 rows: the replicas hold 32 and 31 (an epoch's last batch seldom splits evenly).
+    pairs = {"user": rng.integers(0, 30, 63).astype(np.int32),
+             "item": rng.integers(0, 50, 63).astype(np.int32),
+             "item_probability": rng.uniform(0.01, 0.1, 63).astype(np.float32)}
+    triplets = {"user": rng.integers(0, 30, 63).astype(np.int32),
+                "pos_item": rng.integers(0, 50, 63).astype(np.int32),
+                "neg_item": rng.integers(0, 50, 63).astype(np.int32)}
 
     # One strategy object per device set for both models: a second 2-device strategy would
     # number its collectives from the start again, and clash with the first one's.

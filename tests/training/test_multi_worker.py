@@ -6,6 +6,7 @@ the restarted cluster resumes from the chief's backup to the end.
 What makes the two runs the same computation (see ``training/harness.py``, ``models/two_tower``):
 every worker draws the same global batch and keeps its share (tf.data's auto-sharding by data of
 the pipeline's batches, rebatched per replica), the gradients are summed across the workers, the
+tasks divide by the true global batch when it splits unevenly (``losses.averaging``), the
 two-tower's in-batch softmax scores each replica's queries against the whole global batch's
 candidates, and Keras' sum over the workers of what each step returns is the global loss (the
 metrics are divided by the replicas before it). So the 2-worker run is the 1-worker run up to
@@ -60,7 +61,8 @@ RUNS = {
         "data": {"name": "synthetic", "seed": 0, "n_users": 60, "n_items": 120,
                  "n_time_epochs": 3, "mean_interactions_per_user": 12.0},
         "model": {"name": "vbpr", "latent_dim": 4, "visual_dim": 4, "l2_latent": 0.01},
-        "train": {"epochs": 4, "batch_size": 64, "steps_per_epoch": 8, "learning_rate": 0.02,
+        # 6 batches an epoch, the last of 79 triplets: 40 and 39 on the two workers.
+        "train": {"epochs": 4, "batch_size": 100, "learning_rate": 0.02,
                   "early_stopping_patience": 0, "verbose": 0},
     },
 }

@@ -11,7 +11,7 @@ A model scores the positive and the negative item of each triplet (u, i, j) and 
 The task owns what every BPR model did by hand before: the unreduced BPR loss
 -ln sigma(x_ui - x_uj) (``losses.bpr.bpr_loss``), the model's per-triplet penalty added to it
 (its L2 terms: the paper's regulariser is part of each triplet's objective), the mean over the
-global batch (``tf.nn.compute_average_loss``, so summed replica gradients stay a mean), and the
+global batch (``global_batch_mean``, so summed replica gradients stay a mean), and the
 ``pairwise_accuracy`` metric, the share of triplets ranked right (x_ui > x_uj), which Keras logs
 under that name because the task is a layer of the model.
 
@@ -25,6 +25,7 @@ from __future__ import annotations
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from tfrec_fashion.losses.averaging import global_batch_mean
 from tfrec_fashion.losses.bpr import bpr_loss
 
 
@@ -49,4 +50,4 @@ class BprRanking(tf.keras.layers.Layer):
         per_triplet = bpr_loss(positive_scores, negative_scores)
         for penalty in penalties:  # one at a time, in order: the sums a model wrote by hand
             per_triplet = per_triplet + tf.cast(penalty, tf.float32)
-        return tf.nn.compute_average_loss(per_triplet)
+        return global_batch_mean(per_triplet)

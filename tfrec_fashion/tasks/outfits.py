@@ -15,7 +15,7 @@ Usage inside ``compute_loss``::
 
 The paper writes sums over the triplet sets; here each row of a batch is one S1 triplet and one
 S2 triplet (its outfit with its own user against another user), and the per-row total is
-averaged over the global batch (``tf.nn.compute_average_loss``, so summed replica gradients stay
+averaged over the global batch (``global_batch_mean``, so summed replica gradients stay
 a mean). An S2 triplet whose "other" user is the same user (no other user in the batch) is masked
 out (its term is 0; the mean still divides by the batch size).
 
@@ -36,6 +36,7 @@ from __future__ import annotations
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from tfrec_fashion.losses.averaging import global_batch_mean
 from tfrec_fashion.losses.bpr import bpr_loss
 from tfrec_fashion.serialization import register_serializable
 
@@ -108,7 +109,7 @@ class OutfitRanking(tf.keras.layers.Layer):
         per_row += self.lambda_user * mask * bpr_loss(user_scores, other_user_scores)  # eq. 7
         if vse is not None:
             per_row += self.lambda_vse * vse                                        # eq. 8
-        return tf.nn.compute_average_loss(per_row)                                 # eq. 9
+        return global_batch_mean(per_row)                                           # eq. 9
 
     def get_config(self) -> dict:
         return {**super().get_config(), "lambda_user": self.lambda_user,

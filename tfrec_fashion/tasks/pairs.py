@@ -10,7 +10,7 @@ task with their distance.
         return self.task(distance, inputs["label"])     # labels +1 / -1
 
 Per pair: d^2 for a compatible pair (+1), max(0, margin - d)^2 for an incompatible one (-1);
-the mean over the global batch (``tf.nn.compute_average_loss``, so summed replica gradients stay
+the mean over the global batch (``global_batch_mean``, so summed replica gradients stay
 a mean). The accuracy metric (``task.accuracy``) is the share of pairs on the right side of
 margin / 2, the distance midway between where the loss pulls the two classes; Keras logs it as
 ``pair_accuracy`` because the task is a layer of the model.
@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
+
+from tfrec_fashion.losses.averaging import global_batch_mean
 
 
 class MarginTask(tf.keras.layers.Layer):
@@ -78,7 +80,7 @@ class ContrastivePairs(MarginTask):
                             tf.square(tf.nn.relu(self.margin - distances)))
         for penalty in penalties:
             per_pair = per_pair + penalty
-        return tf.nn.compute_average_loss(per_pair)
+        return global_batch_mean(per_pair)
 
 
 class TripletPairs(MarginTask):
@@ -103,4 +105,4 @@ class TripletPairs(MarginTask):
              labels: tf.Tensor) -> tf.Tensor:
         gap = tf.sign(tf.cast(labels, tf.float32)) * (distances - third_distances)
         self.accuracy.update_state(tf.cast(gap < 0, tf.float32))
-        return tf.nn.compute_average_loss(tf.nn.relu(gap + self.margin))
+        return global_batch_mean(tf.nn.relu(gap + self.margin))

@@ -8,7 +8,7 @@ and the negative item of each triplet and calls the task with the three embeddin
         return self.task(anchor, positive, negative)     # scalar loss
 
 The loss is ``losses.triplet.triplet_loss`` (squared Euclidean distances, the paper's formula),
-averaged over the global batch (``tf.nn.compute_average_loss``, so summed replica gradients stay
+averaged over the global batch (``global_batch_mean``, so summed replica gradients stay
 a mean). The accuracy metric, logged as ``triplet_accuracy``, is the share of triplets whose
 positive is nearer the anchor than the negative, d(a, p) < d(a, n): on unit vectors the paper's
 evaluation, sim(a, p) > sim(a, n).
@@ -19,6 +19,7 @@ from __future__ import annotations
 import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 
+from tfrec_fashion.losses.averaging import global_batch_mean
 from tfrec_fashion.losses.triplet import squared_distance, triplet_loss
 from tfrec_fashion.tasks.pairs import MarginTask
 
@@ -42,4 +43,4 @@ class StyleTriplets(MarginTask):
     def call(self, anchor: tf.Tensor, positive: tf.Tensor, negative: tf.Tensor) -> tf.Tensor:
         self.accuracy.update_state(tf.cast(
             squared_distance(anchor, positive) < squared_distance(anchor, negative), tf.float32))
-        return tf.nn.compute_average_loss(triplet_loss(anchor, positive, negative, self.margin))
+        return global_batch_mean(triplet_loss(anchor, positive, negative, self.margin))
