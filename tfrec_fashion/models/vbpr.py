@@ -202,14 +202,16 @@ class VBPR(RecommenderModel):
         if epochs is not None:
             epochs = tf.concat([epochs, epochs], axis=0)  # i and j are compared at the same t
         # The training scores are the served inner products, so training and serving agree.
-        user_rows = self._user_rows(users)  # [batch, D]
-        item_rows = self._item_rows(items, epochs)  # [2 batch, D]: i's, then j's
-        positive_rows, negative_rows = tf.split(item_rows, 2)
+        # One lookup per table serves the scores and the penalty.
+        user_parts = self._user_parts(users)  # the rows' parts, [batch, .] each
+        item_parts = self._item_parts(items, epochs)  # [2 batch, .] each: i's, then j's
+        user_rows = tf.concat(user_parts, axis=-1)  # [batch, D]
+        positive_rows, negative_rows = tf.split(tf.concat(item_parts, axis=-1), 2)
         x_ui = tf.reduce_sum(user_rows * positive_rows, -1)
         x_uj = tf.reduce_sum(user_rows * negative_rows, -1)
         # Every triplet carries the shared penalty, so the task's mean over the global batch
         # divides it like the rest: a per-triplet mean whose replica sum counts it once.
-        return self.task(x_ui, x_uj, self._triplet_penalty(user_rows, item_rows),
+        return self.task(x_ui, x_uj, self._triplet_penalty(user_parts, item_parts),
                          self._shared_penalty())
 
     def _batch_epochs(self, features) -> tf.Tensor | None:
@@ -229,26 +231,25 @@ class VBPR(RecommenderModel):
         with tf.control_dependencies(checks):
             return tf.identity(epochs)
 
-    def _triplet_penalty(self, user_rows: tf.Tensor, item_rows: tf.Tensor) -> tf.Tensor:
-        """L2 of the triplet's own rows, [batch], read from the score's rows (``_user_rows``
-        [batch, D], ``_item_rows`` [2 batch, D] of [pos_items; neg_items]): one embedding lookup
-        per table and step serves the score and its penalty (a second lookup cost as much again
-        in gathers and in the optimizer's sparse-gradient sums, the largest ops of the step)."""
+    def _triplet_penalty(self, user_parts: list[tf.Tensor], item_parts: list[tf.Tensor]
+                         ) -> tf.Tensor:
+        """L2 of the triplet's own rows, [batch], from the parts of its score's rows
+        (``_user_parts``, ``_item_parts`` of [pos_items; neg_items]): the embedding lookups the
+        score made, not a second lookup per table (which cost as much again in gathers and in the
+        optimizer's sparse-gradient sums, the largest ops of a BPR-MF step), nor slices of the
+        concatenated rows (whose gradients are zero-padded full rows)."""
         def squares(values: tf.Tensor) -> tf.Tensor:  # [n, d] -> [n], in float32 (the loss's)
             return tf.reduce_sum(tf.square(tf.cast(values, tf.float32)), -1)
 
         def pair_sum(values: tf.Tensor) -> tf.Tensor:  # [2 batch, d] -> [batch]: i's + j's
             return tf.add(*tf.split(squares(values), 2))
 
-        # Columns: user [1, gamma_u, theta_u, 1], item [beta_i, gamma_i, theta_i, beta' . f_i].
-        latent = slice(1, 1 + self.latent_dim)
-        penalty = 0.5 * self.l2_bias * pair_sum(item_rows[:, :1])
+        # user [1, gamma_u, theta_u, 1], item [beta_i, gamma_i, theta_i, beta' . f_i].
+        penalty = 0.5 * self.l2_bias * pair_sum(item_parts[0])
         if self.latent_dim:
-            penalty += 0.5 * self.l2_latent * (
-                squares(user_rows[:, latent]) + pair_sum(item_rows[:, latent]))
+            penalty += 0.5 * self.l2_latent * (squares(user_parts[1]) + pair_sum(item_parts[1]))
         if self.has_visual:
-            visual = slice(1 + self.latent_dim, 1 + self.latent_dim + self.visual_dim)
-            penalty += 0.5 * self.l2_visual * squares(user_rows[:, visual])
+            penalty += 0.5 * self.l2_visual * squares(user_parts[2 if self.latent_dim else 1])
         return penalty
 
     def _shared_penalty(self) -> tf.Tensor:
@@ -268,23 +269,31 @@ class VBPR(RecommenderModel):
 
     def _user_rows(self, users: tf.Tensor) -> tf.Tensor:
         """[1, gamma_u, theta_u, 1] of int users [n]: [n, D], in the compute dtype."""
+        return tf.concat(self._user_parts(users), axis=-1)
+
+    def _user_parts(self, users: tf.Tensor) -> list[tf.Tensor]:
+        """The parts of ``_user_rows``, [n, .] each (those the model has)."""
         ones = tf.ones_like(users, self.compute_dtype)[:, None]
         parts = [ones]
         if self.latent_dim:
             parts.append(self.gamma_user(users))
         if self.has_visual:
             parts += [self.theta_user(users), ones]
-        return tf.concat(parts, axis=-1)
+        return parts
 
     def _item_rows(self, items: tf.Tensor, epochs: tf.Tensor | None) -> tf.Tensor:
         """[beta_i, gamma_i, theta_i(t), beta'(t) . f_i] of int items [n]: [n, D] in the compute
         dtype; ``epochs`` int32 [] (one t for all) or [n], None unless TVBPR."""
+        return tf.concat(self._item_parts(items, epochs), axis=-1)
+
+    def _item_parts(self, items: tf.Tensor, epochs: tf.Tensor | None) -> list[tf.Tensor]:
+        """The parts of ``_item_rows``, [n, .] each (those the model has)."""
         parts = [self.beta_item(items)]
         if self.latent_dim:
             parts.append(self.gamma_item(items))
         if self.has_visual:
             parts += self._visual_parts(tf.gather(self.item_features, items), epochs)
-        return tf.concat(parts, axis=-1)
+        return parts
 
     def _visual_parts(self, features: tf.Tensor, epochs: tf.Tensor | None
                       ) -> list[tf.Tensor]:
