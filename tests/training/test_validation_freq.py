@@ -111,3 +111,11 @@ def test_a_run_validating_every_third_epoch_checkpoints_and_resumes(tmp_path, ca
     assert sparse.metrics["best_epoch"] == best
     assert sparse.metrics["epochs_run"] == 8
     assert np.isfinite(sparse.metrics["test_auc"])
+
+
+@pytest.mark.parametrize("field", ["validation_freq", "steps_per_execution"])
+def test_frequencies_must_be_positive(field):
+    from tfrec_fashion.training.run_config import TrainConfig
+
+    with pytest.raises(ValueError, match=f"train.{field} must be positive"):
+        TrainConfig(**{field: 0})
