@@ -74,7 +74,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", default="bpr_mf,vbpr",
                         help="comma-separated: bpr_mf (MovieLens-100K), vbpr (planted world)")
     parser.add_argument("--tiny", action="store_true",
-                        help="a small world, a few steps: checks the script runs (the suite's test)")
+                        help="a small world, a few steps: the script runs (the suite's test)")
     parser.add_argument("--timing-epochs", type=int,
                         help="epochs timed for steps/s (default 3; tiny 1)")
     parser.add_argument("--repeats", type=int, default=1,
@@ -173,8 +173,8 @@ def print_table(results: list[dict], compared: list[dict], tiny: bool = False) -
               f"test AUC {c['test_auc_change']:+.4f}, best val AUC "
               f"{c['best_val_auc_change']:+.4f}")
     if not tiny and any(c["model"] == "bpr_mf" for c in compared):
-        print("\nPeer (issue 22, same split, 2 cores): Cornac's BPR fits in 6.6 s at test AUC 0.888; "
-              "benchmarks/peers.py measures it beside ours in one run.")
+        print("\nPeer (issue 22, same split, 2 cores): Cornac's BPR fits in 6.6 s at test AUC "
+              "0.888; benchmarks/peers.py measures it beside ours in one run.")
 
 
 def main(argv=None) -> dict:
