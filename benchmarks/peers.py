@@ -226,8 +226,7 @@ def ensure_peer_venv(venv: Path, requirements: Sequence[str] = PEER_REQUIREMENTS
 
 
 def _base_python() -> str:
-    """The interpreter our venv was made from (a venv made from a venv's python works too, but
-    this keeps the peers' venv independent of ours)."""
+    """The interpreter our venv was made from, so the peer venv does not depend on ours."""
     return getattr(sys, "_base_executable", None) or sys.executable
 
 
