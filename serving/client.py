@@ -46,7 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -140,16 +140,20 @@ def recommend_new_customer(target: str | grpc.Channel, model: str,
                            exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
                            version: int | None = None, label: str | None = None,
                            timeout: float = 10.0, exclude_width: int = 0,
-                           exclude_voted: bool | None = None, votes_width: int = 0
+                           exclude_voted: bool | None = None, votes_width: int = 0,
+                           survey: Mapping[str, str] | Sequence[Mapping[str, str]] | None = None
                            ) -> dict[str, np.ndarray]:
     """Top-``k`` items for customers the model was not trained on, from their votes
     (``recommend_new_customer``, models that fold customers in): ``votes`` holds one list of
     (item id, vote) pairs per customer, empty for one who has not voted yet (the cold-start
     answer). The answer has ``query`` (each customer's folded-in vector) beside ``item_ids``,
-    ``scores`` and ``cold_start``. Arguments as ``contract.new_customer_inputs``."""
+    ``scores`` and ``cold_start``. A model whose customer tower reads a survey (StyNet) also
+    takes ``survey`` answers, question -> answer, one mapping for all or one per customer
+    (a customer with answers but no votes is answered from them). Arguments as
+    ``contract.new_customer_inputs``."""
     return predict(target, model, new_customer_inputs(votes, k, category, exclude,
                                                       exclude_width, exclude_voted,
-                                                      votes_width),
+                                                      votes_width, survey),
                    contract.RECOMMEND_NEW_CUSTOMER.name, version, label, timeout)
 
 
