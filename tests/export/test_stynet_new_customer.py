@@ -193,7 +193,8 @@ def test_bad_requests_fail_in_the_graph_naming_the_problem(base, run, case):
     assert message in str(error.value)
 
 
-def test_warmup_replays_and_our_server_answers_the_official_client(base, run, assert_close):
+def test_warmup_replays_and_our_server_answers_the_official_client(base, run, assert_close,
+                                                                    capsys):
     from tfrec_fashion_serving.server import start_server
 
     version = base / "stynet" / "1"
@@ -214,3 +215,19 @@ def test_warmup_replays_and_our_server_answers_the_official_client(base, run, as
                                           survey={"favourite_colour": "mauve"})
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert "favourite_colour=mauve" in error.value.details()
+        # The command line: survey answers and votes of one new customer.
+        survey, votes = customers[0]
+        capsys.readouterr()
+        assert client.main(["--server", target, "--model", "stynet", "--k", "3",
+                            *(f"--answer={q}={a}" for q, a in survey.items()),
+                            *(f"--vote={item}={vote:g}" for item, vote in votes)]) == 0
+        printed = capsys.readouterr().out.splitlines()
+        assert printed[0] == f"model stynet version 1 signature {SIGNATURE}"
+        expected, _ = _python_answer(run, customers[:1], 3)
+        assert [line.split()[3] for line in printed[2:]] == list(expected["item_ids"][0])
+        # Survey answers alone are a request too; a malformed one is a usage error.
+        assert client.main(["--server", target, "--model", "stynet", "--answer",
+                            f"favourite_colour={survey['favourite_colour']}"]) == 0
+        with pytest.raises(SystemExit):
+            client.main(["--server", target, "--model", "stynet", "--answer", "navy"])
+        assert "--answer takes QUESTION=ANSWER" in capsys.readouterr().err
