@@ -60,8 +60,10 @@ ratings)::
 
 Unknown customers are scored with the mean customer's vector and flagged by ``cold_start``.
 A new customer who has voted on a few items is served personally by ``recommend_new_customer``
-where the model has it (an unknown item id or a vote outside the rating range is
-INVALID_ARGUMENT naming it; no votes at all is the cold-start answer, never an error).
+where the model has it, StyNet also from their survey answers (an unknown item id, survey
+question or answer, or a vote outside the rating range is INVALID_ARGUMENT naming it; no votes
+at all is the survey's answer, or with no answers either the cold-start answer, never an
+error).
 
 :data:`LOOK` (item-to-item, no customer: complete the look for a shopper we know nothing about,
 from the product they look at; scores are cosines, the index ranks L2-normalised vectors)::

@@ -10,7 +10,8 @@ of the dataclasses here, each naming its head in ``HEAD``:
 - :class:`RetrievalParts` (head "retrieval": ``recommend`` / ``score`` / ``user_query`` /
   ``embed_item`` / ``recommend_new_customer``): user and item vectors whose inner products are
   the model's scores, what each user bought, and optionally an :class:`ItemEmbedder` for new
-  items and a :class:`NewCustomerQuery` for new customers (Partial Dual's fold-in). Every model
+  items and a :class:`NewCustomerQuery` for new customers (Partial Dual's fold-in, StyNet's
+  customer tower on survey answers and votes). Every model
   trained on interactions or ratings today.
 - :class:`CompatibilityParts` (head "compatibility": ``score_pairs`` / ``complete_pair``): each
   customer's conditioning vector, each item's input to the scorer, and a :class:`PairScorer`
