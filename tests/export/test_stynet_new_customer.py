@@ -5,7 +5,8 @@ contract (Partial Dual's keeps exactly its own, ``test_new_customer.py``); a fre
 without project code (nor TFRS) answers as the Python path (``StyNetRecipe.new_customer_query``,
 the tower in Keras, scored and ranked in NumPy) for rows of survey and votes, votes alone, survey
 alone and neither (the mean customer, ``cold_start``); bad answers, items and votes
-INVALID_ARGUMENT naming them; the warm-up replays it; our gRPC server answers the official client.
+INVALID_ARGUMENT naming them; the warm-up replays it; our gRPC server answers the official client
+and the command line; data without a survey gives exactly Partial Dual's inputs.
 Helpers (calling the signature, checking an answer) are ``test_new_customer.py``'s."""
 
 from __future__ import annotations
@@ -231,3 +232,45 @@ def test_warmup_replays_and_our_server_answers_the_official_client(base, run, as
         with pytest.raises(SystemExit):
             client.main(["--server", target, "--model", "stynet", "--answer", "navy"])
         assert "--answer takes QUESTION=ANSWER" in capsys.readouterr().err
+
+
+def test_without_a_survey_the_signature_is_the_votes_alone_on_the_star_scale(tmp_path,
+                                                                             assert_close):
+    """Data without survey answers (ids and 1..5 stars): StyNet's recommend_new_customer takes
+    exactly Partial Dual's inputs, answers as the Python path, and refuses a vote of 6."""
+    from tests.training.test_stynet import ids_and_stars
+    from tfrec_fashion.training.model_configs import StyNetConfig
+    from tfrec_fashion.training.recipes import get_recipe
+    from tfrec_fashion.training.run_config import TrainConfig
+    from tfrec_fashion_export.writer import export_parts
+
+    dataset = ids_and_stars()
+    recipe = get_recipe(StyNetConfig(use_visual_features=False, history_length=4),
+                        TrainConfig(batch_size=16))
+    recipe.prepare(dataset)
+    model = recipe.build_model()
+    model.compile("adam")
+    model.fit(recipe.datasets()[0], epochs=1, verbose=0)
+    parts = recipe.serving_parts(model)
+    assert parts.new_customer.survey == {} and parts.new_customer.rating_range == (1.0, 5.0)
+    version = export_parts(parts, tmp_path, "stars")
+    signature_def = read_signature_defs(str(version))[SIGNATURE]
+    assert set(signature_def.inputs) == {t.name for t in contract.RECOMMEND_NEW_CUSTOMER.inputs}
+    assert contract.differences(contract.RECOMMEND_NEW_CUSTOMER, signature_def) == []
+    ids = dataset.items.ids
+    votes = [[(ids[0], 5.0), (ids[3], 1.0), (ids[4], 4.5)], []]
+    loaded = tf.saved_model.load(str(version))
+    signature = loaded.signatures[SIGNATURE]
+    inputs = {tensor.name: tensor.default_tensor() for tensor in
+              contract.RECOMMEND_NEW_CUSTOMER.inputs if tensor.default is not None}
+    inputs.update({name: tf.constant(value) for name, value in
+                   contract.new_customer_inputs(votes, 2).items()})
+    answer = signature(**inputs)
+    for row, customer in enumerate(votes):
+        query, cold = recipe.new_customer_query(model, None, [(list(ids).index(item), vote)
+                                                             for item, vote in customer])
+        assert_close(answer["query"].numpy()[row], query, ulps=64,
+                     scale=np.abs(query).max())
+        assert answer["cold_start"].numpy()[row] == cold == (not customer)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="vote value"):
+        signature(**{**inputs, "votes": tf.constant([[6.0, 1.0, 4.5], [0.0, 0.0, 0.0]])})
