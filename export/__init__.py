@@ -61,19 +61,26 @@ client and the serving tests' toy model all use, and every export is tested agai
                  or features float32 [B, F]              (VBPR on dataset features / attributes)
         outputs  embedding float32 [B, D]: the item's vector in the index space, so a new item
                  is scored against ``user_query`` without retraining
-    recommend_new_customer   (models that fold a new customer in from votes: Partial Dual)
+    recommend_new_customer   (models that fold a new customer in: Partial Dual, StyNet)
         inputs   voted_item_ids    string [B, M]     required; "" entries are padding, so rows
                                                      hold different numbers of votes
                  votes             float32 [B, M]    required; each in the model's rating range
                                                      (ignored where the id is "")
                  k, category, exclude_item_ids       as ``recommend``
                  exclude_voted     bool   [B]        default [True]: leave out the voted items
+                 survey_questions, survey_answers    string [B, Q] (StyNet only: models whose
+                                                     customer tower reads a survey), default
+                                                     shape [1, 0] (no answers); "" question:
+                                                     padding, "" answer: no answer
         outputs  item_ids, scores  as ``recommend``: the index searched with each row's query
                  query             float32 [B, D]    the folded-in query (the layout of
                                                      ``user_query``'s: [a, b_c, 1] with biases)
-                 cold_start        bool   [B]        the row held no votes: the cold-start query
-        An unknown item id or a vote outside the rating range is INVALID_ARGUMENT naming it;
-        no votes at all is the cold-start answer, never an error.
+                 cold_start        bool   [B]        the row held no votes (nor survey answers):
+                                                     the cold-start query
+        An unknown item id, survey question or answer ("question=answer") or a vote outside
+        the rating range is INVALID_ARGUMENT naming it; no votes at all is answered from the
+        survey, and with no answers either it is the cold-start answer (the mean customer,
+        ``cold_start``), never an error.
 
 Bad inputs (k out of range, unknown category or item id) fail inside the graph with
 ``InvalidArgumentError``, which TF Serving and our server return as INVALID_ARGUMENT.

@@ -55,7 +55,10 @@ def _retrieval_warmup(parts: RetrievalParts) -> dict[str, dict[str, np.ndarray]]
     new_customer = parts.new_customer
     return contract.warmup_inputs(list(parts.user_ids), list(parts.item_ids),
                                   parts.embedder.input_spec if parts.embedder else None,
-                                  new_customer.rating_range if new_customer else None)
+                                  new_customer.rating_range if new_customer else None,
+                                  {question: answers[0] for question, answers
+                                   in new_customer.survey.items() if answers}
+                                  if new_customer and new_customer.survey else None)
 
 
 def _retrieval_description(parts: RetrievalParts) -> dict[str, Any]:
@@ -65,6 +68,8 @@ def _retrieval_description(parts: RetrievalParts) -> dict[str, Any]:
     if parts.new_customer is not None:
         described["new_customer"] = {"rating_range": list(parts.new_customer.rating_range),
                                      "query": parts.new_customer.description}
+        if parts.new_customer.survey:  # what survey_questions / survey_answers accept
+            described["new_customer"]["survey"] = parts.new_customer.survey
     return described
 
 

@@ -179,9 +179,13 @@ class RecommenderModule(tf.Module):
             self.new_customer_variables = list(parts.new_customer.variables)
             # A tf.function of the method, not a concrete function: its argument defaults
             # become the SignatureDef's defaults (head_signatures).
+            # A model that reads a survey (StyNet) takes the contract's optional survey inputs
+            # too; one that does not (Partial Dual) exactly the votes' signature.
             self.recommend_new_customer = tf.function(
-                self._recommend_new_customer,
-                input_signature=RECOMMEND_NEW_CUSTOMER.input_signature())
+                self._recommend_new_customer_with_survey if parts.new_customer.survey
+                else self._recommend_new_customer,
+                input_signature=RECOMMEND_NEW_CUSTOMER.input_signature(
+                    optional=bool(parts.new_customer.survey)))
 
     # ------------------------------------------------------------------ shared steps
     def _query(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -273,6 +277,24 @@ class RecommenderModule(tf.Module):
         parts' query of each row's votes ("" ids are padding; none: the cold-start query),
         searched as ``recommend`` searches a known customer's, the voted items left out
         unless ``exclude_voted`` is False."""
+        return self._new_customer_answer(voted_item_ids, votes, k, category, exclude_item_ids,
+                                         exclude_voted)
+
+    def _recommend_new_customer_with_survey(
+            self, voted_item_ids, votes, k=RECOMMEND_NEW_CUSTOMER.default("k"),
+            category=RECOMMEND_NEW_CUSTOMER.default("category"),
+            exclude_item_ids=RECOMMEND_NEW_CUSTOMER.default("exclude_item_ids"),
+            exclude_voted=RECOMMEND_NEW_CUSTOMER.default("exclude_voted"),
+            survey_questions=RECOMMEND_NEW_CUSTOMER.default("survey_questions"),
+            survey_answers=RECOMMEND_NEW_CUSTOMER.default("survey_answers")):
+        """``_recommend_new_customer`` for a model whose query also reads survey answers
+        (a batch-size-1 survey broadcasts); a row with answers but no votes is answered from
+        its survey, cold_start only where it has neither."""
+        return self._new_customer_answer(voted_item_ids, votes, k, category, exclude_item_ids,
+                                         exclude_voted, (survey_questions, survey_answers))
+
+    def _new_customer_answer(self, voted_item_ids, votes, k, category, exclude_item_ids,
+                             exclude_voted, survey=None):
         same_shape = tf.debugging.assert_equal(
             tf.shape(votes), tf.shape(voted_item_ids),
             message="votes must have the shape of voted_item_ids [B, M] (one vote per item)")
@@ -283,8 +305,21 @@ class RecommenderModule(tf.Module):
         exclude_voted = broadcast_rows(exclude_voted, batch, "exclude_voted", "voted_item_ids")
         voted = self.item_table.lookup(voted_item_ids)  # "": -1, left out of nothing
         excluded = tf.concat([excluded, tf.where(exclude_voted[:, None], voted, -1)], axis=1)
-        query = self.new_customer.query(voted_item_ids, votes)
         cold = tf.reduce_all(tf.equal(voted_item_ids, ""), axis=1)
+        if survey is None:
+            query = self.new_customer.query(voted_item_ids, votes)
+        else:
+            same_survey = tf.debugging.assert_equal(
+                tf.shape(survey[0]), tf.shape(survey[1]), message=(
+                    "survey_answers must have the shape of survey_questions [B, Q] (one answer "
+                    "per question)"))
+            with tf.control_dependencies([same_survey]):
+                questions, answers = (broadcast_rows(values, batch, name, "voted_item_ids")
+                                      for values, name in zip(survey, ("survey_questions",
+                                                                       "survey_answers")))
+            query = self.new_customer.query(voted_item_ids, votes, questions, answers)
+            answered = tf.not_equal(questions, "") & tf.not_equal(answers, "")
+            cold &= tf.logical_not(tf.reduce_any(answered, axis=1))
         return {**self._retrieve(query, k, category_rows, excluded), "query": query,
                 "cold_start": cold}
 

@@ -39,6 +39,8 @@ Command line::
         --look similar                                  # look head: complementary by default
     python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model partial_dual \
         --vote I3=1 --vote I9=-1 --k 5                  # a new customer from their votes
+    python -m tfrec_fashion_serving.client --server 127.0.0.1:8500 --model stynet \
+        --answer favourite_colour=navy --vote I3=1      # and survey answers (StyNet)
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 import grpc
 import numpy as np
@@ -140,16 +142,20 @@ def recommend_new_customer(target: str | grpc.Channel, model: str,
                            exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
                            version: int | None = None, label: str | None = None,
                            timeout: float = 10.0, exclude_width: int = 0,
-                           exclude_voted: bool | None = None, votes_width: int = 0
+                           exclude_voted: bool | None = None, votes_width: int = 0,
+                           survey: Mapping[str, str] | Sequence[Mapping[str, str]] | None = None
                            ) -> dict[str, np.ndarray]:
     """Top-``k`` items for customers the model was not trained on, from their votes
     (``recommend_new_customer``, models that fold customers in): ``votes`` holds one list of
     (item id, vote) pairs per customer, empty for one who has not voted yet (the cold-start
     answer). The answer has ``query`` (each customer's folded-in vector) beside ``item_ids``,
-    ``scores`` and ``cold_start``. Arguments as ``contract.new_customer_inputs``."""
+    ``scores`` and ``cold_start``. A model whose customer tower reads a survey (StyNet) also
+    takes ``survey`` answers, question -> answer, one mapping for all or one per customer
+    (a customer with answers but no votes is answered from them). Arguments as
+    ``contract.new_customer_inputs``."""
     return predict(target, model, new_customer_inputs(votes, k, category, exclude,
                                                       exclude_width, exclude_voted,
-                                                      votes_width),
+                                                      votes_width, survey),
                    contract.RECOMMEND_NEW_CUSTOMER.name, version, label, timeout)
 
 
@@ -289,6 +295,10 @@ def build_parser(prog: str = "python -m tfrec_fashion_serving.client"
     parser.add_argument("--vote", action="append", default=[], metavar="ITEM=VALUE",
                         help="a new customer's vote on an item (repeatable): "
                              "recommend_new_customer, models that fold customers in")
+    parser.add_argument("--answer", action="append", default=[], metavar="QUESTION=ANSWER",
+                        help="a new customer's survey answer (repeatable; with or without "
+                             "--vote): recommend_new_customer of models that read a survey "
+                             "(StyNet)")
     parser.add_argument("--look", choices=(contract.COMPLEMENTARY.name, contract.SIMILAR.name),
                         default=contract.COMPLEMENTARY.name,
                         help="with --item: the items that complete it (default) or alike items")
@@ -312,13 +322,16 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """Runs the command line; prints a table; returns 0, or 1 with the server's error."""
     parser = build_parser(prog) if prog else build_parser()
     args = parser.parse_args(argv)
-    if not (args.status or args.metadata or args.user or args.item or args.vote):
-        parser.error("give --user, --item or --vote (one or more), --status or --metadata")
-    if sum(map(bool, (args.user, args.item, args.vote))) > 1:
-        parser.error("give --user (recommend), --item (the look head) or --vote (a new "
-                     "customer), not two of them")
+    new_customer = args.vote or args.answer
+    if not (args.status or args.metadata or args.user or args.item or new_customer):
+        parser.error("give --user, --item or --vote / --answer (one or more), --status or "
+                     "--metadata")
+    if sum(map(bool, (args.user, args.item, new_customer))) > 1:
+        parser.error("give --user (recommend), --item (the look head) or --vote / --answer (a "
+                     "new customer), not two of them")
     try:
         args.vote = [_vote(text) for text in args.vote]
+        args.answer = dict(_answer(text) for text in args.answer)
     except ValueError as error:
         parser.error(str(error))
     try:
@@ -340,6 +353,15 @@ def _vote(text: str) -> tuple[str, float]:
         raise ValueError(f"--vote takes ITEM=VALUE, e.g. I3=1. Received: {text!r}") from None
 
 
+def _answer(text: str) -> tuple[str, str]:
+    """``QUESTION=ANSWER`` -> (question, answer); the answer may hold "="."""
+    question, separator, answer = text.partition("=")
+    if not (separator and question and answer):
+        raise ValueError(f"--answer takes QUESTION=ANSWER, e.g. favourite_colour=navy. "
+                         f"Received: {text!r}")
+    return question, answer
+
+
 def _run(args: argparse.Namespace) -> str:
     if args.status:
         return format_status(status(args.server, args.model, args.version, args.label,
@@ -354,11 +376,12 @@ def _run(args: argparse.Namespace) -> str:
                       timeout=args.timeout)
         header = f"model {args.model} version {result['version']} signature {args.look}"
         return header + "\n" + format_recommendations(args.item, result, "item")
-    if args.vote:
+    if args.vote or args.answer:
         signature = contract.RECOMMEND_NEW_CUSTOMER.name
         result = recommend_new_customer(args.server, args.model, [args.vote], args.k,
                                         args.category, args.exclude or None, args.version,
-                                        args.label, args.timeout)
+                                        args.label, args.timeout,
+                                        survey=args.answer or None)
         header = f"model {args.model} version {result['version']} signature {signature}"
         return header + "\n" + format_recommendations(["(new customer)"], result, "customer")
     result = recommend(args.server, args.model, args.user, args.k, args.category,

@@ -30,6 +30,11 @@ ratings)::
            cold_start bool [B] (the row held no votes: the cold-start query answered)
                  :data:`RECOMMEND_NEW_CUSTOMER`; scores are ``recommend``'s for that query,
                  the voted items left out unless ``exclude_voted`` is False
+        and, in models whose customer tower reads a survey (StyNet), the optional inputs
+        survey_questions string [B, Q] (padding ""), survey_answers string [B, Q] (each the
+        answer to its question; "" no answer), both default shape [1, 0] (no answers; batch
+        size 1 broadcasts): an unknown question or answer is INVALID_ARGUMENT naming it; a row
+        with no votes is answered from its survey, cold_start only where it has neither
 
 :data:`COMPATIBILITY` (a customer's score of a pair of items; PSA-Net and its kin)::
 
@@ -55,8 +60,10 @@ ratings)::
 
 Unknown customers are scored with the mean customer's vector and flagged by ``cold_start``.
 A new customer who has voted on a few items is served personally by ``recommend_new_customer``
-where the model has it (an unknown item id or a vote outside the rating range is
-INVALID_ARGUMENT naming it; no votes at all is the cold-start answer, never an error).
+where the model has it, StyNet also from their survey answers (an unknown item id, survey
+question or answer, or a vote outside the rating range is INVALID_ARGUMENT naming it; no votes
+at all is the survey's answer, or with no answers either the cold-start answer, never an
+error).
 
 :data:`LOOK` (item-to-item, no customer: complete the look for a shopper we know nothing about,
 from the product they look at; scores are cosines, the index ranks L2-normalised vectors)::
@@ -109,7 +116,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -170,14 +177,19 @@ class Signature:
     inputs: tuple[Tensor, ...]
     outputs: tuple[Tensor, ...]
     optional_outputs: tuple[Tensor, ...] = ()
+    optional_inputs: tuple[Tensor, ...] = ()  # only some models take them; each has a default
 
-    def input_signature(self) -> list[tf.TensorSpec]:
-        """``tf.function(input_signature=...)`` for it."""
-        return [tensor.spec() for tensor in self.inputs]
+    def input_signature(self, optional: bool = False) -> list[tf.TensorSpec]:
+        """``tf.function(input_signature=...)`` for it (``optional``: with the optional inputs
+        after the others)."""
+        return [tensor.spec() for tensor in self._inputs(optional)]
 
     def default(self, name: str) -> tf.Tensor:
-        """The default of input ``name`` as a tensor."""
-        return {tensor.name: tensor for tensor in self.inputs}[name].default_tensor()
+        """The default of input ``name`` (optional ones too) as a tensor."""
+        return {tensor.name: tensor for tensor in self._inputs(True)}[name].default_tensor()
+
+    def _inputs(self, optional: bool) -> tuple[Tensor, ...]:
+        return (*self.inputs, *self.optional_inputs) if optional else self.inputs
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,7 +233,13 @@ RECOMMEND_NEW_CUSTOMER = Signature(
             Tensor("exclude_item_ids", tf.string, (None, None), np.zeros((1, 0), object)),
             Tensor("exclude_voted", tf.bool, (None,), [True])),
     outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None)),
-             Tensor("query", tf.float32, (None, None)), Tensor("cold_start", tf.bool, (None,))))
+             Tensor("query", tf.float32, (None, None)), Tensor("cold_start", tf.bool, (None,))),
+    # Models whose customer tower reads survey answers (StyNet) also take them; Partial Dual's
+    # signature has exactly the inputs above.
+    optional_inputs=(Tensor("survey_questions", tf.string, (None, None),
+                            np.zeros((1, 0), object)),
+                     Tensor("survey_answers", tf.string, (None, None),
+                            np.zeros((1, 0), object))))
 
 SCORE_PAIRS = Signature(
     "score_pairs", inputs=(_ids("user_id"), _ids("item_id"), _ids("partner_id")),
@@ -328,7 +346,9 @@ def new_customer_inputs(votes: Sequence[Sequence[tuple[str, float]]], k: int = D
                         category: str | None = None,
                         exclude: Sequence[str] | Sequence[Sequence[str]] | None = None,
                         exclude_width: int = 0, exclude_voted: bool | None = None,
-                        votes_width: int = 0) -> dict[str, np.ndarray]:
+                        votes_width: int = 0,
+                        survey: Mapping[str, str] | Sequence[Mapping[str, str]] | None = None
+                        ) -> dict[str, np.ndarray]:
     """``recommend_new_customer``'s inputs for B new customers, batch size B each.
 
     Args:
@@ -339,6 +359,9 @@ def new_customer_inputs(votes: Sequence[Sequence[tuple[str, float]]], k: int = D
             the signature's default (True).
         votes_width: pad vote rows with "" (vote 0, ignored) to at least this width (TF
             Serving batching merges only requests whose rows have the same width).
+        survey: survey answers, question -> answer, for every customer (one mapping) or per
+            customer (B mappings), as ``survey_questions`` / ``survey_answers`` ("" padded);
+            None: not sent (models without a survey take no such inputs).
     """
     batch = len(votes)
     rows = [list(row) for row in votes]
@@ -351,7 +374,25 @@ def new_customer_inputs(votes: Sequence[Sequence[tuple[str, float]]], k: int = D
               **top_k_inputs(batch, k, category, exclude, exclude_width, "customers")}
     if exclude_voted is not None:
         inputs["exclude_voted"] = np.full(batch, bool(exclude_voted))
+    if survey is not None:
+        inputs.update(survey_inputs(survey, batch))
     return inputs
+
+
+def survey_inputs(survey: Mapping[str, str] | Sequence[Mapping[str, str]], batch: int
+                  ) -> dict[str, np.ndarray]:
+    """``survey_questions`` and ``survey_answers`` string [B, Q] (or [1, Q] for one mapping,
+    which the signature broadcasts) of question -> answer mappings, "" padded."""
+    rows = [dict(survey)] if isinstance(survey, Mapping) else [dict(row) for row in survey]
+    if len(rows) not in (1, batch):
+        raise ValueError(f"survey has {len(rows)} rows for {batch} customers; give one mapping "
+                         "for all or one per customer")
+    width = max(0, *(len(row) for row in rows))
+    padded = [list(row.items()) + [("", "")] * (width - len(row)) for row in rows]
+    return {"survey_questions": string_array([[q for q, _ in row] for row in padded])
+            .reshape(len(rows), width),
+            "survey_answers": string_array([[a for _, a in row] for row in padded])
+            .reshape(len(rows), width)}
 
 
 def exclusion_rows(exclude: Sequence[str] | Sequence[Sequence[str]] | None, batch: int,
@@ -411,13 +452,15 @@ def look_inputs(item_ids: Sequence[str] | None = None, images: np.ndarray | None
 
 def warmup_inputs(user_ids: Sequence[str], item_ids: Sequence[str],
                   embed_input: tf.TensorSpec | None = None,
-                  rating_range: Sequence[float] | None = None
+                  rating_range: Sequence[float] | None = None,
+                  survey: Mapping[str, str] | None = None
                   ) -> dict[str, dict[str, np.ndarray]]:
     """One request per signature of :data:`RETRIEVAL` (and ``embed_item`` for ``embed_input``,
     ``recommend_new_customer`` for a model that takes votes in ``rating_range``), as TF Serving
     replays at load time: two known users and an unknown one (the cold-start path); for new
-    customers two votes, one vote and padding, and none (the cold start); every input given,
-    k no larger than the catalogue."""
+    customers two votes, one vote and padding, and none (the cold start), and with ``survey``
+    (a model that reads one: question -> a known answer) the first row answers it; every input
+    given, k no larger than the catalogue."""
     users = [*user_ids[:2], UNKNOWN_USER]
     k = DEFAULT_K if len(item_ids) >= DEFAULT_K else 1
     inputs = {
@@ -433,7 +476,8 @@ def warmup_inputs(user_ids: Sequence[str], item_ids: Sequence[str],
         low, high = (float(value) for value in rating_range)
         votes = [[(item_ids[0], high), (item_ids[-1], low)], [(item_ids[0], low)], []]
         inputs[RECOMMEND_NEW_CUSTOMER.name] = new_customer_inputs(
-            votes, k, exclude=[item_ids[0]], exclude_voted=True)
+            votes, k, exclude=[item_ids[0]], exclude_voted=True,
+            survey=None if survey is None else [dict(survey), {}, {}])
     return inputs
 
 
@@ -541,7 +585,14 @@ def differences(signature: Signature, signature_def) -> list[str]:
     found = []
     optional = [tensor for tensor in signature.optional_outputs
                 if tensor.name in signature_def.outputs]
-    for kind, declared, actual in (("input", signature.inputs, signature_def.inputs),
+    optional_inputs = [tensor for tensor in signature.optional_inputs
+                       if tensor.name in signature_def.inputs]
+    if optional_inputs and len(optional_inputs) != len(signature.optional_inputs):
+        found.append(f"{signature.name}: optional inputs "
+                     f"{sorted(t.name for t in optional_inputs)}, contract all or none of "
+                     f"{sorted(t.name for t in signature.optional_inputs)}")
+    for kind, declared, actual in (("input", (*signature.inputs, *optional_inputs),
+                                    signature_def.inputs),
                                    ("output", (*signature.outputs, *optional),
                                     signature_def.outputs)):
         names = {tensor.name for tensor in declared}
@@ -557,7 +608,7 @@ def differences(signature: Signature, signature_def) -> list[str]:
             if info.dtype != tensor.dtype.as_datatype_enum or not fits:
                 found.append(f"{signature.name}.{tensor.name}: {tf.as_dtype(info.dtype).name} "
                              f"{list(shape)}, contract {tensor.dtype.name} {list(tensor.shape)}")
-    declared_defaults = {tensor.name: tensor for tensor in signature.inputs
+    declared_defaults = {tensor.name: tensor for tensor in (*signature.inputs, *optional_inputs)
                          if tensor.default is not None}
     if set(signature_def.defaults) != set(declared_defaults):
         found.append(f"{signature.name}: defaults for {sorted(signature_def.defaults)}, "

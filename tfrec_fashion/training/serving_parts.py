@@ -10,7 +10,8 @@ of the dataclasses here, each naming its head in ``HEAD``:
 - :class:`RetrievalParts` (head "retrieval": ``recommend`` / ``score`` / ``user_query`` /
   ``embed_item`` / ``recommend_new_customer``): user and item vectors whose inner products are
   the model's scores, what each user bought, and optionally an :class:`ItemEmbedder` for new
-  items and a :class:`NewCustomerQuery` for new customers (Partial Dual's fold-in). Every model
+  items and a :class:`NewCustomerQuery` for new customers (Partial Dual's fold-in, StyNet's
+  customer tower on survey answers and votes). Every model
   trained on interactions or ratings today.
 - :class:`CompatibilityParts` (head "compatibility": ``score_pairs`` / ``complete_pair``): each
   customer's conditioning vector, each item's input to the scorer, and a :class:`PairScorer`
@@ -118,16 +119,26 @@ class NewCustomerQuery:
         variables: every trackable ``query`` reads (variables, lookup tables, modules), so
             the SavedModel keeps them.
         description: one line for the export's description (how the query is computed).
+        survey: for a model whose customer tower reads survey answers (StyNet): question ->
+            its known answers, in the model's order; then ``query`` also takes
+            (survey_questions string [B, Q], survey_answers string [B, Q]), "" questions
+            padding, "" answers no answer, an unknown question or answer an
+            ``InvalidArgumentError`` naming it, and a row with votes or answers is not the
+            cold start. Empty (Partial Dual): ``query`` takes the votes alone.
     """
 
-    query: Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+    query: Callable[..., tf.Tensor]
     rating_range: tuple[float, float]
     variables: Sequence[Any]
     description: str = ""
+    survey: dict[str, list[str]] = dataclasses.field(default_factory=dict)
 
     INPUT_SIGNATURE: ClassVar[list[tf.TensorSpec]] = [
         tf.TensorSpec([None, None], tf.string, "voted_item_ids"),
         tf.TensorSpec([None, None], tf.float32, "votes")]
+    SURVEY_SIGNATURE: ClassVar[list[tf.TensorSpec]] = [
+        tf.TensorSpec([None, None], tf.string, "survey_questions"),
+        tf.TensorSpec([None, None], tf.string, "survey_answers")]
 
     def __post_init__(self) -> None:
         low, high = (float(value) for value in self.rating_range)
@@ -135,6 +146,12 @@ class NewCustomerQuery:
             raise ValueError(f"rating_range must be (low, high) with low <= high. Received: "
                              f"{self.rating_range!r}")
         self.rating_range = (low, high)
+        self.survey = {str(question): [str(answer) for answer in answers]
+                       for question, answers in dict(self.survey or {}).items()}
+
+    def input_signature(self) -> list[tf.TensorSpec]:
+        """``query``'s: the votes, and the survey's two inputs where it reads one."""
+        return [*self.INPUT_SIGNATURE, *(self.SURVEY_SIGNATURE if self.survey else [])]
 
 
 @dataclasses.dataclass
@@ -321,7 +338,7 @@ class RetrievalParts:
                                      self.embedder.variables)
         if self.new_customer is not None:
             functions["new_customer"] = (self.new_customer.query,
-                                         NewCustomerQuery.INPUT_SIGNATURE,
+                                         self.new_customer.input_signature(),
                                          self.new_customer.variables)
         return functions
 
@@ -333,6 +350,8 @@ class RetrievalParts:
         if self.new_customer is not None:
             described["new_customer"] = {"rating_range": list(self.new_customer.rating_range),
                                          "description": self.new_customer.description}
+            if self.new_customer.survey:  # Partial Dual's parts.json stays as it was
+                described["new_customer"]["survey"] = self.new_customer.survey
         return described
 
     @classmethod
@@ -352,7 +371,8 @@ class RetrievalParts:
             call, variables = functions["new_customer"]
             new_customer = NewCustomerQuery(call, described["new_customer"]["rating_range"],
                                             variables,
-                                            described["new_customer"]["description"])
+                                            described["new_customer"]["description"],
+                                            described["new_customer"].get("survey", {}))
         return cls(arrays["user_ids"], arrays["item_ids"], arrays["item_categories"],
                    arrays["user_vectors"], arrays["item_vectors"], embedder, seen, info,
                    new_customer)

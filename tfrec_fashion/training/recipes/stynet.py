@@ -36,6 +36,8 @@ from tfrec_fashion.layers.item_content import item_features
 from tfrec_fashion.models.stynet import StyNet
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.ratings import RatingRecipe
+from tfrec_fashion.training.serving_parts import (NewCustomerQuery, RetrievalParts,
+                                                  retrieval_parts)
 
 _PREDICT_BATCH = 8192
 _MISSING = ("", "nan", "None")
@@ -171,12 +173,26 @@ class StyNetRecipe(RatingRecipe):
             items: int item indices [n] to rate.
         """
         items = np.asarray(items, np.int64)
+        if items.size and (items.min() < 0 or items.max() >= self.dataset.n_items):
+            raise ValueError(f"`items` must hold item indices in [0, {self.dataset.n_items}). "
+                             f"Received: items={items.tolist()}")
+        customer = self.new_customer_inputs(survey, history)
+        n = len(items)
+        customer = {name: np.repeat(value, n, axis=0) for name, value in customer.items()}
+        return self.predict_features(model, {**customer, **self.item_inputs(items)})
+
+    def new_customer_inputs(self, survey: Mapping[str, str] | None,
+                            history: Sequence[tuple[int, float]] | None
+                            ) -> dict[str, np.ndarray]:
+        """The customer tower's inputs (one row) for a customer the model never saw (id -1):
+        survey codes (an unknown answer or a missing name -1) and the first
+        ``history_length`` votes of ``history`` ((item index, rating on the dataset's scale)
+        pairs); ValueError for an item index outside the catalogue or an unknown feature."""
         history = list(history or ())
         voted = np.array([item for item, _ in history], np.int64)
-        for name, index in (("items", items), ("history", voted)):
-            if index.size and (index.min() < 0 or index.max() >= self.dataset.n_items):
-                raise ValueError(f"`{name}` must hold item indices in [0, "
-                                 f"{self.dataset.n_items}). Received: {name}={index.tolist()}")
+        if voted.size and (voted.min() < 0 or voted.max() >= self.dataset.n_items):
+            raise ValueError(f"`history` must hold item indices in [0, {self.dataset.n_items}). "
+                             f"Received: history={voted.tolist()}")
         survey = dict(survey or {})
         unknown = sorted(set(survey) - set(self.user_vocabularies))
         if unknown:
@@ -186,12 +202,49 @@ class StyNetRecipe(RatingRecipe):
                           for name, vocabulary in self.user_vocabularies.items()], np.int32)
         history_item, history_value = _history_row(history, self.model_config.history_length,
                                                    self.scaled)
-        n = len(items)
-        customer = {"user": np.full(n, -1, np.int32),
-                    "user_features": np.tile(codes, (n, 1)),
-                    **self._history_inputs(np.tile(history_item, (n, 1)),
-                                           np.tile(history_value, (n, 1)))}
-        return self.predict_features(model, {**customer, **self.item_inputs(items)})
+        return {"user": np.full(1, -1, np.int32), "user_features": codes.reshape(1, -1),
+                **self._history_inputs(history_item[None], history_value[None])}
+
+    def new_customer_query(self, model: StyNet, survey: Mapping[str, str] | None,
+                           history: Sequence[tuple[int, float]] | None,
+                           cold_start_query: np.ndarray | None = None
+                           ) -> tuple[np.ndarray, bool]:
+        """The Python path of the served cold start (``recommend_new_customer``): (the
+        customer tower's E_c float32 [D] from the survey answers and votes, as
+        ``predict_new_customer`` reads them; False), or, for a customer with neither votes nor
+        a known answer, (``cold_start_query``, by default the mean known customer's E_c, what
+        ``recommend`` serves an unknown id; True)."""
+        inputs = self.new_customer_inputs(survey, history)
+        if not (inputs["history_item"] >= 0).any() and not (inputs["user_features"] >= 0).any():
+            if cold_start_query is None:
+                cold_start_query = self.user_vectors(model).mean(axis=0)
+            return np.asarray(cold_start_query, np.float32), True
+        return model.customer_embeddings(inputs).numpy()[0], False
+
+    # ------------------------------------------------------------------ serving
+    def new_customer_query_graph(self, model: StyNet, cold_start_query: np.ndarray
+                                 ) -> NewCustomerQuery:
+        """The served cold start: ``new_customer_query`` in the graph
+        (``StyNetNewCustomerGraph``: ids, answers and votes looked up and checked, the
+        customer tower's feature path run on them), with the survey's questions and answers."""
+        graph = StyNetNewCustomerGraph(model, self.dataset.items.ids, self.item_codes,
+                                       self.user_vocabularies, self.rating_range,
+                                       self.model_config.history_length, cold_start_query)
+        return NewCustomerQuery(
+            graph.query, self.rating_range, [graph, *model.variables],
+            "StyNet's customer tower on the unknown id's feature path: survey answers and the "
+            f"first {self.model_config.history_length} votes (centred, item-vote and attribute "
+            "embeddings); neither: the mean known customer",
+            {name: [str(answer) for answer in vocabulary]
+             for name, vocabulary in self.user_vocabularies.items()})
+
+    def serving_parts(self, model: StyNet) -> RetrievalParts:
+        """The retrieval head's parts with the served cold start, so the export answers
+        ``recommend_new_customer`` from survey answers and votes."""
+        users = self.user_vectors(model)
+        parts = retrieval_parts(self, model, user_vectors=users)
+        parts.new_customer = self.new_customer_query_graph(model, parts.cold_start_query)
+        return parts
 
     # ------------------------------------------------------------------ embeddings
     def user_vectors(self, model: StyNet) -> np.ndarray:
@@ -203,6 +256,112 @@ class StyNetRecipe(RatingRecipe):
     def item_vectors(self, model: StyNet) -> np.ndarray:
         """M_i of every item, [n_items, D]."""
         return _batched(model.item_embeddings, self.item_inputs(np.arange(self.dataset.n_items)))
+
+
+class StyNetNewCustomerGraph(tf.Module):
+    """StyNet's customer tower for customers it never saw, as graph ops on string inputs:
+    item ids and survey answers looked up (unknown ones an ``InvalidArgumentError`` naming
+    them, as is a vote outside the rating range), votes scaled to [0, 1], the first
+    ``history_length`` real votes of each row kept (as ``StyNetRecipe.new_customer_inputs``
+    reads a history), then ``StyNet._customer_tower`` with customer id -1 (the feature path).
+    A row with neither votes nor an answer gets ``cold_start_query``. The model is not an
+    attribute (the SavedModel keeps its variables, not the Keras object)."""
+
+    def __init__(self, model: StyNet, item_ids: np.ndarray, item_codes: np.ndarray,
+                 vocabularies: Mapping[str, np.ndarray], rating_range: Sequence[float],
+                 history_length: int, cold_start_query: np.ndarray):
+        super().__init__(name="stynet_new_customer")
+        # The tower as a bound method, set past tracking: the Keras object is not saved.
+        object.__setattr__(self, "_tower", model._customer_tower)
+        self.low, self.high = (float(value) for value in rating_range)
+        self.history_length = int(history_length)
+        self.questions = [str(name) for name in vocabularies]
+        self.item_table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(np.asarray(item_ids).astype(str)),
+            tf.range(len(item_ids), dtype=tf.int32)), -1)
+        self.item_codes = tf.constant(np.asarray(item_codes, np.int32))
+        self.cold_start_query = tf.constant(np.asarray(cold_start_query, np.float32))
+        self.question_table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant(self.questions), tf.range(len(self.questions), dtype=tf.int32)),
+            -1) if self.questions else None
+        pairs = [(f"{name}\x1f{answer}", code) for name, vocabulary in vocabularies.items()
+                 for code, answer in enumerate(np.asarray(vocabulary).astype(str))]
+        self.answer_table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(
+            tf.constant([key for key, _ in pairs] or ["\x1f"], tf.string),
+            tf.constant([code for _, code in pairs] or [-1], tf.int32)), -1)
+
+    def query(self, voted_item_ids: tf.Tensor, votes: tf.Tensor,
+              survey_questions: tf.Tensor | None = None,
+              survey_answers: tf.Tensor | None = None) -> tf.Tensor:
+        """E_c float32 [B, D] of B new customers: string ``voted_item_ids`` [B, M] ("" padding)
+        and ``votes`` [B, M] on the dataset's scale, string ``survey_questions`` /
+        ``survey_answers`` [B, Q] ("" question: padding; "" answer: no answer)."""
+        batch = tf.shape(voted_item_ids)[0]
+        checks = [tf.debugging.assert_equal(tf.shape(voted_item_ids), tf.shape(votes), message=(
+            "one vote per item is needed: item ids and votes differ in shape"))]
+        present = tf.not_equal(voted_item_ids, "")
+        index = self.item_table.lookup(voted_item_ids)
+        unknown = present & (index < 0)
+        votes = tf.cast(votes, tf.float32)
+        outside = present & tf.logical_not(tf.math.is_finite(votes) & (votes >= self.low)
+                                           & (votes <= self.high))
+        checks += [
+            tf.debugging.Assert(tf.logical_not(tf.reduce_any(unknown)), [
+                "unknown item id(s):", tf.boolean_mask(voted_item_ids, unknown)], summarize=5),
+            tf.debugging.Assert(tf.logical_not(tf.reduce_any(outside)), [
+                "vote value(s)", tf.boolean_mask(votes, outside), "outside the rating range [",
+                self.low, ",", self.high, "]"], summarize=5)]
+        codes, answered, survey_checks = self._survey_codes(batch, survey_questions,
+                                                            survey_answers)
+        with tf.control_dependencies(checks + survey_checks):
+            index = tf.identity(index)
+        # The first history_length real votes, as the Python path reads a history.
+        rank = tf.cumsum(tf.cast(present, tf.int32), axis=1, exclusive=True)
+        keep = present & (rank < self.history_length)
+        history_item = tf.where(keep, index, -1)
+        scaled = tf.cast((tf.cast(votes, tf.float64) - self.low) / (self.high - self.low),
+                         tf.float32) if self.high > self.low else tf.zeros_like(votes)
+        features = {"history_item": history_item,
+                    "history_value": tf.where(keep, scaled, 0.0),
+                    "history_item_features": tf.gather(self.item_codes,
+                                                       tf.maximum(history_item, 0))}
+        if codes is not None:
+            features["user_features"] = codes
+        embedding = tf.cast(self._tower(features, -tf.ones([batch], tf.int32)), tf.float32)
+        cold = tf.logical_not(tf.reduce_any(keep, axis=1) | answered)
+        return tf.where(cold[:, None], self.cold_start_query[None, :], embedding)
+
+    def _survey_codes(self, batch, questions, answers):
+        """(codes int32 [B, F] in the model's question order, -1 unanswered, or None for a
+        model without a survey; bool [B], the row answered a question; the checks)."""
+        if not self.questions:
+            return None, tf.zeros([batch], tf.bool), []
+        asked = tf.not_equal(questions, "")
+        question = self.question_table.lookup(questions)
+        answered = asked & tf.not_equal(answers, "")
+        pair = tf.strings.join([questions, answers], separator="\x1f")
+        code = self.answer_table.lookup(pair)
+        unknown_question = asked & (question < 0)
+        unknown_answer = answered & (question >= 0) & (code < 0)
+        n_questions = len(self.questions)
+        chosen = tf.one_hot(tf.where(answered & (question >= 0), question, -1), n_questions,
+                            on_value=True, off_value=False, dtype=tf.bool)  # [B, Q, F]
+        twice = tf.reduce_sum(tf.cast(chosen, tf.int32), axis=1) > 1
+        checks = [
+            tf.debugging.Assert(tf.logical_not(tf.reduce_any(unknown_question)), [
+                "unknown survey question(s):", tf.boolean_mask(questions, unknown_question),
+                "the questions are:", tf.constant(self.questions)], summarize=20),
+            tf.debugging.Assert(tf.logical_not(tf.reduce_any(unknown_answer)), [
+                "unknown survey answer(s) (question=answer):",
+                tf.boolean_mask(tf.strings.join([questions, answers], separator="="),
+                                unknown_answer),
+                "the export's description lists each question's answers"], summarize=5),
+            tf.debugging.Assert(tf.logical_not(tf.reduce_any(twice)), [
+                "survey question(s) answered twice in one row:",
+                tf.boolean_mask(tf.tile(tf.constant(self.questions)[None, :], [batch, 1]),
+                                twice)], summarize=5)]
+        codes = tf.reduce_max(tf.where(chosen, code[:, :, None], -1), axis=1)  # [B, F]
+        return tf.maximum(codes, -1), tf.reduce_any(answered, axis=1), checks
 
 
 def categorical_codes(columns: Mapping[str, np.ndarray], n: int
