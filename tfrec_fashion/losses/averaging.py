@@ -13,17 +13,22 @@ from __future__ import annotations
 import tensorflow as tf
 
 
+def collective_device():
+    """The device scope for a cross-replica collective (``all_reduce``, ``all_gather``) called in
+    a replica: one replica per worker (MultiWorkerMirrored on CPUs) runs under no device scope,
+    and a collective needs its tensors placed on a device ("destinations can not be empty");
+    with several local replicas each already runs under its own, and the scope is a no-op."""
+    devices = tf.distribute.get_strategy().extended.worker_devices
+    return tf.device(devices[0] if len(devices) == 1 else None)
+
+
 def global_batch_mean(per_example: tf.Tensor) -> tf.Tensor:
     """This replica's share of the mean of ``per_example`` [batch] over the global batch (the
     replicas' shares sum to the mean); with one replica, ``tf.nn.compute_average_loss``."""
-    strategy = tf.distribute.get_strategy()
     context = tf.distribute.get_replica_context()
-    if context is None or strategy.num_replicas_in_sync == 1:
+    if context is None or context.num_replicas_in_sync == 1:
         return tf.nn.compute_average_loss(per_example)
-    devices = strategy.extended.worker_devices
-    # One replica per worker (MultiWorkerMirrored on CPUs) runs under no device scope, and the
-    # all-reduce needs its tensor placed on a device ("destinations can not be empty").
-    with tf.device(devices[0] if len(devices) == 1 else None):
+    with collective_device():
         size = tf.cast(tf.shape(per_example)[0], tf.float32)
         total = context.all_reduce(tf.distribute.ReduceOp.SUM, tf.identity(size))
     return tf.nn.compute_average_loss(per_example,

@@ -12,6 +12,7 @@ import tfrec_fashion  # noqa: F401  (Keras 2 before TensorFlow loads)
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.losses.averaging import collective_device
 from tfrec_fashion.models.base import RecommenderModel
 from tfrec_fashion.serialization import register_serializable
 
@@ -111,10 +112,7 @@ def global_candidates(*candidates: tf.Tensor | None) -> list[tf.Tensor | None]:
     if context is None or context.num_replicas_in_sync == 1:
         return list(candidates)
     present = [tensor for tensor in candidates if tensor is not None]
-    devices = tf.distribute.get_strategy().extended.worker_devices
-    # One replica per worker (MultiWorkerMirrored on CPUs) runs under no device scope, and the
-    # gather needs tensors placed on a device ("destinations can not be empty").
-    with tf.device(devices[0] if len(devices) == 1 else None):
+    with collective_device():
         sizes = context.all_gather(tf.shape(present[0])[:1], axis=0)
         offset = tf.reduce_sum(sizes[:context.replica_id_in_sync_group])
         # One gather per tensor: a batched gather packs its tensors into one, of one dtype.
