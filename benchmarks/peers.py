@@ -46,7 +46,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -470,21 +470,33 @@ def run_ranking(python: Path, run_dir: Path, quick: bool) -> tuple[dict, list[di
     print(f"\n=== ranking peers ({len(split.train)} training interactions, "
           f"{split.n_users} users x {split.n_items} items)", flush=True)
     out = run_peers(python, split_path, run_dir / "implicit_peers.npz")
+
+    def metrics(got: dict) -> dict:
+        found = ranking_metrics(evaluation, got["user_factors"], got["item_factors"])
+        if "unseen_items" in got:
+            found["unseen_items"] = int(got["unseen_items"])
+        return found
+
+    return ours, peer_rows(peers, out, f"d={latent_dim}", metrics), out.get("versions", {})
+
+
+def peer_rows(peers: dict[str, dict], out: dict, budget: str,
+              metrics: Callable[[dict], dict]) -> list[dict]:
+    """One table row per peer run: its label (with the latent ``budget``), settings and unit,
+    then either why it was skipped or ``metrics(its outputs)``, its fit seconds and throughput."""
     rows = []
     for name, params in peers.items():
         got = peer_outputs(out, name)
-        row = {"method": f"{LABELS[family(name)]} (d={latent_dim})", "peer": name,
+        row = {"method": f"{LABELS[family(name)]} ({budget})", "peer": name,
                "params": params, "unit": UNITS[family(name)]}
         if "skipped" in got:
             row["skipped"] = got["skipped"]
         else:
-            row.update(ranking_metrics(evaluation, got["user_factors"], got["item_factors"]))
+            row.update(metrics(got))
             row["fit_seconds"] = float(got["fit_seconds"])
             row["throughput"] = throughput(got["samples"], row["fit_seconds"])
-            if "unseen_items" in got:
-                row["unseen_items"] = int(got["unseen_items"])
         rows.append(row)
-    return ours, rows, out.get("versions", {})
+    return rows
 
 
 def run_ratings(python: Path, run_dir: Path, quick: bool, recommenders_reason: str
@@ -527,21 +539,14 @@ def run_ratings(python: Path, run_dir: Path, quick: bool, recommenders_reason: s
     print(f"\n=== rating peers (rank budget {rank}: Partial Dual's certified rank; "
           f"{n_train} training ratings)", flush=True)
     out = run_peers(python, split_path, run_dir / "rating_peers.npz")
-    rows = []
-    for name, params in peers.items():
-        got = peer_outputs(out, name)
-        row = {"method": f"{LABELS[family(name)]} (k={rank})", "peer": name,
-               "params": params, "unit": UNITS[family(name)]}
-        if "skipped" in got:
-            row["skipped"] = got["skipped"]
-        else:
-            row.update(evaluation.rating_metrics(got["test_prediction"], evaluation.split.test,
-                                                 "test_"))
-            row.update(evaluation.rating_metrics(got["validation_prediction"],
-                                                 evaluation.split.validation, "val_"))
-            row["fit_seconds"] = float(got["fit_seconds"])
-            row["throughput"] = throughput(got["samples"], row["fit_seconds"])
-        rows.append(row)
+
+    def metrics(got: dict) -> dict:
+        return {**evaluation.rating_metrics(got["test_prediction"], evaluation.split.test,
+                                            "test_"),
+                **evaluation.rating_metrics(got["validation_prediction"],
+                                            evaluation.split.validation, "val_")}
+
+    rows = peer_rows(peers, out, f"k={rank}", metrics)
     if recommenders_reason:
         rows.append({"method": LABELS["rlrmc"], "peer": "rlrmc",
                      "skipped": f"pip: {recommenders_reason}. {RECOMMENDERS_NOTE}"})

@@ -211,3 +211,16 @@ def test_grids_and_the_rows_the_table_shows(modules):
     best = peers.validation_best([{**row, "val_rmse": -row.get("val_auc", 0)} for row in rows],
                                  "val_rmse", "min")
     assert best["cornac_bpr"]["peer"] == "cornac_bpr@learning_rate=0.05,lambda_reg=0.01"
+
+
+def test_peer_rows_label_skip_and_throughput(modules):
+    peers, _ = modules
+    out = {"cornac_bpr@lr=0.05__fit_seconds": np.float64(0.5), "cornac_bpr@lr=0.05__samples": 200,
+           "cornac_bpr@lr=0.05__score": 3.0, "rlrmc__skipped": "not installed"}
+    rows = peers.peer_rows({"cornac_bpr@lr=0.05": {"lr": 0.05}, "rlrmc": {}}, out, "d=40",
+                           lambda got: {"test_auc": got["score"] / 4})
+    assert rows == [
+        {"method": "Cornac BPR (d=40)", "peer": "cornac_bpr@lr=0.05", "params": {"lr": 0.05},
+         "unit": "triplets/s", "test_auc": 0.75, "fit_seconds": 0.5, "throughput": 400.0},
+        {"method": "Recommenders RLRMC (d=40)", "peer": "rlrmc", "params": {},
+         "unit": "ratings/s", "skipped": "not installed"}]
