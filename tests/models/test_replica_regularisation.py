@@ -52,12 +52,18 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_one_and_two_replicas_take_the_same_step():
+def run_json_script(script: str) -> dict:
+    """Runs ``script`` in a fresh CPU-only Python process (logical devices can be set there
+    before TensorFlow initialises them) and returns the JSON of its last stdout line."""
     env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_one_and_two_replicas_take_the_same_step():
+    found = run_json_script(SCRIPT)
     # The penalty is large (L2 0.5 on every kernel): counted once per replica, the 2-replica
     # step would differ from the 1-replica one by about the lr times the penalty's gradient.
     assert found["penalty"] > 1.0, found

@@ -9,11 +9,9 @@ replicas. Run in a fresh process:
 logical devices must be set before TensorFlow initialises them. The multi-worker runs
 themselves are ``tests/training/test_multi_worker.py`` (slow)."""
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
+
+from tests.models.test_replica_regularisation import run_json_script
 
 SCRIPT = textwrap.dedent("""
     import json
@@ -69,11 +67,7 @@ SCRIPT = textwrap.dedent("""
 
 
 def test_one_and_two_replicas_take_the_same_step_and_log_the_same_numbers():
-    env = {**os.environ, "TF_USE_LEGACY_KERAS": "1", "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True,
-                          env=env, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = run_json_script(SCRIPT)
     for name, result in found.items():
         # The same step up to float32 summation order (a few ulps of the step's size). With
         # each replica's own 32 candidates only, the two-tower's step differed by 8% of its
