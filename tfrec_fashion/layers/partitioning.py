@@ -1,4 +1,5 @@
-"""K-means partitions of a catalogue for ``PartitionedTopK``, in NumPy, seeded and reproducible.
+"""K-means partitions of a catalogue for ``PartitionedTopK`` (NumPy, with the nearest-centroid
+assignments in TensorFlow), seeded and reproducible.
 
 The centroids are trained on ``SAMPLE_PER_PARTITION`` rows per partition (at most
 ``MAX_SAMPLE``): fewer cost recall (on the clustered 100,000 x 128 catalogue of
