@@ -69,7 +69,7 @@ def nearest_centroid(vectors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
 
 @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32),
                               tf.TensorSpec([None, None], tf.float32),
-                              tf.TensorSpec([None], tf.float32)])
+                              tf.TensorSpec([None], tf.float32)], autograph=False)
 def _nearest_centroid_tf(vectors, centroids, half_norms):
     """``nearest_centroid`` in blocks of ``TF_BLOCK`` rows: a block's [TF_BLOCK, P] scores stay
     in cache between the matmul and the argmax (NumPy's 32,768-row chunks spent more time in the
