@@ -7,8 +7,9 @@ serves in the stock ``tensorflow/serving`` image unchanged.
 
 How a query is answered (an inverted-file index):
 
-1. ``index`` splits the candidates into k-means partitions (NumPy, at index time; see
-   ``partitioning.py``), each of one category, and stores the rows sorted by partition.
+1. ``index`` splits the candidates into k-means partitions (NumPy and TensorFlow, at index
+   time; see ``partitioning.py``), each of one category, and stores the rows sorted by
+   partition.
 2. A query scores the P partition centroids (one [B, D] x [D, P] matmul) and keeps the
    ``n_probe`` best; with a category filter, only that category's partitions compete.
 3. The rows of the probed partitions are gathered and scored: exactly (``quantization="none"``),
