@@ -277,27 +277,54 @@ def tune_partitioned(index: FilteredPartitioned, item_vectors: np.ndarray,
     reranks = [built_rerank] if layer.quantization == "none" else [built_rerank,
                                                                    4 * built_rerank]
     sample = np.asarray(queries, np.float32)[:TUNING_QUERIES]
-    curve = []
 
-    def measure(probe: int, rerank: int) -> float:
+    def measure(probe: int, rerank: int) -> dict:
         layer.set_search_params(probe, rerank)
         recall = recall_against_brute_force(index, item_vectors, item_categories, n_categories,
                                             sample, seen, seed=seed, n_queries=TUNING_QUERIES)
         worst = min(value for key, value in recall.items() if key not in ("k", "queries"))
-        curve.append({"n_probe": layer.built_n_probe, "rerank": rerank,
-                      "scanned_share": round(layer.scanned_share, 4), "recall": worst,
-                      "queries_per_second": round(_queries_per_second(index, sample), 1)})
-        return worst
+        return {"n_probe": layer.built_n_probe, "rerank": rerank,
+                "scanned_share": round(layer.scanned_share, 4), "recall": worst,
+                "queries_per_second": round(_queries_per_second(index, sample), 1)}
+
+    met, chosen, curve = search_recall_target(measure, probes, reranks, target, only_raise)
+    layer.set_search_params(chosen["n_probe"], chosen["rerank"])
+    return {"target": target, "met": met,
+            "chosen": {"n_probe": chosen["n_probe"], "rerank": chosen["rerank"]},
+            "curve": curve}
+
+
+def search_recall_target(measure, probes: list, reranks: list, target: float,
+                         only_raise: bool = False) -> tuple[bool, dict, list]:
+    """The search of :func:`tune_partitioned`, for any index with a probe count and a re-rank
+    depth (``benchmarks/topk_catalogue.py`` also runs it on ScaNN's leaves and reorder).
+
+    Args:
+        measure: ``measure(probe, rerank)`` sets the index so and returns a point
+            {"n_probe", "rerank", "recall", "queries_per_second", ...}.
+        probes: the doubling steps, ascending; more probes never lower recall.
+        reranks: the re-rank depths to try, each with its own doubling and bisection.
+        target: the recall to meet.
+        only_raise: stop at the first re-rank depth that meets it, keeping the fewest probes.
+
+    Returns:
+        (met, the chosen point, every point in the order measured).
+    """
+    curve = []
+
+    def meets(probe: int, rerank: int) -> bool:
+        curve.append(measure(probe, rerank))
+        return curve[-1]["recall"] >= target
 
     for rerank in reranks:
         below = None  # the most probes seen to fall short
         for probe in probes:
-            if measure(probe, rerank) >= target:
+            if meets(probe, rerank):
                 # Bisect between the last doubling that fell short and this one: the fewest.
                 low, high = below, probe
                 while low is not None and high - low > 1:
                     middle = (low + high) // 2
-                    if measure(middle, rerank) >= target:
+                    if meets(middle, rerank):
                         high = middle
                     else:
                         low = middle
@@ -313,10 +340,7 @@ def tune_partitioned(index: FilteredPartitioned, item_vectors: np.ndarray,
         met = [point for point in met if point["queries_per_second"] >= TIMING_TIE * fastest]
     chosen = (min(met, key=lambda point: (point["n_probe"], point["rerank"])) if met
               else max(curve, key=lambda point: (point["recall"], -point["n_probe"])))
-    layer.set_search_params(chosen["n_probe"], chosen["rerank"])
-    return {"target": target, "met": bool(met),
-            "chosen": {"n_probe": chosen["n_probe"], "rerank": chosen["rerank"]},
-            "curve": curve}
+    return bool(met), chosen, curve
 
 
 def _queries_per_second(index: tf.Module, queries: np.ndarray, k: int = 10) -> float:
