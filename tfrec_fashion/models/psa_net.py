@@ -37,6 +37,9 @@ with the gradient, so a smaller step needs a smaller rate, not a scaled gradient
 
 An unknown customer (an index out of [0, n_customers), e.g. -1) gets the mean customer embedding
 and is flagged (``customer_vectors_for``), the cold-start rule of the compatibility serving head.
+A customer the file does not hold but whose E_c is known (a newcomer's, from the upstream run's
+fold-in or StyNet tower: ``training.recipes.psa_net.new_customer_embeddings``) is scored by
+``pair_scores`` on that E_c, as a known one: the attention reads nothing else of the customer.
 Training batches are integer-only, {"user", "item_a", "item_b", "label"}; the item content and
 the customer embeddings are data, not parameters (``models.item_table.ItemTable``): set them
 again on a model rebuilt from its config.

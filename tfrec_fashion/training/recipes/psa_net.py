@@ -15,11 +15,20 @@ earlier Partial Dual or StyNet run (the paper's two stages), and the compatibili
   attention MLP would otherwise have to learn: Partial Dual's factors are small, StyNet's are
   not). A file written on another dataset, or lacking a customer, is refused in ``prepare``,
   before the run directory is written. Not read when the model is not personalised.
-- **Serving** (``CompatibilityParts``): each customer's standardised E_c (empty when not
-  personalised), each item's X (the backbone's output, computed once) and
-  ``PSANet.pair_scores`` as the scorer, so an unknown customer gets the mean embedding and is
-  flagged by ``cold_start``, the model's own rule; ``score_pairs`` also answers the weights
-  the score used, ``attention_weights`` [B, k] (``PSANet.subspace_attention``).
+- **Serving** (``CompatibilityParts``): each customer's E_c as the embeddings file holds it
+  (empty when not personalised), each item's X (the backbone's output, computed once) and
+  ``PSANet.pair_scores`` on the standardised E_c as the scorer (the standardisation inside it),
+  so an unknown customer gets the mean embedding and is flagged by ``cold_start``, the model's
+  own rule; ``score_pairs`` also answers the weights the score used, ``attention_weights``
+  [B, k] (``PSANet.subspace_attention``).
+- **New customers** (issue 24): a customer not in the file is scored from their E_c in the
+  file's space, ``pair_scores(..., customer_embeddings=...)``, served by the compatibility
+  head's ``complete_pair_new_customer`` and ``score_pairs_new_customer`` (their
+  ``customer_embedding``). That E_c is what the upstream run computes for a
+  newcomer from their votes (and StyNet's survey answers): ``new_customer_embeddings`` runs
+  the upstream run's own ``NewCustomerQuery`` (``upstream_new_customer``: its serving parts,
+  Partial Dual's fold-in or StyNet's customer tower), as its served ``recommend_new_customer``
+  answers it in ``query``.
 - **Interpretability** (``evaluate``): on a world with planted subspaces, a personalised model's
   ``attention_subspace_accuracy`` (the share of customers whose largest attention weight lands
   on their planted dominant subspace, after matching learned to planted subspaces) and
@@ -29,6 +38,7 @@ earlier Partial Dual or StyNet run (the paper's two stages), and the compatibili
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +56,8 @@ from tfrec_fashion.models.psa_net import PSANet
 from tfrec_fashion.training.model_configs import model_arguments
 from tfrec_fashion.training.recipes.dvbpr import BACKBONES
 from tfrec_fashion.training.recipes.pairs import PairVoteRecipe
-from tfrec_fashion.training.serving_parts import CompatibilityParts
+from tfrec_fashion.training.serving_parts import (CompatibilityParts, NewCustomerQuery,
+                                                  has_parts, load_parts)
 
 _EFFICIENTNET_SIZE = 64  # EfficientNet-Lite0's image side when model.image_size is null
 
@@ -74,16 +85,56 @@ def customer_embeddings_for(path: str | Path, dataset: FashionDataset) -> np.nda
     return vectors
 
 
+def upstream_new_customer(source: str | Path) -> NewCustomerQuery:
+    """How the run that wrote PSA-Net's customer embeddings (``model.customer_embeddings``: a
+    Partial Dual or StyNet run directory, or the ``embeddings.npz`` in one) computes a new
+    customer's E_c from their votes: its serving parts' ``NewCustomerQuery``; ``ConfigError``
+    naming ``source`` when it is no such run."""
+    path = Path(source)
+    run_dir = path if path.is_dir() else path.parent
+    new_customer = getattr(load_parts(run_dir), "new_customer", None) \
+        if has_parts(run_dir) else None
+    if new_customer is None:
+        raise ConfigError(f"{source}: not a finished Partial Dual or StyNet run that folds new "
+                          f"customers in ({run_dir} holds no serving parts with a "
+                          "new-customer query); a new customer's embedding comes from the run "
+                          "that wrote the file")
+    return new_customer
+
+
+def new_customer_embeddings(new_customer: NewCustomerQuery,
+                            votes: Sequence[Sequence[tuple[str, float]]],
+                            surveys: Sequence[Mapping[str, str]] | None = None) -> np.ndarray:
+    """E_c float32 [B, d] of B customers not in the embeddings file, in its space: the upstream
+    run's ``new_customer`` query (``upstream_new_customer``) of each one's (item id, vote) pairs
+    and, for a model that reads a survey (StyNet), question -> answer mappings (None: none);
+    a customer with neither gets the upstream's cold-start vector. An unknown item id, survey
+    question or answer, or a vote outside the rating range is an ``InvalidArgumentError``
+    naming it, as served."""
+    from tfrec_fashion_serving.contract import new_customer_inputs  # the served inputs' form
+
+    votes = [list(row) for row in votes]
+    if surveys is not None and not new_customer.survey and any(surveys):
+        raise ValueError("surveys: this upstream model reads no survey answers (Partial Dual "
+                         "folds customers in from their votes alone)")
+    survey = [dict(row) for row in (surveys or [{}] * len(votes))] if new_customer.survey \
+        else None
+    inputs = new_customer_inputs(votes, survey=survey)
+    names = [spec.name for spec in new_customer.input_signature()]
+    return new_customer.query(*(tf.constant(inputs[name]) for name in names)).numpy()
+
+
 class PsaNetRecipe(PairVoteRecipe):
     """Trains ``PSANet`` on the pair votes with fixed customer embeddings (module docstring)."""
 
     def prepare_inputs(self, dataset: FashionDataset) -> None:
         config = self.model_config
-        self.customer_table = None
+        self.customer_table = self.file_embeddings = self.customer_scaling = None
         if config.customer_embeddings is not None:
-            raw = customer_embeddings_for(config.customer_embeddings, dataset)
-            mean, scale = feature_scaling(raw)
-            self.customer_table = ((raw - mean) / scale).astype(np.float32)
+            self.file_embeddings = np.asarray(
+                customer_embeddings_for(config.customer_embeddings, dataset), np.float32)
+            self.customer_scaling = feature_scaling(self.file_embeddings)
+            self.customer_table = self.standardised(self.file_embeddings)
         elif config.personalised:
             raise ConfigError("model.customer_embeddings: PSA-Net reads each customer's fixed "
                               "embedding from a Partial Dual or StyNet run on this dataset; "
@@ -148,18 +199,43 @@ class PsaNetRecipe(PairVoteRecipe):
                     np.asarray(self.images, np.float32), 255.0)
         return model.backbone, np.asarray(self.content, np.float32), 1.0
 
+    def standardised(self, embeddings):
+        """The model's E_c of embeddings as the file holds them, float32 [B, d] (NumPy or
+        tensor in, the same out): each column less its mean over the dataset's customers,
+        over its spread; unchanged when the model reads none (not personalised)."""
+        if self.customer_scaling is None or not self.model_config.personalised:
+            return embeddings
+        mean, scale = self.customer_scaling
+        return (embeddings - mean) / scale
+
     def customer_vectors(self, model: PSANet) -> np.ndarray:
-        """What the scorer reads per customer: E_c [n_users, d], or [n_users, 0] when the model
-        is not personalised (its weights are the same for everyone)."""
+        """What the attention reads per customer: the standardised E_c [n_users, d], or
+        [n_users, 0] when the model is not personalised (its weights are the same for
+        everyone)."""
         if not model.personalised:
             return np.zeros((len(self.dataset.users), 0), np.float32)
         return model.customer_embeddings.numpy()
 
     def pair_scores(self, model: PSANet, user: np.ndarray, item_a: np.ndarray,
-                    item_b: np.ndarray) -> np.ndarray:
+                    item_b: np.ndarray, customer_embeddings: np.ndarray | None = None
+                    ) -> np.ndarray:
+        """Scores float32 [B] of (item_a, item_b) for customer rows ``user`` [B], or, with
+        ``customer_embeddings``, for customers given by their E_c float [B, d] as the file holds
+        them (a customer not in the file: ``new_customer_embeddings``'; ``user`` not read);
+        ValueError for another size or a value that is not finite."""
         x = model.item_representations().numpy()  # the backbone once per item, not per vote
-        return model.pair_scores(self.customer_vectors(model)[user], x[item_a],
-                                 x[item_b]).numpy()
+        if customer_embeddings is None:
+            vectors = self.customer_vectors(model)[user]
+        else:
+            given = np.asarray(customer_embeddings, np.float32)
+            expected = (len(item_a), model.customer_dim if model.personalised else 0)
+            if given.shape != expected or not np.isfinite(given).all():
+                raise ValueError(f"customer_embeddings must be finite float [{expected[0]}, "
+                                 f"{expected[1]}] (one E_c per pair, the embeddings file's "
+                                 f"size). Received: shape {list(given.shape)}, finite: "
+                                 f"{bool(np.isfinite(given).all())}")
+            vectors = self.standardised(given)
+        return model.pair_scores(vectors, x[item_a], x[item_b]).numpy()
 
     def evaluate(self, model: PSANet) -> dict[str, float]:
         """The pair protocol's metrics and, for a personalised model on a world with planted
@@ -175,12 +251,24 @@ class PsaNetRecipe(PairVoteRecipe):
         return results
 
     def serving_parts(self, model: PSANet) -> CompatibilityParts:
+        """The compatibility head's parts: the customers' E_c as the file holds them and a
+        scorer that standardises them, so a request's ``customer_embedding`` is in the file's
+        space (a newcomer's: the upstream's ``recommend_new_customer`` query)."""
         config = self.model_config
         source = config.feature_source if config.backbone == "features" else "images"
+        personalised = model.personalised
+        info = {}
+        if personalised:
+            info["customer_vectors"] = (
+                "E_c as model.customer_embeddings holds them (a new customer's: that run's "
+                "recommend_new_customer query), standardised inside the scorer")
         return self.compatibility_parts(
-            self.customer_vectors(model), model.item_representations().numpy(),
-            model.pair_scores, model.variables, model.subspace_attention,
+            self.file_embeddings if personalised else self.customer_vectors(model),
+            model.item_representations().numpy(),
+            lambda user, item, partner: model.pair_scores(self.standardised(user), item,
+                                                          partner),
+            model.variables, lambda user: model.subspace_attention(self.standardised(user)),
             backbone=config.backbone, feature_source=source,
             subspaces=config.subspaces, personalised=config.personalised,
             customer_embeddings=(None if config.customer_embeddings is None
-                                 else str(config.customer_embeddings)))
+                                 else str(config.customer_embeddings)), **info)
