@@ -11,7 +11,11 @@ customer's vector, flagged by ``cold_start``; unknown item ids and categories, a
 ``score_pairs`` pair whose categories are not complements (two tops), fail inside the graph with
 ``InvalidArgumentError`` (INVALID_ARGUMENT when served). A scorer with subspace
 attention (PSA-Net) adds ``score_pairs``' optional ``attention_weights`` output: the weights the
-score used, the mean customer's for an unknown one.
+score used, the mean customer's for an unknown one. A scorer that reads a customer vector
+(``PairScorer.user_dim`` > 0: PSA-Net) adds the optional ``score_pairs_new_customer`` and
+``complete_pair_new_customer``: the same answers for customers given by their vector
+(``customer_embedding`` [B, E], in the space of the parts' customer vectors: a new customer's,
+computed by the model those vectors come from) instead of their id.
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from tfrec_fashion.training.serving_parts import CompatibilityParts
 from tfrec_fashion_export.module import (broadcast_rows, checked_k, complement_table,
                                          head_signatures, known_rows, lookup_table, top_k_answer,
                                          vectors_or_default, without_rows)
-from tfrec_fashion_serving.contract import COMPATIBILITY, COMPLETE_PAIR, SCORE_PAIRS
+from tfrec_fashion_serving.contract import (COMPATIBILITY, COMPLETE_PAIR,
+                                            COMPLETE_PAIR_NEW_CUSTOMER, SCORE_PAIRS,
+                                            SCORE_PAIRS_NEW_CUSTOMER)
 
 
 class CompatibilityModule(tf.Module):
@@ -56,10 +62,34 @@ class CompatibilityModule(tf.Module):
         self.item_vectors = tf.Variable(parts.item_vectors, trainable=False, name="item_vectors")
         self.scorer = parts.scorer
         self.scorer_variables = list(parts.scorer.variables)
+        self.takes_embedding = parts.scorer.user_dim > 0
+        if self.takes_embedding:  # tf.functions of the methods: their defaults are kept
+            self.score_pairs_new_customer = tf.function(
+                self._score_pairs_new_customer,
+                input_signature=SCORE_PAIRS_NEW_CUSTOMER.input_signature())
+            self.complete_pair_new_customer = tf.function(
+                self._complete_pair_new_customer,
+                input_signature=COMPLETE_PAIR_NEW_CUSTOMER.input_signature())
 
     def _user(self, user_id: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """(conditioning vectors float32 [B, E], cold_start bool [B])."""
         return vectors_or_default(self.user_table, user_id, self.user_vectors, self.cold_vector)
+
+    def _embedded(self, customer_embedding: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """(``customer_embedding`` [B, E] once checked: E the scorer's, every value finite;
+        cold_start all False), the ``_user`` of the ``*_new_customer`` signatures."""
+        dim = self.scorer.user_dim
+        finite = tf.reduce_all(tf.math.is_finite(customer_embedding), axis=1)
+        checks = [
+            tf.debugging.Assert(tf.equal(tf.shape(customer_embedding)[1], dim), [
+                "customer_embedding has", tf.shape(customer_embedding)[1],
+                f"columns; the customer vectors of this model have {dim}"]),
+            tf.debugging.Assert(tf.reduce_all(finite), [
+                "customer_embedding holds values that are not finite (NaN or inf) in row(s)",
+                tf.where(tf.logical_not(finite))[:, 0]], summarize=10)]
+        with tf.control_dependencies(checks):  # E known to the graph: the scorer's input
+            return (tf.ensure_shape(customer_embedding, [None, dim]),
+                    tf.zeros([tf.shape(customer_embedding)[0]], tf.bool))
 
     def _item_rows(self, item_ids: tf.Tensor, what: str) -> tf.Tensor:
         return known_rows(self.item_table, item_ids, what)
@@ -68,10 +98,19 @@ class CompatibilityModule(tf.Module):
     def score_pairs(self, user_id, item_id, partner_id):
         """Each customer's score of (item, partner): [B], higher = more compatible; with the
         customer's subspace weights [B, S] where the model has them."""
-        batch = tf.shape(user_id)[0]
-        item_id = broadcast_rows(item_id, batch, "item_id")
-        partner_id = broadcast_rows(partner_id, batch, "partner_id")
-        user, cold = self._user(user_id)
+        return self._pair_scores(self._user(user_id), item_id, partner_id, "user_id")
+
+    def _score_pairs_new_customer(self, customer_embedding, item_id, partner_id):
+        """``score_pairs`` for customers given by their vectors."""
+        answer = self._pair_scores(self._embedded(customer_embedding), item_id, partner_id,
+                                   "customer_embedding")
+        return {name: value for name, value in answer.items() if name != "cold_start"}
+
+    def _pair_scores(self, customers, item_id, partner_id, batch_of):
+        user, cold = customers
+        batch = tf.shape(user)[0]
+        item_id = broadcast_rows(item_id, batch, "item_id", batch_of)
+        partner_id = broadcast_rows(partner_id, batch, "partner_id", batch_of)
         item_rows = self._item_rows(item_id, "score_pairs item_id")
         partner_rows = self._item_rows(partner_id, "score_pairs partner_id")
         checks = []
@@ -96,16 +135,30 @@ class CompatibilityModule(tf.Module):
                       category=COMPLETE_PAIR.default("category"),
                       exclude_item_ids=COMPLETE_PAIR.default("exclude_item_ids")):
         """The k best partners of each item for each customer: [B, K], K = max(k)."""
-        batch = tf.shape(user_id)[0]
-        item_id = broadcast_rows(item_id, batch, "item_id")
-        k = broadcast_rows(k, batch, "k")
-        category = broadcast_rows(category, batch, "category")
-        exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids")
+        return self._best_partners(self._user(user_id), item_id, k, category,
+                                   exclude_item_ids, "user_id")
+
+    def _complete_pair_new_customer(
+            self, customer_embedding, item_id, k=COMPLETE_PAIR_NEW_CUSTOMER.default("k"),
+            category=COMPLETE_PAIR_NEW_CUSTOMER.default("category"),
+            exclude_item_ids=COMPLETE_PAIR_NEW_CUSTOMER.default("exclude_item_ids")):
+        """``complete_pair`` for customers given by their vectors."""
+        answer = self._best_partners(self._embedded(customer_embedding), item_id, k, category,
+                                     exclude_item_ids, "customer_embedding")
+        return {name: value for name, value in answer.items() if name != "cold_start"}
+
+    def _best_partners(self, customers, item_id, k, category, exclude_item_ids, batch_of):
+        user, cold = customers
+        batch = tf.shape(user)[0]
+        item_id = broadcast_rows(item_id, batch, "item_id", batch_of)
+        k = broadcast_rows(k, batch, "k", batch_of)
+        category = broadcast_rows(category, batch, "category", batch_of)
+        exclude_item_ids = broadcast_rows(exclude_item_ids, batch, "exclude_item_ids", batch_of)
         category_rows = self.category_table.lookup(category)
         k = checked_k(batch, k, category, category_rows, self.n_items,
-                      f"use \"\" for the item's complements, or one of: {self.category_names}")
+                      f"use \"\" for the item's complements, or one of: {self.category_names}",
+                      batch_of)
         rows = self._item_rows(item_id, "complete_pair item_id")
-        user, cold = self._user(user_id)
         own = tf.gather(self.item_category_rows, rows)  # [B]
         has_partners = tf.reduce_any(tf.gather(self.partner_categories, own), axis=1)
         check = tf.debugging.assert_equal(
@@ -137,5 +190,10 @@ class CompatibilityModule(tf.Module):
 
     def signatures(self) -> dict:
         """Signature name -> function (``head_signatures``); ``serving_default`` =
-        ``complete_pair``."""
-        return head_signatures(self, COMPATIBILITY)
+        ``complete_pair``; the ``*_new_customer`` signatures where the scorer reads a
+        customer vector."""
+        signatures = head_signatures(self, COMPATIBILITY)
+        if self.takes_embedding:
+            for signature in (SCORE_PAIRS_NEW_CUSTOMER, COMPLETE_PAIR_NEW_CUSTOMER):
+                signatures[signature.name] = getattr(self, signature.name)
+        return signatures

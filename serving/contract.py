@@ -47,6 +47,14 @@ ratings)::
     score_pairs   user_id [B], item_id [B], partner_id [B] -> scores float32 [B], cold_start [B]
                   and, from models that weight subspaces per customer (PSA-Net), the optional
                   attention_weights float32 [B, S] (each customer's weights, rows sum to 1)
+    complete_pair_new_customer, score_pairs_new_customer  (models whose scorer reads a
+        customer vector: PSA-Net) the same with customer_embedding float32 [B, E] in place of
+        user_id: each row's customer given by their vector, in the space of the model's customer
+        vectors (PSA-Net: E_c as its Partial Dual or StyNet run writes them, so a new
+        customer's is that run's ``recommend_new_customer`` query), no cold_start output; a
+        known customer's own vector gives their answer. E other than the model's, or a value
+        not finite, is INVALID_ARGUMENT naming it
+                 :data:`COMPLETE_PAIR_NEW_CUSTOMER`, :data:`SCORE_PAIRS_NEW_CUSTOMER`
 
 :data:`OUTFIT` (a customer's score of a whole outfit, one item per slot; PAN and its kin)::
 
@@ -63,7 +71,8 @@ A new customer who has voted on a few items is served personally by ``recommend_
 where the model has it, StyNet also from their survey answers (an unknown item id, survey
 question or answer, or a vote outside the rating range is INVALID_ARGUMENT naming it; no votes
 at all is the survey's answer, or with no answers either the cold-start answer, never an
-error).
+error). PSA-Net's pairs are personal for them too: its ``*_new_customer`` signatures take the
+``query`` its Partial Dual or StyNet run's ``recommend_new_customer`` answered.
 
 :data:`LOOK` (item-to-item, no customer: complete the look for a shopper we know nothing about,
 from the product they look at; scores are cosines, the index ranks L2-normalised vectors)::
@@ -253,6 +262,16 @@ COMPLETE_PAIR = Signature(
     outputs=(_ids("item_ids", 2), Tensor("scores", tf.float32, (None, None)),
              Tensor("cold_start", tf.bool, (None,))))
 COMPATIBILITY = Head("compatibility", (SCORE_PAIRS, COMPLETE_PAIR), default=COMPLETE_PAIR.name)
+# Optional, as recommend_new_customer: only models whose scorer reads a customer vector
+# (PSA-Net) export them; the others keep exactly the head's signatures.
+_CUSTOMER_EMBEDDING = Tensor("customer_embedding", tf.float32, (None, None))
+SCORE_PAIRS_NEW_CUSTOMER = Signature(
+    "score_pairs_new_customer",
+    inputs=(_CUSTOMER_EMBEDDING, *SCORE_PAIRS.inputs[1:]), outputs=SCORE_PAIRS.outputs[:1],
+    optional_outputs=SCORE_PAIRS.optional_outputs)
+COMPLETE_PAIR_NEW_CUSTOMER = Signature(
+    "complete_pair_new_customer", inputs=(_CUSTOMER_EMBEDDING, *COMPLETE_PAIR.inputs[1:]),
+    outputs=COMPLETE_PAIR.outputs[:2])
 
 SCORE_OUTFIT = Signature(
     "score_outfit", inputs=(_ids("user_id"), _ids("item_ids", 2)),

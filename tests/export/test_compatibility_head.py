@@ -62,6 +62,9 @@ def test_the_run_writes_compatibility_parts_and_the_export_follows_the_contract(
     for signature in contract.COMPATIBILITY.signatures:
         assert contract.differences(signature, defs[signature.name]) == []
     assert contract.differences(contract.COMPLETE_PAIR, defs[contract.SERVING_DEFAULT]) == []
+    # A scorer that reads no customer takes no customer vector: no *_new_customer signatures.
+    assert contract.SCORE_PAIRS_NEW_CUSTOMER.name not in defs
+    assert contract.COMPLETE_PAIR_NEW_CUSTOMER.name not in defs
 
 
 def test_a_fresh_process_gets_the_keras_models_answers(run, version, assert_close):
