@@ -13,7 +13,7 @@ from tfrec_fashion import cli
 from tfrec_fashion.cli import build_parser, main
 
 SUBCOMMANDS = ["data", "train", "evaluate", "table", "export", "check-ops", "serve", "query",
-               "visualize", "report", "design", "demo"]
+               "visualize", "report", "design", "newcomers", "demo"]
 DATA_ACTIONS = ["fetch", "synth", "convert", "info"]
 
 
@@ -108,6 +108,13 @@ PARSES = [
                 "i9", "--out", "g.png"],
      {"run_dir": "r", "user": "u1", "category": None, "n": 3, "eta": 0.5, "seed": 7,
       "from_item": "i9", "out": "g.png"}),
+    ("newcomers", ["a.yaml"], {"configs": ["a.yaml"], "held_out": 40,
+                               "votes": [0, 5, 10, 20, 40], "seed": 0, "out": "runs/newcomers",
+                               "set": []}),
+    ("newcomers", ["a.yaml", "b.yaml", "--held-out", "9", "--votes", "0", "3", "--seed", "2",
+                   "--out", "o", "--set", "data.seed=1"],
+     {"configs": ["a.yaml", "b.yaml"], "held_out": 9, "votes": [0, 3], "seed": 2, "out": "o",
+      "set": ["data.seed=1"]}),
     ("demo", [], {"workdir": "runs/demo", "config": None, "set": []}),
     ("demo", ["--workdir", "w", "--config", "d.yaml", "--set", "train.epochs=1"],
      {"workdir": "w", "config": "d.yaml", "set": ["train.epochs=1"]}),

@@ -384,6 +384,26 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _newcomers(args: argparse.Namespace) -> int:
+    from tfrec_fashion.config import load_config
+    from tfrec_fashion.training.run_config import RunConfig
+
+    # The configs are checked before TensorFlow loads, so a bad file fails at once.
+    configs = [load_config(RunConfig, path, args.set) for path in args.configs]
+    from tfrec_fashion.training.newcomers import curve_table, run_newcomer_curves
+    from tfrec_fashion.visualisation.newcomers import plot_newcomer_curves
+
+    out = Path(args.out)
+    curves = run_newcomer_curves(configs, args.held_out, out / "fits", args.votes, args.seed)
+    table = curve_table(curves)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "newcomers.md").write_text(table + "\n")
+    (out / "newcomers.json").write_text(json.dumps(curves, indent=2))
+    print(table)
+    print(f"plot: {plot_newcomer_curves(curves, out / 'newcomers.png')}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- demo
 def _demo(args: argparse.Namespace) -> int:
     from tfrec_fashion.demo import run_demo
@@ -593,6 +613,24 @@ COMMANDS: tuple[Command, ...] = (
                   "tailoring) instead of designing from random starts"),
               arg("--out", help="PNG to write (default RUN_DIR/design/design_<user>_"
                   "<category>.png)"))),
+    Command(
+        "newcomers", "how fast a newcomer becomes known: AUC against 0-40 votes", _newcomers,
+        description="Fits each config's model (partial_dual, stynet) on the first config's "
+        "world less --held-out whole customers, gives each of them their survey answers and "
+        "their first 0, 5, 10, 20, 40 votes (Partial Dual folds them in, StyNet's customer "
+        "tower reads them), and prints the held-out vote AUC and the recommendation AUC "
+        "beside each method's mean customer and the planted oracle; writes "
+        "<out>/newcomers.md, .json and .png. E.g. `newcomers configs/partial_dual.yaml "
+        "configs/stynet.yaml --set data.ratings_per_user=80`.",
+        args=(arg("configs", nargs="+", help="run configs of partial_dual / stynet models"),
+              arg("--held-out", type=int, default=40, help="customers held out (default 40)"),
+              arg("--votes", type=int, nargs="+", default=[0, 5, 10, 20, 40],
+                  help="vote counts (default 0 5 10 20 40); each held-out customer needs more "
+                  "votes than the largest"),
+              arg("--seed", type=int, default=0,
+                  help="draws the held-out customers and their vote order"),
+              arg("--out", default="runs/newcomers", help="folder of the table, JSON and PNG"),
+              SET)),
     Command(
         "demo", "end-to-end demo on the embedded synthetic world", _demo,
         description="Trains, evaluates and plots on the embedded synthetic world, running every "

@@ -165,7 +165,7 @@ def test_held_out_customers_become_known_as_they_vote(seed, setting, tmp_path):
     assert model.summary["relative_gap"] < 1e-6
     curve = newcomer_curve(recipe.fold_in(model, shrink_to), dataset.ratings, held_out,
                            seed=seed)
-    auc, mean = curve["fold_in_auc"], curve["mean_customer_auc"]
+    auc, mean = curve["auc"], curve["mean_customer_auc"]
     print(setting, seed, np.round(mean[0], 3), np.round(auc, 3))
     assert curve["votes"] == list(VOTE_COUNTS)
     assert auc[0] == mean[0]  # no votes: the mean customer
