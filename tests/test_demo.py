@@ -2,12 +2,13 @@
 the official stubs, plots; the served top-10 must be the Keras model's, and the approximate
 export's must overlap it."""
 
+import dataclasses
 import json
 
 import numpy as np
 import yaml
 
-from tfrec_fashion.demo import run_demo, top_k_matches
+from tfrec_fashion.demo import _planted_answers, run_demo, top_k_matches
 
 TINY_WORLD = {"name": "synthetic", "seed": 0, "n_users": 60, "n_items": 120,
               "mean_interactions_per_user": 12.0, "image_size": 32}
@@ -150,9 +151,39 @@ def test_tiny_demo_trains_exports_serves_and_draws(tmp_path, capsys):
     assert summary["gan_tiny"]["attention_sanity"].startswith("sanity (gradcam, 6 items)")
     design = yaml.safe_load((work / "gan_tiny" / "config.yaml").read_text())["model"]
     assert design["dvbpr_run"] == str(work / "dvbpr_tiny")
+    # A new customer (a persona of the planted world: its survey answers and 10 votes) served
+    # through StyNet's recommend_new_customer (preferred to Partial Dual's votes-only fold-in),
+    # drawn beside the mean customer's top-10, its line under the summary table.
+    newcomer = summary["stynet_tiny"]
+    assert "newcomer" not in summary["partial_dual_tiny"]
+    assert (work / "newcomer.png").stat().st_size > 20_000
+    assert newcomer["newcomer_cold_start_flags"] is True  # only the unknown id is a cold start
+    assert newcomer["newcomer_differs_from_mean"] is True
+    line = newcomer["newcomer"]
+    assert line.startswith("newcomer (stynet_tiny, favourite_colour=")
+    assert " and 10 votes): " in line
+    assert f"{newcomer['newcomer_in_taste_at_10']} of the served top-10 in their planted" in line
+    assert f"the mean customer's {newcomer['mean_customer_in_taste_at_10']} " in line
+    assert line in (work / "summary.md").read_text() and line in out
     report = (work / "report.html").read_text()
     assert "dvbpr_tiny" in report and "data:image/png;base64," in report
     assert "Complete the look, served" in report  # the grid, with its caption
+
+
+def test_planted_answers_are_the_honest_survey_answers():
+    """The newcomer's persona is a pair of true survey answers: with an honest survey they are
+    exactly what every customer answered."""
+    from tfrec_fashion.data.synthetic import SyntheticWorldConfig, make_world
+
+    world = make_world(SyntheticWorldConfig.tiny(survey_accuracy=1.0))
+    answers = _planted_answers(world)
+    assert set(answers) == set(world.users.features) == {"favourite_colour", "cares_most_about"}
+    for question, answer in answers.items():
+        np.testing.assert_array_equal(answer, world.users.features[question])
+    noisy = make_world(SyntheticWorldConfig.tiny(survey_accuracy=0.0))  # uniform guesses
+    assert (_planted_answers(noisy)["favourite_colour"]
+            != noisy.users.features["favourite_colour"]).mean() > 0.5
+    assert _planted_answers(dataclasses.replace(world, truth={})) is None  # no planted truth
 
 
 SCORES = np.array([3.0, 2.0, 2.0 * (1 + 1e-7), 1.0, 0.5, -np.inf])  # item 5: already bought

@@ -8,7 +8,11 @@ for worlds with images, a grid of their items; then it prints one table and writ
 gRPC server, and queried with the official TF Serving stubs, for a known customer and an unknown
 one (cold start); the served top-10 is checked against the top-10 the trained model itself
 gives by the function the export serves (``_served_function_scores``; order may differ only
-within float32 ties, ``top_k_matches``) and drawn as ``<workdir>/recommendations.png``. Pair
+within float32 ties, ``top_k_matches``) and drawn as ``<workdir>/recommendations.png``. A new
+customer of the planted world (a persona's survey answers and 10 votes) is served through
+``recommend_new_customer`` (StyNet's, which reads the survey) and drawn beside the mean
+customer's top-10 as ``<workdir>/newcomer.png``, with how many of each fall in the newcomer's
+planted taste (``_show_newcomer``; its line goes under the summary table). Pair
 models answer through the compatibility head (best partners of a top) and outfit models (PAN,
 FHN) through the outfit head (a held-out outfit's score, the best items for its blank slot),
 each checked against the Keras model's own scores. Complete-the-look runs answer through the
@@ -104,6 +108,9 @@ def run_demo(workdir: Path, config_path: str | Path | None = None,
     for name, checks in export_and_serve(trained, workdir).items():
         results[name].update(checks)
     summary = _summary_table(results)
+    # The served newcomer's line under the table (its numbers are in summary.json too).
+    summary += "".join(f"\n\n{metrics['newcomer']}" for metrics in results.values()
+                       if "newcomer" in metrics)
     print("\n" + summary)
     (workdir / "summary.md").write_text(summary + "\n")
     if PENDING_STAGES:
@@ -363,6 +370,10 @@ def export_and_serve(trained: dict, workdir: Path) -> dict[str, dict]:
             name = max(drawable, key=lambda n: trained[n].metrics.get("test_auc", 0.0))
             _show_recommendations(trained[name], target, name,
                                   workdir / "recommendations.png")
+        newcomer = _newcomer_run(trained, parts)
+        if newcomer is not None:
+            checks[newcomer].update(_show_newcomer(trained[newcomer], parts[newcomer].new_customer,
+                                                   target, newcomer, workdir / "newcomer.png"))
     return checks
 
 
@@ -710,6 +721,131 @@ def _show_recommendations(result, target: str, name: str, path: Path) -> None:
                    title=f"{name}: customer {dataset.users.ids[user]} (top row: last purchases; "
                          "middle: served top-10; bottom: an unknown customer, cold start)")
     print(f"    recommendations: {path}")
+
+
+def _newcomer_run(trained: dict, parts: dict) -> str | None:
+    """The run whose served cold start the demo draws (``_show_newcomer``): the first that
+    exports ``recommend_new_customer`` on a planted world with images, one that reads the survey
+    (StyNet) before one that takes votes only (Partial Dual); None if there is none."""
+    runs = [name for name, result in trained.items()
+            if getattr(parts[name], "new_customer", None) is not None
+            and result.dataset.items.images is not None
+            and _planted_answers(result.dataset) is not None]
+    return max(runs, key=lambda name: bool(parts[name].new_customer.survey), default=None)
+
+
+def _planted_answers(world: FashionDataset) -> dict[str, np.ndarray] | None:
+    """Every customer's true survey answers in the planted world (what ``favourite_colour`` and
+    ``cares_most_about`` report when honest: the colour of their highest visual taste, their
+    dominant compatibility subspace), question -> str [n_users]; None for a world without that
+    truth."""
+    import numpy as np
+
+    from tfrec_fashion.data.synthetic_truth import dominant_subspace
+
+    truth, metadata = world.truth or {}, world.metadata or {}
+    values = metadata.get("attribute_values", [])
+    colours = [column for column, value in enumerate(values) if value.startswith("colour=")]
+    if not ({"user_item_score", "user_visual_taste", "user_subspace_weights"} <= set(truth)
+            and colours and "subspace" in metadata.get("vocabularies", {})):
+        return None
+    names = np.array([values[column].split("=", 1)[1] for column in colours])
+    return {"favourite_colour": names[truth["user_visual_taste"][:, colours].argmax(1)],
+            "cares_most_about": np.array(metadata["vocabularies"]["subspace"])[
+                dominant_subspace(world)[0]]}
+
+
+NEWCOMER_VOTES = 5  # the newcomer loves this many items and leaves as many
+NEWCOMER_TASTE_SHARE = 0.1  # "their taste": the top tenth of the catalogue by their planted score
+NEWCOMER_GROUP = 5  # customers a persona needs (fewer only when no persona has that many)
+
+
+def _show_newcomer(result, new_customer, target: str, name: str, path: Path) -> dict[str, Any]:
+    """A new customer served from survey answers and 10 votes (``recommend_new_customer`` over
+    gRPC) beside the mean customer (``recommend`` of an unknown id, the cold start), drawn as
+    ``path``: the voted items, the newcomer's top-10 and the mean customer's.
+
+    The newcomer is a persona of the planted world: the customers who share one pair of true
+    survey answers (``_planted_answers``; at least ``NEWCOMER_GROUP`` of them), their mean
+    planted score being the newcomer's taste. Of the personas, the one whose taste (the top
+    ``NEWCOMER_TASTE_SHARE`` of the catalogue by that score) the mean customer's top-10 shows
+    least: a newcomer the cold start serves worst. They answer the survey as the persona
+    (answers the export knows; none for a votes-only model), love the ``NEWCOMER_VOTES`` items
+    they score highest and leave the ``NEWCOMER_VOTES`` they score lowest. Both top-10s leave the
+    voted items out. Returns the counts of each top-10 in the newcomer's taste and the summary's
+    line (``newcomer``)."""
+    import numpy as np
+
+    from tfrec_fashion_serving import client
+    from tfrec_fashion.visualisation.item_grid import plot_item_grid
+
+    world = result.dataset
+    items, answers = world.items, _planted_answers(world)
+    ids = [str(item_id) for item_id in items.ids]
+    rows = {item_id: row for row, item_id in enumerate(ids)}
+    crowd = [rows[_text(i)] for i in client.recommend(target, name, ["new-customer"],
+                                                      k=SERVED_K)["item_ids"][0]]
+    personas: dict[tuple, list[int]] = {}
+    for customer, key in enumerate(zip(*answers.values())):
+        personas.setdefault(tuple(str(answer) for answer in key), []).append(customer)
+    least = min(NEWCOMER_GROUP, max(len(members) for members in personas.values()))
+    n_taste = max(1, round(NEWCOMER_TASTE_SHARE * len(ids)))
+
+    def taste(members: list[int]) -> np.ndarray:  # items, best first by their mean score
+        return np.argsort(-world.truth["user_item_score"][members].mean(axis=0), kind="stable")
+
+    # Fewest of the mean customer's top-10 in the persona's taste; ties: the larger persona.
+    key = min((key for key, members in personas.items() if len(members) >= least),
+              key=lambda key: (np.isin(crowd, taste(personas[key])[:n_taste]).sum(),
+                               -len(personas[key]), key))
+    order = taste(personas[key])
+    liked, left = order[:NEWCOMER_VOTES], order[::-1][:NEWCOMER_VOTES]
+    low, high = (float(value) for value in new_customer.rating_range)
+    votes = [(ids[i], high) for i in liked] + [(ids[i], low) for i in left]
+    survey = {question: answer for question, answer in zip(answers, key)
+              if answer in new_customer.survey.get(question, ())}
+    answer = client.recommend_new_customer(target, name, [votes], k=SERVED_K,
+                                           survey=survey or None)
+    mean = client.recommend(target, name, ["new-customer"], k=SERVED_K,
+                            exclude=[item for item, _ in votes])
+    served = {"new": ([rows[_text(i)] for i in answer["item_ids"][0]], answer["scores"][0]),
+              "mean": ([rows[_text(i)] for i in mean["item_ids"][0]], mean["scores"][0])}
+    in_taste = set(order[:n_taste].tolist())
+    hits = {who: sum(item in in_taste for item in picked) for who, (picked, _) in served.items()}
+    said = ", ".join(f"{question}={answer}" for question, answer in survey.items())
+    line = (f"newcomer ({name}, {said + ' and ' if said else ''}{len(votes)} votes): "
+            f"{hits['new']} of the served top-{SERVED_K} in their planted taste (top "
+            f"{n_taste} of {len(ids)} items), the mean customer's {hits['mean']} "
+            f"({path.name})")
+    cold = bool(mean["cold_start"][0]) and not bool(answer["cold_start"][0])
+    print(f"=== query {name} (recommend_new_customer, official PredictionServiceStub): a "
+          f"newcomer like the {len(personas[key])} customers whose planted answers are "
+          f"{', '.join(key)}; cold start only for the unknown id: {cold}\n    {line}")
+
+    shown = [*liked, *left]
+    captions = [f"{'loves' if vote == high else 'leaves'} ({vote:+g}): {items.category[i]}"
+                for i, (_, vote) in zip(shown, votes)]
+    for who, (picked, scores) in served.items():
+        shown += picked
+        captions += [f"{who} #{rank} {items.category[i]} {s:.2f}{' *' if i in in_taste else ''}"
+                     for rank, (i, s) in enumerate(zip(picked, scores), 1)]
+    blank = np.full_like(items.images[0], 255)
+    images = np.stack([items.images[i] for i in shown]
+                      + [blank] * (-len(shown) % SERVED_K))
+    captions += [""] * (len(images) - len(captions))
+    plot_item_grid(images, captions, path, columns=SERVED_K,
+                   title=f"{name}: a new customer, served from "
+                         f"{'the survey (' + said + ') and ' if said else ''}{len(votes)} votes\n"
+                         f"rows: their votes | their top-{SERVED_K} (recommend_new_customer) | "
+                         f"the mean customer's (an unknown id)\n* in their planted taste (the "
+                         f"top {n_taste} items of the {len(personas[key])} customers whose true "
+                         f"answers these are): newcomer {hits['new']}/{SERVED_K}, mean customer "
+                         f"{hits['mean']}/{SERVED_K}")
+    print(f"    newcomer: {path}")
+    return {"newcomer_in_taste_at_10": hits["new"],
+            "mean_customer_in_taste_at_10": hits["mean"],
+            "newcomer_differs_from_mean": set(served["new"][0]) != set(served["mean"][0]),
+            "newcomer_cold_start_flags": cold, "newcomer": line}
 
 
 def _show_items(world: FashionDataset, path: Path) -> None:
