@@ -59,7 +59,7 @@ K = 10
 # stay nearer each other than to other items' vectors, but not identical, so the scaled-up
 # catalogue keeps the trained vectors' neighbourhoods without inventing new ones.
 JITTER = 0.5
-SCANN_REORDERS = (100, 200, 400)  # ScaNN's default reorder is 200
+SCANN_REORDER = 200  # ScaNN's default (export/ann_index.py), x each --rerank-factors
 # Full run: tuning queries, evaluation calls (batch 1, batch 256) for exact and approximate
 # methods; --tiny: fewer.
 SIZES = {"full": {"tuning": 500, "exact_calls": (40, 3), "approximate_calls": (300, 4),
@@ -236,7 +236,8 @@ def tuned(make_search, probes, reranks, tuning, exact, targets):
 
 
 def run_catalogue(kind, n_items, dim, args, rng):
-    sizes = SIZES["tiny" if args.tiny else "full"]
+    sizes = {**SIZES["tiny" if args.tiny else "full"],
+             **({"tuning": args.tuning_queries} if args.tuning_queries else {})}
     n_eval = max(sizes["approximate_calls"][0], sizes["approximate_calls"][1] * BATCHES[1])
     items, queries, made = make_catalogue(kind, n_items, dim, sizes["tuning"] + n_eval, rng,
                                           sizes, args.seed)
@@ -264,7 +265,8 @@ def run_catalogue(kind, n_items, dim, args, rng):
             else " (partitions reused)"))
         partitions = index.partitions
         built = index.built_rerank
-        reranks = [built] if quantization == "none" else [built, 4 * built]
+        reranks = ([built] if quantization == "none"
+                   else [built * factor for factor in args.rerank_factors])
         choices = tuned(lambda probe, rerank, index=index: partitioned_top_k(index, probe,
                                                                              rerank),
                         doublings(index.built_n_partitions), reranks, tuning, tuning_exact,
@@ -288,9 +290,9 @@ def run_catalogue(kind, n_items, dim, args, rng):
                           "leaves, asymmetric hashing)")
             searcher = AnnIndex.load(f"{directory}/ann").searcher
         leaves = params["num_leaves"]
+        reorders = [SCANN_REORDER * factor for factor in args.rerank_factors]
         choices = tuned(lambda probe, reorder: scann_top_k(searcher, probe, reorder),
-                        doublings(leaves), list(SCANN_REORDERS), tuning, tuning_exact,
-                        args.targets)
+                        doublings(leaves), reorders, tuning, tuning_exact, args.targets)
         for target, (met, point) in choices.items():
             methods.append(("ScaNN pybind (custom code)", target,
                             f"leaves {point['n_probe']}/{leaves} reorder {point['rerank']}",
@@ -361,12 +363,18 @@ def main() -> None:
                         help="catalogues as ITEMSxDIM (default 1000000x64 100000x128; "
                              "--tiny: 2000x16)")
     parser.add_argument("--catalogue", nargs="+", default=["clustered", "random", "learned"],
-                        choices=["clustered", "random", "learned"])
+                        choices=["clustered", "random", "learned"], help="run in this order")
     parser.add_argument("--quantizations", nargs="+", default=["bfloat16", "none", "int8"],
                         help="PartitionedTopK scans, each tuned to every target; one the "
                              "installed PartitionedTopK does not accept is skipped with a note")
     parser.add_argument("--targets", nargs="+", type=float, default=[0.9, 0.95],
                         help="recall@10 targets the approximate indexes are tuned to")
+    parser.add_argument("--rerank-factors", nargs="+", type=int, default=[1, 4],
+                        help="re-rank depths swept, as multiples of the default (a quantised "
+                             "PartitionedTopK's rerank 100, ScaNN's reorder 200)")
+    parser.add_argument("--tuning-queries", type=int, default=None,
+                        help="held-out queries the settings are tuned on (default 500; "
+                             "--tiny: 256)")
     parser.add_argument("--no-scann", action="store_true", help="skip the ScaNN rows")
     parser.add_argument("--tiny", action="store_true",
                         help="tiny shapes, few queries, a tiny world trained one epoch (a test)")
@@ -374,6 +382,8 @@ def main() -> None:
     args = parser.parse_args()
     if any(not 0 < target <= 1 for target in args.targets):
         parser.error(f"--targets must be in (0, 1]. Received: {args.targets}")
+    if min(args.rerank_factors) < 1 or (args.tuning_queries or 1) < 1:
+        parser.error("--rerank-factors and --tuning-queries must be positive.")
     args.targets = sorted(set(args.targets))
     shapes = args.shapes or (["2000x16"] if args.tiny else ["1000000x64", "100000x128"])
     print("$ " + " ".join([sys.executable.split("/")[-1]] + sys.argv))
