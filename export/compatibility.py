@@ -62,7 +62,11 @@ class CompatibilityModule(tf.Module):
         self.item_vectors = tf.Variable(parts.item_vectors, trainable=False, name="item_vectors")
         self.scorer = parts.scorer
         self.scorer_variables = list(parts.scorer.variables)
-        self.takes_embedding = parts.scorer.user_dim > 0
+        # Parts that hold the customer vectors in their upstream file's space say so
+        # (info["customer_vectors"], PSA-Net runs from issue 24 on); older runs hold them
+        # standardised beside a scorer that does not standardise, where an upstream query would
+        # be scored in the wrong space, so they keep exactly the signatures they had.
+        self.takes_embedding = parts.scorer.user_dim > 0 and "customer_vectors" in parts.info
         if self.takes_embedding:  # tf.functions of the methods: their defaults are kept
             self.score_pairs_new_customer = tf.function(
                 self._score_pairs_new_customer,

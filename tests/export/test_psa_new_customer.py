@@ -252,3 +252,19 @@ def test_a_stynet_upstream_folds_survey_answers_and_votes_in(tmp_path, assert_cl
     with pytest.raises(tf.errors.InvalidArgumentError, match="favourite_colour=mauve"):
         new_customer_embeddings(upstream_new_customer(stynet.run_dir), [[]],
                                 [{"favourite_colour": "mauve"}])
+
+
+def test_runs_from_before_the_new_customer_signatures_keep_the_signatures_they_had(runs):
+    """A PSA-Net run trained before issue 24 holds standardised customer vectors beside a
+    scorer that does not standardise (no info["customer_vectors"]): an upstream query would be
+    scored in the wrong space, so its export has no *_new_customer signatures."""
+    from tfrec_fashion.training.serving_parts import load_parts
+    from tfrec_fashion_export.compatibility import CompatibilityModule
+
+    _, psa, _ = runs
+    parts = load_parts(psa.run_dir)
+    assert {SCORE, COMPLETE} <= set(CompatibilityModule(parts).signatures())
+    del parts.info["customer_vectors"]
+    signatures = CompatibilityModule(parts).signatures()
+    assert SCORE not in signatures and COMPLETE not in signatures
+    assert {s.name for s in contract.COMPATIBILITY.signatures} <= set(signatures)
