@@ -7,7 +7,8 @@ Modules, downstream first:
     contract.py       the serving contract written once, one head per model family
                       (RETRIEVAL: recommend / score / user_query / embed_item /
                       recommend_new_customer; COMPATIBILITY:
-                      complete_pair / score_pairs): signatures (inputs, dtypes, shapes,
+                      complete_pair / score_pairs, and PSA-Net's complete_pair_new_customer /
+                      score_pairs_new_customer): signatures (inputs, dtypes, shapes,
                       defaults, padding), warm-up inputs, assets.extra file names, and
                       ``differences`` to hold a SavedModel to it (export, client, toy share it)
     limits.py         per-request bounds and their flags, chunked running, the run gate
