@@ -21,8 +21,9 @@ def plot_newcomer_curves(curves: Sequence[Mapping[str, list]], path: str | Path,
                          title: str = "How fast does a newcomer become known?") -> Path:
     """Writes a PNG of ``newcomer_curve`` results: one panel per metric they all have (vote
     AUC, and recommendation AUC on planted worlds), votes on x, one solid line per method, its
-    mean customer dashed in the same colour, the oracle dotted (named at the top edge when it
-    lies far above the curves, so their differences stay readable).
+    mean customer dashed in the same colour, the oracle dotted (named at the top right when it
+    lies far above the curves, so their differences stay readable), the legend at the upper
+    left, above where the curves start.
 
     Args:
         curves: ``newcomer_curve`` results (the same vote counts), e.g. Partial Dual's and
@@ -45,16 +46,17 @@ def plot_newcomer_curves(curves: Sequence[Mapping[str, list]], path: str | Path,
                          label=f"{_short(curve['method'])}: mean customer")
             values += [*auc, baseline]
         low, high = min(values), max(values)
-        top = high + 0.25 * (high - low) + 0.01
+        # Headroom above the curves (which rise to the right) for the legend at the upper left.
+        top = high + 0.5 * (high - low) + 0.01
         oracle = [curve[f"oracle_{metric}"][0] for curve in curves
                   if f"oracle_{metric}" in curve]
         if oracle:
             if oracle[0] <= top:
                 axis.axhline(oracle[0], color="black", linestyle=":", label="oracle")
             else:
-                axis.annotate(f"oracle (planted truth) {oracle[0]:.3f}, far above", xy=(0.5, 1),
-                              xycoords="axes fraction", xytext=(0, -12),
-                              textcoords="offset points", ha="center", fontsize=8,
+                axis.annotate(f"oracle (planted truth) {oracle[0]:.3f}, far above", xy=(1, 1),
+                              xycoords="axes fraction", xytext=(-4, -12),
+                              textcoords="offset points", ha="right", fontsize=8,
                               color="black")
         axis.set_ylim(low - 0.1 * (high - low) - 0.01, top)
         axis.set_xticks(curves[0]["votes"])
@@ -65,7 +67,7 @@ def plot_newcomer_curves(curves: Sequence[Mapping[str, list]], path: str | Path,
         axis.set_ylabel(name)
         axis.set_title(question, fontsize=9)
         axis.grid(alpha=0.3)
-        axis.legend(loc="lower right", fontsize=7)
+        axis.legend(loc="upper left", fontsize=7)
     return save_figure(figure, path, title, dpi=110)
 
 
