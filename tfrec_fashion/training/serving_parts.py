@@ -66,7 +66,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 import scipy.sparse
@@ -152,6 +152,36 @@ class NewCustomerQuery:
     def input_signature(self) -> list[tf.TensorSpec]:
         """``query``'s: the votes, and the survey's two inputs where it reads one."""
         return [*self.INPUT_SIGNATURE, *(self.SURVEY_SIGNATURE if self.survey else [])]
+
+    def vectors(self, votes: Sequence[Sequence[tuple[str, float]]],
+                surveys: Sequence[Mapping[str, str]] | None = None) -> np.ndarray:
+        """float32 [B, D]: ``query`` of B customers, each given by a list of (item id, vote)
+        pairs and, for a model that reads a survey, a question -> answer mapping (None: no
+        answers), padded with "" as the served ``recommend_new_customer`` pads them. A
+        customer with neither gets the cold-start query; bad ids, answers or votes are the
+        query's ``InvalidArgumentError``; surveys for a model without one a ``ValueError``."""
+        rows = [list(row) for row in votes]
+        if surveys is not None and not self.survey and any(surveys):
+            raise ValueError("surveys: this model reads no survey answers (Partial Dual folds "
+                             "customers in from their votes alone)")
+
+        def table(cells: list[list], fill, dtype) -> np.ndarray:
+            """[B, W] of rows padded with ``fill`` to the longest (W = 0 for none)."""
+            width = max([0, *(len(row) for row in cells)])
+            return np.array([row + [fill] * (width - len(row)) for row in cells],
+                            dtype).reshape(len(cells), width)
+
+        inputs = [tf.constant(table([[str(item) for item, _ in row] for row in rows], "",
+                                    object), tf.string),
+                  tf.constant(table([[float(vote) for _, vote in row] for row in rows], 0.0,
+                                    np.float32))]
+        if self.survey:
+            answers = [dict(row) for row in (surveys or [{}] * len(rows))]
+            inputs += [tf.constant(table([[str(q) for q in row] for row in answers], "",
+                                         object), tf.string),
+                       tf.constant(table([[str(a) for a in row.values()] for row in answers],
+                                         "", object), tf.string)]
+        return self.query(*inputs).numpy()
 
 
 @dataclasses.dataclass

@@ -111,17 +111,7 @@ def new_customer_embeddings(new_customer: NewCustomerQuery,
     a customer with neither gets the upstream's cold-start vector. An unknown item id, survey
     question or answer, or a vote outside the rating range is an ``InvalidArgumentError``
     naming it, as served."""
-    from tfrec_fashion_serving.contract import new_customer_inputs  # the served inputs' form
-
-    votes = [list(row) for row in votes]
-    if surveys is not None and not new_customer.survey and any(surveys):
-        raise ValueError("surveys: this upstream model reads no survey answers (Partial Dual "
-                         "folds customers in from their votes alone)")
-    survey = [dict(row) for row in (surveys or [{}] * len(votes))] if new_customer.survey \
-        else None
-    inputs = new_customer_inputs(votes, survey=survey)
-    names = [spec.name for spec in new_customer.input_signature()]
-    return new_customer.query(*(tf.constant(inputs[name]) for name in names)).numpy()
+    return new_customer.vectors(votes, surveys)
 
 
 class PsaNetRecipe(PairVoteRecipe):
