@@ -99,8 +99,11 @@ def find_signature(servable: Servable, signature_name: str) -> tuple[str, Signat
 
 
 def prepare_inputs(signature_name: str, signature: SignatureDef, request_inputs: Mapping[str, T],
-                   convert: Converter, limits: Limits = DEFAULT_LIMITS) -> dict[str, np.ndarray]:
-    """Complete, validated numpy inputs for ``signature`` (steps in the module docstring)."""
+                   convert: Converter, limits: Limits = DEFAULT_LIMITS,
+                   defaults: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Complete, validated numpy inputs for ``signature`` (steps in the module docstring).
+    ``defaults``: the SignatureDef's defaults already as arrays (``Servable.default_inputs``);
+    None converts them from the SignatureDef."""
     _check_aliases(signature_name, signature, request_inputs)
     arrays = {}
     for alias, value in request_inputs.items():
@@ -116,7 +119,8 @@ def prepare_inputs(signature_name: str, signature: SignatureDef, request_inputs:
         check_shape(signature_name, alias, info, arrays[alias].shape)
     for alias in signature.inputs:
         if alias not in arrays:
-            arrays[alias] = tf.make_ndarray(signature.defaults[alias])
+            arrays[alias] = (defaults[alias] if defaults is not None else
+                             tf.make_ndarray(signature.defaults[alias]))
     limits.check_request(signature_name, arrays)
     return arrays
 
@@ -144,10 +148,78 @@ def array_from_proto(signature_name: str, alias: str, info: TensorInfo,
             f"Input {alias!r} of signature {signature_name!r} expects "
             f"{dtype_name(info.dtype)}, received {dtype_name(proto.dtype)}")
     try:
-        return tf.make_ndarray(proto)
+        array = _simple_ndarray(proto)
+        return array if array is not None else tf.make_ndarray(proto)
     except Exception as error:  # noqa: BLE001 - any malformed proto is the client's error
         raise invalid_argument(f"tensor parsing error: input {alias!r} of signature "
                                f"{signature_name!r}: {error}") from None
+
+
+# dtype -> (numpy dtype, the repeated field TF Serving clients fill): the values a request
+# usually carries, converted without tf.make_ndarray's generic path.
+_VALUE_FIELDS = {
+    types_pb2.DT_FLOAT: (np.dtype(np.float32), "float_val"),
+    types_pb2.DT_DOUBLE: (np.dtype(np.float64), "double_val"),
+    types_pb2.DT_INT32: (np.dtype(np.int32), "int_val"),
+    types_pb2.DT_INT64: (np.dtype(np.int64), "int64_val"),
+    types_pb2.DT_BOOL: (np.dtype(np.bool_), "bool_val"),
+}
+
+
+def _simple_ndarray(proto: tensor_pb2.TensorProto) -> np.ndarray | None:
+    """``tf.make_ndarray(proto)`` for a proto holding exactly its shape's number of values in
+    ``string_val``, its dtype's repeated field or ``tensor_content`` (a read-only view of the
+    bytes, no copy); None for anything else (padded, empty, other dtypes), which
+    ``tf.make_ndarray`` converts (or refuses) as before."""
+    shape = [dim.size for dim in proto.tensor_shape.dim]
+    elements = 1
+    for size in shape:
+        elements *= size
+    if not elements:
+        return None
+    if proto.dtype == types_pb2.DT_STRING:
+        if proto.tensor_content or len(proto.string_val) != elements:
+            return None
+        array = np.empty(elements, dtype=object)
+        array[:] = proto.string_val
+        return array.reshape(shape)
+    dtype, field = _VALUE_FIELDS.get(proto.dtype, (None, None))
+    if dtype is None:
+        return None
+    if proto.tensor_content:
+        if len(proto.tensor_content) != elements * dtype.itemsize:
+            return None
+        return np.frombuffer(proto.tensor_content, dtype=dtype).reshape(shape)
+    values = getattr(proto, field)
+    if len(values) != elements:
+        return None
+    return np.array(values, dtype=dtype).reshape(shape)
+
+
+def tensor_proto_into(proto: tensor_pb2.TensorProto, array: np.ndarray) -> None:
+    """Writes ``tf.make_tensor_proto(array)`` into ``proto`` (a response's output, no copy):
+    the same message for the dtypes signatures return (float32/64, int32/64, bool, bytes),
+    built directly; other arrays go through ``tf.make_tensor_proto``."""
+    field = _OUTPUT_FIELDS.get(array.dtype)
+    if field is None or (field == "string_val" and not all(
+            type(value) is bytes for value in array.flat)):
+        proto.CopyFrom(tf.make_tensor_proto(array))
+        return
+    proto.dtype = _OUTPUT_DTYPES[array.dtype]
+    proto.tensor_shape.SetInParent()  # present even for a scalar, as make_tensor_proto's
+    for size in array.shape:
+        proto.tensor_shape.dim.add(size=size)
+    if array.size > 1 and field in _CONTENT_FIELDS:  # as make_tensor_proto: bytes, C order
+        proto.tensor_content = array.tobytes()
+    else:
+        getattr(proto, field).extend(array.ravel().tolist())
+
+
+_OUTPUT_FIELDS = {dtype: field for dtype, field in _VALUE_FIELDS.values()}
+_OUTPUT_FIELDS[np.dtype(object)] = "string_val"
+_OUTPUT_DTYPES = {dtype: enum for enum, (dtype, _) in _VALUE_FIELDS.items()}
+_OUTPUT_DTYPES[np.dtype(object)] = types_pb2.DT_STRING
+_CONTENT_FIELDS = {"float_val", "double_val", "int_val", "int64_val"}  # not bool, not strings
 
 
 def check_shape(signature_name: str, alias: str, info: TensorInfo, shape: tuple[int, ...]) -> None:
@@ -211,12 +283,13 @@ def predict(servable: Servable, request: predict_pb2.PredictRequest,
             ) -> predict_pb2.PredictResponse:
     """Answers a PredictRequest with ``servable`` (raises :class:`ServingError`)."""
     name, signature = find_signature(servable, request.model_spec.signature_name)
-    inputs = prepare_inputs(name, signature, request.inputs, array_from_proto, limits)
+    inputs = prepare_inputs(name, signature, request.inputs, array_from_proto, limits,
+                            servable.default_inputs(name))
     aliases = output_aliases(name, signature, request.output_filter)
     outputs = run_signature(servable, name, inputs, aliases, deadline, limits)
     response = predict_pb2.PredictResponse(model_spec=model_spec(servable, name))
     for alias, value in outputs.items():
-        response.outputs[alias].CopyFrom(tf.make_tensor_proto(value))
+        tensor_proto_into(response.outputs[alias], value)
     return response
 
 
