@@ -2,15 +2,18 @@
 stub, server in its own process) against the same SavedModel signature called in-process, with
 1 and 16 concurrent clients (threads), measured in the same run.
 
-    .venv/bin/python benchmarks/serving_latency.py [--seconds 6] [--users 1000] [--items 5000]
+    .venv/bin/python benchmarks/serving_latency.py [--seconds 6] [--rounds 3] [--users 1000]
     .venv/bin/python benchmarks/serving_latency.py --export-dir EXPORTS --model vbpr
+    .venv/bin/python benchmarks/serving_latency.py --server-arg=--tensorflow_intra_op_parallelism=1
 
 Without ``--export-dir`` it writes a contract-following SavedModel with the generator the
 serving tests use (``tfrec_fashion_serving.testing``); with it, it serves that export base's
 ``models.config`` and benchmarks the latest version of ``--model``. Each request asks for the
-top ``--k`` items of one known user. Prints p50 / p99 latency and throughput per setting, and
-the gRPC / in-process ratios: the cost of the server (serialisation, gRPC, validation, a second
-process) over the bare signature call.
+top ``--k`` items of one known user. Each setting's ``--seconds`` are cut into ``--rounds``
+slices that alternate in-process and gRPC, so load from elsewhere on the machine falls on both
+alike. Prints p50 / p99 latency and throughput per setting, and the gRPC / in-process ratios:
+the cost of the server (serialisation, gRPC, validation, a second process) over the signature
+called the ordinary way, ``signature(**tensors)``, in the benchmark's own process.
 """
 
 import argparse
@@ -70,10 +73,11 @@ def user_ids_of(version_dir: str, count: int) -> list[str]:
 class ServerProcess:
     """``python -m tfrec_fashion_serving.server`` on a free port, until stopped."""
 
-    def __init__(self, config_file: str):
+    def __init__(self, config_file: str, extra_args: tuple[str, ...] = ()):
         self.process = subprocess.Popen(
             [sys.executable, "-m", "tfrec_fashion_serving.server",
-             f"--model_config_file={config_file}", "--port=0", "--grpc_max_threads=32"],
+             f"--model_config_file={config_file}", "--port=0", "--grpc_max_threads=32",
+             *extra_args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.port = self._read_port()
         threading.Thread(target=self.process.stdout.read, daemon=True).start()  # drain
@@ -102,7 +106,8 @@ class ServerProcess:
 
 
 def measure(call, requests: list, clients: int, seconds: float) -> dict:
-    """Runs ``call(request)`` from ``clients`` threads for ``seconds``; latencies in ms."""
+    """Runs ``call(request)`` from ``clients`` threads for ``seconds``: ``{"latencies": ms,
+    "seconds": elapsed}``."""
     latencies = [[] for _ in range(clients)]
     start = threading.Barrier(clients + 1)
     stop_at = []
@@ -128,9 +133,16 @@ def measure(call, requests: list, clients: int, seconds: float) -> dict:
     for thread in threads:
         thread.join()
     elapsed = time.perf_counter() - began
-    flat = np.concatenate([np.array(values) for values in latencies])
+    return {"latencies": np.concatenate([np.array(values) for values in latencies]),
+            "seconds": elapsed}
+
+
+def summarise(slices: list[dict]) -> dict:
+    """p50 / p99 (ms), throughput and count over the slices of one setting."""
+    flat = np.concatenate([part["latencies"] for part in slices])
+    seconds = sum(part["seconds"] for part in slices)
     return {"p50": np.percentile(flat, 50), "p99": np.percentile(flat, 99),
-            "throughput": len(flat) / elapsed, "count": len(flat)}
+            "throughput": len(flat) / seconds, "count": len(flat)}
 
 
 def in_process_call(version_dir: str):
@@ -162,8 +174,15 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=5000, help="toy catalogue items")
     parser.add_argument("--dim", type=int, default=32, help="toy embedding size")
     parser.add_argument("--k", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=6.0, help="per setting")
+    parser.add_argument("--seconds", type=float, default=6.0, help="per setting and path")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="slices per setting, alternating in-process and gRPC")
+    parser.add_argument("--server-arg", action="append", default=[], dest="server_args",
+                        help="a flag for the server, e.g. --server-arg=--grpc_max_threads=4 "
+                             "(repeatable)")
     args = parser.parse_args()
+    if args.rounds < 1 or args.seconds <= 0:
+        parser.error("--rounds and --seconds must be positive")
 
     with tempfile.TemporaryDirectory() as scratch:
         if args.export_dir:
@@ -174,9 +193,11 @@ def main() -> None:
         version_dir = latest_version_dir(config_file, model)
         users = user_ids_of(version_dir, 256)
         print(f"model {model} ({version_dir}); recommend k={args.k}, one user per request, "
-              f"{args.seconds:.0f} s per setting, {os.cpu_count()} cores")
+              f"{args.seconds:g} s per setting and path in {args.rounds} alternating rounds, "
+              f"{os.cpu_count()} cores" + (f"; server {' '.join(args.server_args)}"
+                                          if args.server_args else ""))
 
-        server = ServerProcess(config_file)
+        server = ServerProcess(config_file, tuple(args.server_args))
         try:
             server.wait_serving(model)
             rows = run_all(args, server.port, model, version_dir, users)
@@ -192,10 +213,18 @@ def run_all(args, port: int, model: str, version_dir: str, users: list[str]) -> 
     rows = {}
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        paths = {"in-process": (direct, tensors),
+                 "gRPC": (lambda r: stub.Predict(r, timeout=30), requests)}
         for clients in CLIENTS:
-            rows["in-process", clients] = measure(direct, tensors, clients, args.seconds)
-            rows["gRPC", clients] = measure(lambda r: stub.Predict(r, timeout=30), requests,
-                                            clients, args.seconds)
+            slices = {path: [] for path in paths}
+            for round_index in range(args.rounds):
+                order = list(paths) if round_index % 2 == 0 else list(paths)[::-1]
+                for path in order:
+                    call, inputs = paths[path]
+                    slices[path].append(measure(call, inputs, clients,
+                                                args.seconds / args.rounds))
+            for path, parts in slices.items():
+                rows[path, clients] = summarise(parts)
     return rows
 
 
@@ -205,11 +234,13 @@ def print_table(rows: dict) -> None:
     for (path, clients), row in sorted(rows.items(), key=lambda item: (item[0][1], item[0][0])):
         print(f"  {path:<11} {clients:>7} {row['p50']:>8.2f} {row['p99']:>8.2f} "
               f"{row['throughput']:>8.0f} {row['count']:>9}")
-    print("\n  gRPC / in-process")
+    print("\n  gRPC / in-process (same run)")
     for clients in CLIENTS:
         grpc_row, local = rows["gRPC", clients], rows["in-process", clients]
-        print(f"  {clients:>2} clients: p50 x{grpc_row['p50'] / local['p50']:.2f}, "
-              f"p99 x{grpc_row['p99'] / local['p99']:.2f}, "
+        print(f"  {clients:>2} clients: p50 x{grpc_row['p50'] / local['p50']:.2f} "
+              f"(+{grpc_row['p50'] - local['p50']:.2f} ms), "
+              f"p99 x{grpc_row['p99'] / local['p99']:.2f} "
+              f"(+{grpc_row['p99'] - local['p99']:.2f} ms), "
               f"throughput x{grpc_row['throughput'] / local['throughput']:.2f}")
 
 
