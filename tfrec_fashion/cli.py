@@ -212,8 +212,9 @@ INDEX_OPTIONS: tuple[Arg, ...] = (
         "least 4,096 items' worth); more = higher recall, slower"),
     arg("--rerank", type=int, help="partitioned, hamming: candidates re-scored exactly "
         "(default 100)"),
-    arg("--quantization", choices=("none", "bfloat16", "int8"),
-        help="partitioned: how the partitions are scanned (default bfloat16)"),
+    arg("--quantization", choices=("none", "bfloat16", "int8", "pq"),
+        help="partitioned: how the partitions are scanned (default bfloat16; pq: product "
+        "quantisation, measured slower than bfloat16 on CPU, README)"),
     arg("--target-recall", type=float,
         help="partitioned: choose --n-probe and --rerank as the fastest setting whose recall@10 "
         "meets this on half the customers (printed), checked on the other half (default: probe "

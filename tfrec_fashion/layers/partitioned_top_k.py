@@ -13,7 +13,9 @@ How a query is answered (an inverted-file index):
 2. A query scores the P partition centroids (one [B, D] x [D, P] matmul) and keeps the
    ``n_probe`` best; with a category filter, only that category's partitions compete.
 3. The rows of the probed partitions are gathered and scored: exactly (``quantization="none"``),
-   or on a bfloat16 / int8 copy of the vectors (half / a quarter of the bytes to gather).
+   on a bfloat16 / int8 copy of the vectors (half / a quarter of the bytes to gather), or by
+   product quantisation of their residuals to the partition centroid ("pq": one uint8 code per
+   sub-space of 4 dimensions, scored by table look-ups; see ``product_quantization.py``).
 4. Quantised scores keep the best ``rerank`` candidates, which are re-scored exactly in float32,
    so every returned score is the exact inner product; only recall is approximate.
 5. Excluded identifiers are dropped from those candidates and the best k are returned, padded
@@ -40,11 +42,12 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
+from tfrec_fashion.layers import product_quantization as pq
 from tfrec_fashion.layers.partitioning import default_n_partitions, partition
 from tfrec_fashion.layers.row_sets import in_row_sets
 from tfrec_fashion.serialization import register_serializable
 
-QUANTIZATIONS = ("none", "bfloat16", "int8")
+QUANTIZATIONS = ("none", "bfloat16", "int8", "pq")
 # Partitions probed by default: PROBE_PER_SQRT * sqrt(P). A query's neighbourhood spans a number
 # of partitions that grows more slowly than the catalogue, so a fixed share over-probes large
 # ones: measured by benchmarks/topk_catalogue.py on its clustered catalogues, recall@10 reached
@@ -92,8 +95,11 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         n_probe: partitions scored per query (default ``default_n_probe``: 1.5 sqrt(P), and
             at least 4,096 rows' worth). ``set_search_params`` changes it after ``index``.
         rerank: with quantisation, candidates re-scored exactly per query (default 100).
-        quantization: "none", "bfloat16" (default) or "int8" (symmetric, one scale per
-            dimension) for the partition scan.
+        quantization: "none", "bfloat16" (default), "int8" (symmetric, one scale per
+            dimension) or "pq" (product quantisation of the residuals; measured slower than
+            bfloat16 on CPU, see ``product_quantization.py``) for the partition scan.
+        pq_dims: with "pq", dimensions per sub-space (one code each; default 4).
+        pq_codes: with "pq", codebook entries per sub-space, 2 to 256 (default 256).
         seed: seeds the k-means; the same candidates and seed give the same index.
         name: layer name.
     """
@@ -101,18 +107,25 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
     def __init__(self, query_model: tf.keras.Model | None = None, k: int = 10,
                  n_partitions: int | None = None, n_probe: int | None = None,
                  rerank: int | None = None, quantization: str = "bfloat16", seed: int = 0,
+                 pq_dims: int = pq.DIMS_PER_SUBSPACE, pq_codes: int = pq.N_CODES,
                  name: str | None = None, **kwargs):
         super().__init__(k=k, name=name, **kwargs)
         if quantization not in QUANTIZATIONS:
             raise ValueError(f"`quantization` must be one of {QUANTIZATIONS}. "
                              f"Received: quantization={quantization!r}")
-        _check_positive(k=k, n_partitions=n_partitions, n_probe=n_probe, rerank=rerank)
+        _check_positive(k=k, n_partitions=n_partitions, n_probe=n_probe, rerank=rerank,
+                        pq_dims=pq_dims)
+        if not 2 <= pq_codes <= pq.MAX_CODES or int(pq_codes) != pq_codes:
+            raise ValueError(f"`pq_codes` must be an integer in [2, {pq.MAX_CODES}] (codes are "
+                             f"uint8). Received: pq_codes={pq_codes!r}")
         self.query_model = query_model
         self.n_partitions = n_partitions
         self.n_probe = n_probe
         self.rerank = rerank
         self.quantization = quantization
         self.seed = seed
+        self.pq_dims = int(pq_dims)
+        self.pq_codes = int(pq_codes)
         self._centroids = None
 
     # ------------------------------------------------------------------ building
@@ -188,6 +201,15 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
             self._scan_scale = self._constant("scan_scale", scale)
             self._scan_vectors = self._constant(
                 "scan_vectors", np.round(sorted_vectors / scale).astype(np.int8))
+        elif self.quantization == "pq":
+            residuals = vectors[order] - centroids[assignment[order]]
+            codebooks = pq.train_codebooks(residuals, self.pq_dims, self.pq_codes, self.seed)
+            self._codebooks = self._constant("pq_codebooks", codebooks)
+            # The padding row's codes are zeros like any row's; its score is masked.
+            self._scan_vectors = self._constant("scan_vectors", np.concatenate(
+                [pq.encode(residuals, codebooks), np.zeros((1, len(codebooks)), np.uint8)]))
+            self._row_partitions = self._constant("row_partitions", np.concatenate(
+                [np.sort(assignment), [0]]).astype(np.int32))
         self._reset_tf_function_cache()
         return self
 
@@ -203,7 +225,10 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         n_probe = n_probe or default_n_probe(self.built_n_partitions, self.n_items)
         self.built_n_probe = min(int(n_probe), self.built_n_partitions)
         self.built_rerank = int(rerank or DEFAULT_RERANK)
-        bytes_per_row = self.dim * (2 if self.quantization == "bfloat16" else 4)
+        if self.quantization == "pq":  # the widest per-row tensor: S int32 indices / floats
+            bytes_per_row = 4 * pq.n_subspaces(self.dim, self.pq_dims)
+        else:
+            bytes_per_row = self.dim * (2 if self.quantization == "bfloat16" else 4)
         bytes_per_query = self.built_n_probe * float(self.partition_sizes.mean()) * bytes_per_row
         self.query_block = int(np.clip(BLOCK_BYTES // max(bytes_per_query, 1.0), 1,
                                        MAX_QUERY_BLOCK))
@@ -293,6 +318,7 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         rows_in_block = tf.shape(queries)[0]
         fetch = k + tf.shape(exclusions)[1]
         centroid_scores = tf.matmul(queries, self._centroids, transpose_b=True)  # [C, P]
+        exact_centroid_scores = centroid_scores
         if categories.dtype == tf.bool:  # a mask: the partitions of any allowed category
             allowed = tf.gather(categories, self._partition_categories, axis=1)
         else:
@@ -314,9 +340,13 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         elif self.quantization == "bfloat16":
             scan = tf.cast(tf.einsum("bd,btd->bt", tf.cast(queries, tf.bfloat16),
                                      tf.gather(self._scan_vectors, rows)), tf.float32)
-        else:
+        elif self.quantization == "int8":
             scan = tf.einsum("bd,btd->bt", queries * self._scan_scale,
                              tf.cast(tf.gather(self._scan_vectors, rows), tf.float32))
+        else:  # q . c_p + the residual's table look-ups
+            scan = tf.gather(exact_centroid_scores, tf.gather(self._row_partitions, rows),
+                             batch_dims=1) + pq.adc_scores(
+                pq.adc_tables(queries, self._codebooks), tf.gather(self._scan_vectors, rows))
         # Exact scans keep what is returned; quantised ones keep `rerank` for exact re-scoring.
         depth = (fetch if self.quantization == "none"
                  else tf.minimum(tf.maximum(fetch, self.built_rerank), width))
@@ -343,5 +373,6 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
         config = super().get_config()
         config.update({"k": self._k, "n_partitions": self.n_partitions,
                        "n_probe": self.n_probe, "rerank": self.rerank,
-                       "quantization": self.quantization, "seed": self.seed})
+                       "quantization": self.quantization, "seed": self.seed,
+                       "pq_dims": self.pq_dims, "pq_codes": self.pq_codes})
         return config
