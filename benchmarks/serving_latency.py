@@ -13,7 +13,9 @@ top ``--k`` items of one known user. Each setting's ``--seconds`` are cut into `
 slices that alternate in-process and gRPC, so load from elsewhere on the machine falls on both
 alike. Prints p50 / p99 latency and throughput per setting, and the gRPC / in-process ratios:
 the cost of the server (serialisation, gRPC, validation, a second process) over the signature
-called the ordinary way, ``signature(**tensors)``, in the benchmark's own process.
+called the ordinary way, ``signature(**tensors)``, in the benchmark's own process. With 1
+client it also times a health Check on the same channel, a unary call with no model work: the
+Python gRPC round trip between two processes, the floor under the gRPC row.
 """
 
 import argparse
@@ -36,6 +38,7 @@ from tfrec_fashion_serving import model_config, servable, testing  # noqa: E402
 from tfrec_fashion_serving.client import predict_request, recommend_inputs  # noqa: E402
 
 CLIENTS = (1, 16)
+FLOOR = "gRPC health"  # a unary call with no model work: Python gRPC's own round trip
 
 
 def write_toy_export(directory: str, users: int, items: int, dim: int) -> tuple[str, str]:
@@ -213,12 +216,15 @@ def run_all(args, port: int, model: str, version_dir: str, users: list[str]) -> 
     rows = {}
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
         stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        health = health_pb2_grpc.HealthStub(channel)
         paths = {"in-process": (direct, tensors),
-                 "gRPC": (lambda r: stub.Predict(r, timeout=30), requests)}
+                 "gRPC": (lambda r: stub.Predict(r, timeout=30), requests),
+                 FLOOR: (lambda r: health.Check(r, timeout=30),
+                         [health_pb2.HealthCheckRequest(service=model)])}
         for clients in CLIENTS:
-            slices = {path: [] for path in paths}
+            slices = {path: [] for path in paths if path != FLOOR or clients == 1}
             for round_index in range(args.rounds):
-                order = list(paths) if round_index % 2 == 0 else list(paths)[::-1]
+                order = list(slices) if round_index % 2 == 0 else list(slices)[::-1]
                 for path in order:
                     call, inputs = paths[path]
                     slices[path].append(measure(call, inputs, clients,
@@ -229,10 +235,10 @@ def run_all(args, port: int, model: str, version_dir: str, users: list[str]) -> 
 
 
 def print_table(rows: dict) -> None:
-    print(f"\n  {'path':<11} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
+    print(f"\n  {'path':<12} {'clients':>7} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
           f"{'requests':>9}")
     for (path, clients), row in sorted(rows.items(), key=lambda item: (item[0][1], item[0][0])):
-        print(f"  {path:<11} {clients:>7} {row['p50']:>8.2f} {row['p99']:>8.2f} "
+        print(f"  {path:<12} {clients:>7} {row['p50']:>8.2f} {row['p99']:>8.2f} "
               f"{row['throughput']:>8.0f} {row['count']:>9}")
     print("\n  gRPC / in-process (same run)")
     for clients in CLIENTS:
@@ -242,6 +248,9 @@ def print_table(rows: dict) -> None:
               f"p99 x{grpc_row['p99'] / local['p99']:.2f} "
               f"(+{grpc_row['p99'] - local['p99']:.2f} ms), "
               f"throughput x{grpc_row['throughput'] / local['throughput']:.2f}")
+    floor = rows[FLOOR, 1]
+    print(f"  {FLOOR} (no model work), 1 client: p50 {floor['p50']:.2f} ms, "
+          f"p99 {floor['p99']:.2f} ms")
 
 
 if __name__ == "__main__":
