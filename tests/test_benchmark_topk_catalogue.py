@@ -38,7 +38,8 @@ def test_tiny_run_prints_matched_recall_rows_for_every_catalogue(tmp_path):
             match = ROW.match(line)
             if match and not line.startswith("  method"):
                 fields = match["rest"].split()
-                batch = int(fields[-6]) if "not reachable" not in line else int(fields[-1])
+                batch = (int(fields[-6]) if "not reachable" not in line
+                         else int(fields[fields.index("reachable") + 1]))
                 rows[match["name"], match["target"], batch] = fields
         methods = ["Partitioned bfloat16", "Partitioned none"]
         methods += ["ScaNN pybind (custom code)"] * with_scann
