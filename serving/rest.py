@@ -496,7 +496,7 @@ class _Handler(BaseHTTPRequestHandler):
         name, signature = find_signature(servable, signature_name)
         limits = self.server.limits
         inputs = prepare_inputs(name, signature, columns(name, signature, payload, row_format),
-                                array_from_json, limits)
+                                array_from_json, limits, servable.default_inputs(name))
         outputs = run_signature(servable, name, inputs, output_aliases(name, signature, []),
                                 Deadline.after(self.server.timeout_seconds), limits)
         return predictions(outputs, row_format)
