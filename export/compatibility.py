@@ -33,6 +33,15 @@ from tfrec_fashion_serving.contract import (COMPATIBILITY, COMPLETE_PAIR,
                                             SCORE_PAIRS_NEW_CUSTOMER)
 
 
+def takes_customer_embedding(parts: CompatibilityParts) -> bool:
+    """Whether the export has the ``*_new_customer`` signatures: the scorer reads a customer
+    vector and the parts hold those vectors in their upstream file's space, as they say
+    (``info["customer_vectors"]``, PSA-Net runs from issue 24 on). Older runs hold them
+    standardised beside a scorer that does not standardise, where an upstream query would be
+    scored in the wrong space, so they keep exactly the signatures they had."""
+    return parts.scorer.user_dim > 0 and "customer_vectors" in parts.info
+
+
 class CompatibilityModule(tf.Module):
     """The SavedModel's root for the compatibility head.
 
@@ -62,11 +71,7 @@ class CompatibilityModule(tf.Module):
         self.item_vectors = tf.Variable(parts.item_vectors, trainable=False, name="item_vectors")
         self.scorer = parts.scorer
         self.scorer_variables = list(parts.scorer.variables)
-        # Parts that hold the customer vectors in their upstream file's space say so
-        # (info["customer_vectors"], PSA-Net runs from issue 24 on); older runs hold them
-        # standardised beside a scorer that does not standardise, where an upstream query would
-        # be scored in the wrong space, so they keep exactly the signatures they had.
-        self.takes_embedding = parts.scorer.user_dim > 0 and "customer_vectors" in parts.info
+        self.takes_embedding = takes_customer_embedding(parts)
         if self.takes_embedding:  # tf.functions of the methods: their defaults are kept
             self.score_pairs_new_customer = tf.function(
                 self._score_pairs_new_customer,

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfrec_fashion.training.serving_parts import (CompatibilityParts, GenerationParts, LookParts,
                                                   OutfitParts, Parts, RetrievalParts)
-from tfrec_fashion_export.compatibility import CompatibilityModule
+from tfrec_fashion_export.compatibility import CompatibilityModule, takes_customer_embedding
 from tfrec_fashion_export.design import DesignModule
 from tfrec_fashion_export.look import LookModule
 from tfrec_fashion_export.module import RecommenderModule
@@ -74,16 +74,20 @@ def _retrieval_description(parts: RetrievalParts) -> dict[str, Any]:
 
 
 def _compatibility_warmup(parts: CompatibilityParts) -> dict[str, dict[str, np.ndarray]]:
-    """A real item whose category has partners, and one of those partners."""
+    """A real item whose category has partners, and one of those partners; where the export
+    takes customer vectors, the first customer's and the mean one's."""
+    vectors = (np.stack([parts.user_vectors[0], parts.user_vectors.mean(axis=0)])
+               if takes_customer_embedding(parts) else None)
     categories = parts.item_categories
     for category, partners in sorted(parts.complements.items()):
         candidates = np.flatnonzero(np.isin(categories, partners))
         if len(candidates):
             item = parts.item_ids[np.flatnonzero(categories == category)[0]]
             return contract.pair_warmup_inputs(list(parts.user_ids), item,
-                                               parts.item_ids[candidates[0]], len(candidates))
+                                               parts.item_ids[candidates[0]], len(candidates),
+                                               vectors)
     return contract.pair_warmup_inputs(list(parts.user_ids), parts.item_ids[0],
-                                       parts.item_ids[-1], 1)
+                                       parts.item_ids[-1], 1, vectors)
 
 
 def _compatibility_description(parts: CompatibilityParts) -> dict[str, Any]:

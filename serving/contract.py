@@ -501,11 +501,27 @@ def warmup_inputs(user_ids: Sequence[str], item_ids: Sequence[str],
 
 
 def pair_warmup_inputs(user_ids: Sequence[str], item_id: str, partner_id: str,
-                       n_partners: int) -> dict[str, dict[str, np.ndarray]]:
+                       n_partners: int, customer_vectors: np.ndarray | None = None
+                       ) -> dict[str, dict[str, np.ndarray]]:
     """One request per signature of :data:`COMPATIBILITY`: two known customers and an unknown
-    one, an item and a partner it can be paired with, k no larger than the partners."""
+    one, an item and a partner it can be paired with, k no larger than the partners; with
+    ``customer_vectors`` [B, E] (a model that scores customers given by their vector), the
+    same requests of the ``*_new_customer`` signatures for those vectors."""
     users = [*user_ids[:2], UNKNOWN_USER]
     batch = len(users)
+    new_customers = {}
+    if customer_vectors is not None:
+        vectors = np.asarray(customer_vectors, np.float32)
+        rows = len(vectors)
+        new_customers = {
+            SCORE_PAIRS_NEW_CUSTOMER.name: {"customer_embedding": vectors,
+                                            "item_id": string_array([item_id] * rows),
+                                            "partner_id": string_array([partner_id] * rows)},
+            COMPLETE_PAIR_NEW_CUSTOMER.name: {
+                "customer_embedding": vectors, "item_id": string_array([item_id] * rows),
+                "k": np.full(rows, min(DEFAULT_K, n_partners), np.int32),
+                "category": string_array([""] * rows),
+                "exclude_item_ids": string_array([[partner_id]] * rows)}}
     return {
         SCORE_PAIRS.name: {"user_id": string_array(users),
                            "item_id": string_array([item_id] * batch),
@@ -515,6 +531,7 @@ def pair_warmup_inputs(user_ids: Sequence[str], item_id: str, partner_id: str,
                              "k": np.full(batch, min(DEFAULT_K, n_partners), np.int32),
                              "category": string_array([""] * batch),
                              "exclude_item_ids": string_array([[partner_id]] * batch)},
+        **new_customers,
     }
 
 

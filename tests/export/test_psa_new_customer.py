@@ -254,6 +254,14 @@ def test_a_stynet_upstream_folds_survey_answers_and_votes_in(tmp_path, assert_cl
                                 [{"favourite_colour": "mauve"}])
 
 
+def test_warmup_replays_the_new_customer_signatures(runs):
+    """TF Serving replays the warm-up records at load: the *_new_customer signatures have theirs
+    (the first customer's vector and the mean one), so their first request pays no tracing."""
+    _, _, base = runs
+    assert sorted(testing.replay_warmup(base / "psa_net" / "1")) == sorted(
+        ["complete_pair", "score_pairs", COMPLETE, SCORE])
+
+
 def test_runs_from_before_the_new_customer_signatures_keep_the_signatures_they_had(runs):
     """A PSA-Net run trained before issue 24 holds standardised customer vectors beside a
     scorer that does not standardise (no info["customer_vectors"]): an upstream query would be
