@@ -1,4 +1,5 @@
-"""The ``tfrec-fashion`` command: data, train, evaluate, export, serve, query, visualize, design, demo.
+"""The ``tfrec-fashion`` command: data, train, evaluate, table, newcomers, export, check-ops, serve,
+query, visualize, report, design, demo.
 
 This module is the composition root: it is the one place allowed to wire every stage together
 (including the top-level ``export/`` and ``serving/`` folders). Heavy imports happen inside the
