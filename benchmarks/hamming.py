@@ -114,7 +114,7 @@ def main() -> None:
           f"{tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads")
 
     rng = np.random.default_rng(args.seed)
-    items, queries = make_catalogue("clustered", args.items, args.dim, args.queries, rng)
+    items, queries, _ = make_catalogue("clustered", args.items, args.dim, args.queries, rng)
     # Unit vectors: sign codes keep a vector's direction and lose its length, so they can rank by
     # angle (cosine) and not by raw inner product, where long vectors win whatever the direction
     # (unnormalised, recall@10 fell to 0.07). Retrieval embeddings are usually normalised anyway.

@@ -65,7 +65,7 @@ def main() -> None:
     for shape in args.shapes:
         n_items, dim = (int(v) for v in shape.lower().split("x"))
         for kind in args.catalogue:
-            items, queries = make_catalogue(kind, n_items, dim, 4 * 256, rng)
+            items, queries, _ = make_catalogue(kind, n_items, dim, 4 * 256, rng)
             exact = np.concatenate([numpy_top_k(items)(queries[start:start + 256])
                                     for start in range(0, len(queries), 256)])
             seconds = {True: [], False: []}

@@ -70,12 +70,15 @@ SIZES = {"full": {"tuning": 500, "exact_calls": (40, 3), "approximate_calls": (3
 BATCHES = (1, 256)
 
 
-def make_catalogue(kind, n_items, dim, n_queries, rng, sizes, seed):
-    """Items [N, D], queries [Q, D] (float32) and a line saying how they were made."""
+def make_catalogue(kind, n_items, dim, n_queries, rng, sizes=None, seed=0):
+    """Items [N, D], queries [Q, D] (float32) and a line saying how they were made; ``sizes``
+    (the run's preset sizes) and ``seed`` are read by the learned catalogue only."""
     if kind == "random":
         return (rng.standard_normal((n_items, dim), dtype=np.float32),
                 rng.standard_normal((n_queries, dim), dtype=np.float32), "i.i.d. normal")
     if kind == "learned":
+        if sizes is None:
+            raise ValueError("the learned catalogue needs the run's sizes (its world preset)")
         return learned_catalogue(n_items, dim, n_queries, rng, sizes, seed)
     centres = rng.standard_normal((2000, dim), dtype=np.float32)
     def draw(n):
