@@ -1,6 +1,7 @@
 """Layers: Keras building blocks shared by several models (attention blocks, image backbones,
-retrieval heads, the approximate ``PartitionedTopK`` index, ``HammingTopK``: exact ranking of
-packed binary codes from stock ops). Every public layer is registered for serialization and
+retrieval heads, the approximate ``PartitionedTopK`` index (its k-means in ``partitioning``,
+its optional product-quantised scan in ``product_quantization``), ``HammingTopK``: exact
+ranking of packed binary codes from stock ops). Every public layer is registered for serialization and
 round-trips through ``get_config``.
 
 ``item_content`` builds what a content-aware model reads about each item, chosen by config

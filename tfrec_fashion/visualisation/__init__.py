@@ -5,7 +5,7 @@ user-aware spatial attention (``pan_attention.py``, the paper's Fig. 3), complet
 compatibility of an anchor item with an item's image (``look_attention.py``) and its served
 similar / complementary items per query product (``look_grid.py``), customers' preference over
 a design GAN's images (``design_attention.py``), GAN design grids, trend
-plots and training curves, written as PNG files a person can
+plots, training curves and how fast newcomers become known (``newcomers.py``), written as PNG files a person can
 open; and the run report (``report.py``): those files of a run directory or the demo's workdir,
 with its tables, on one self-contained HTML page.
 
