@@ -115,9 +115,7 @@ class PartitionedTopK(tfrs.layers.factorized_top_k.TopK):
                              f"Received: quantization={quantization!r}")
         _check_positive(k=k, n_partitions=n_partitions, n_probe=n_probe, rerank=rerank,
                         pq_dims=pq_dims)
-        if not 2 <= pq_codes <= pq.MAX_CODES or int(pq_codes) != pq_codes:
-            raise ValueError(f"`pq_codes` must be an integer in [2, {pq.MAX_CODES}] (codes are "
-                             f"uint8). Received: pq_codes={pq_codes!r}")
+        pq.check_n_codes(pq_codes)
         self.query_model = query_model
         self.n_partitions = n_partitions
         self.n_probe = n_probe

@@ -39,6 +39,13 @@ N_CODES = 256
 MAX_CODES = 256  # codes are uint8
 
 
+def check_n_codes(n_codes) -> None:
+    """``pq_codes`` must be an integer in [2, MAX_CODES] (codes are uint8)."""
+    if isinstance(n_codes, bool) or int(n_codes) != n_codes or not 2 <= n_codes <= MAX_CODES:
+        raise ValueError(f"`pq_codes` must be an integer in [2, {MAX_CODES}] (codes are "
+                         f"uint8). Received: pq_codes={n_codes!r}")
+
+
 def n_subspaces(dim: int, dims_per_subspace: int) -> int:
     """Sub-spaces of a ``dim``-dimensional space (the last one padded with zeros)."""
     return math.ceil(dim / dims_per_subspace)
@@ -57,9 +64,7 @@ def train_codebooks(residuals: np.ndarray, dims_per_subspace: int, n_codes: int,
     """k-means codebooks of each sub-space of ``residuals`` float32 [N, D]: float32
     [S, n_codes, dims_per_subspace] (fewer rows than codes: the spare codes are zero vectors,
     which encode nothing worse than an absent code)."""
-    if not 2 <= n_codes <= MAX_CODES:
-        raise ValueError(f"`pq_codes` must be in [2, {MAX_CODES}] (codes are uint8). "
-                         f"Received: {n_codes}")
+    check_n_codes(n_codes)
     pieces = _pieces(np.asarray(residuals, np.float32), dims_per_subspace)
     rng = np.random.default_rng(seed)
     codebooks = np.zeros((pieces.shape[1], n_codes, dims_per_subspace), np.float32)
