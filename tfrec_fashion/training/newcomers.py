@@ -240,8 +240,7 @@ def newcomer_curve(method, data: FashionDataset | Ratings, held_out: np.ndarray,
     customers = {k: np.stack(vectors[k]) for k in vote_counts}
 
     def auc(customer_vectors: np.ndarray) -> float:
-        return vote_aucs(method.rating(customer_vectors[users], items), table,
-                         "")["customer_auc"]
+        return auc_of_scores(method.rating(customer_vectors[users], items), table)
 
     baseline = auc(cold)
     curve: dict[str, list] = {"method": method.name, "votes": vote_counts,
